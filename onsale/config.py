@@ -1,0 +1,109 @@
+"""Settings from ``ONSALE_*`` environment variables, one frozen Struct per subsystem."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+
+class ConfigError(Exception):
+    """A required setting is missing or malformed; the message is one line for the operator."""
+
+
+class RedisSettings(msgspec.Struct, frozen=True):
+    #: ``redis://``, ``rediss://`` or ``unix://`` URL; empty means "not configured".
+    url: str = ""
+    #: Treat ``url`` as one node of a Redis Cluster.
+    cluster: bool = False
+    #: Connections per gateway process.
+    max_connections: int = 64
+
+
+class DatabaseSettings(msgspec.Struct, frozen=True):
+    #: ``postgresql://`` URL; ``?host=/socket/dir`` selects a Unix socket.
+    url: str = ""
+    pool_min: int = 1
+    pool_max: int = 10
+
+
+class StripeSettings(msgspec.Struct, frozen=True):
+    secret_key: str = ""
+    publishable_key: str = ""
+    webhook_secret: str = ""
+    #: Empty means Stripe's own API.
+    api_base: str = ""
+
+
+class SecuritySettings(msgspec.Struct, frozen=True):
+    #: Bearer token with organizer and admin rights.
+    admin_token: str = ""
+    #: Ed25519 private key: PEM, or base64url of the 32-byte seed.
+    signing_key: str = ""
+    #: CIDRs exempt from per-client rate limits.
+    rate_limit_exempt: tuple[str, ...] = ()
+
+
+class Settings(msgspec.Struct, frozen=True):
+    redis: RedisSettings = RedisSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    stripe: StripeSettings = StripeSettings()
+    security: SecuritySettings = SecuritySettings()
+    #: Where embedded services and dev keys live.
+    data_dir: str = ".onsale"
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).resolve()
+
+    def require(self, *names: str) -> None:
+        """Raise one clear line naming every missing required variable."""
+        missing = [n for n in names if not _ENV_VALUE[n](self)]
+        if missing:
+            raise ConfigError("missing required environment variable(s): " + ", ".join(missing))
+
+
+# Environment variable -> (subsystem, field). The one place names are mapped.
+_ENV: dict[str, tuple[str, str]] = {
+    "ONSALE_REDIS_URL": ("redis", "url"),
+    "ONSALE_REDIS_CLUSTER": ("redis", "cluster"),
+    "ONSALE_REDIS_MAX_CONNECTIONS": ("redis", "max_connections"),
+    "ONSALE_DATABASE_URL": ("database", "url"),
+    "ONSALE_DATABASE_POOL_MIN": ("database", "pool_min"),
+    "ONSALE_DATABASE_POOL_MAX": ("database", "pool_max"),
+    "ONSALE_STRIPE_SECRET_KEY": ("stripe", "secret_key"),
+    "ONSALE_STRIPE_PUBLISHABLE_KEY": ("stripe", "publishable_key"),
+    "ONSALE_STRIPE_WEBHOOK_SECRET": ("stripe", "webhook_secret"),
+    "ONSALE_STRIPE_API_BASE": ("stripe", "api_base"),
+    "ONSALE_ADMIN_TOKEN": ("security", "admin_token"),
+    "ONSALE_SIGNING_KEY": ("security", "signing_key"),
+    "ONSALE_RATE_LIMIT_EXEMPT": ("security", "rate_limit_exempt"),
+}
+
+_ENV_VALUE = {
+    name: (lambda s, sub=sub, field=field: getattr(getattr(s, sub), field))
+    for name, (sub, field) in _ENV.items()
+}
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings once from the environment (``os.environ`` by default)."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, dict[str, object]] = {"redis": {}, "database": {}, "stripe": {}, "security": {}}
+    for name, (sub, field) in _ENV.items():
+        value = env.get(name, "").strip()
+        if not value:
+            continue
+        if field == "rate_limit_exempt":
+            raw[sub][field] = [part.strip() for part in value.split(",") if part.strip()]
+        else:
+            raw[sub][field] = value
+    doc: dict[str, object] = dict(raw)
+    if env.get("ONSALE_DATA_DIR", "").strip():
+        doc["data_dir"] = env["ONSALE_DATA_DIR"].strip()
+    try:
+        return msgspec.convert(doc, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid setting: {exc}") from None

@@ -1,0 +1,23 @@
+"""Holds: typed async wrappers around the inventory Lua scripts."""
+
+from onsale.inventory.engine import Inventory
+from onsale.inventory.models import (
+    Confirmation,
+    Hold,
+    HoldRejected,
+    Rejection,
+    ReleaseOutcome,
+    TierLevel,
+    TierSpec,
+)
+
+__all__ = [
+    "Confirmation",
+    "Hold",
+    "HoldRejected",
+    "Inventory",
+    "Rejection",
+    "ReleaseOutcome",
+    "TierLevel",
+    "TierSpec",
+]

@@ -1,0 +1,82 @@
+"""What the inventory engine takes and returns."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import msgspec
+
+
+class Rejection(StrEnum):
+    """Why a hold or a confirmation was refused (the Lua scripts' reason strings)."""
+
+    UNKNOWN_EVENT = "unknown_event"
+    UNKNOWN_TIER = "unknown_tier"
+    DUPLICATE_HOLD = "duplicate_hold"
+    INVALID_QUANTITY = "invalid_quantity"
+    LIMIT_EXCEEDED = "limit_exceeded"
+    SOLD_OUT = "sold_out"
+    INSUFFICIENT_INVENTORY = "insufficient_inventory"
+    HOLD_EXPIRED = "hold_expired"
+    HOLD_USED = "hold_used"
+    CAPACITY_BELOW_TAKEN = "capacity_below_taken"
+
+
+class HoldRejected(Exception):
+    """The engine refused; ``tier_id`` and ``available`` say where, when it knows."""
+
+    def __init__(self, reason: Rejection, tier_id: str = "", available: int = 0) -> None:
+        super().__init__(f"{reason}: tier={tier_id or '-'} available={available}")
+        self.reason = reason
+        self.tier_id = tier_id
+        self.available = available
+
+
+class ReleaseOutcome(StrEnum):
+    RELEASED = "ok"  # this call gave the tickets back
+    EXPIRED = "expired"
+    ALREADY_RELEASED = "released"
+    CONFIRMED = "confirmed"
+    NOT_FOUND = "not_found"
+
+
+class TierSpec(msgspec.Struct, frozen=True):
+    """A tier as the engine needs it when an event is armed."""
+
+    tier_id: str
+    capacity: int
+    per_order_limit: int = 0  # 0: no limit
+    price: int = 0
+
+
+class TierLevel(msgspec.Struct, frozen=True):
+    tier_id: str
+    capacity: int
+    held: int
+    sold: int
+    per_order_limit: int
+    price: int
+
+    @property
+    def available(self) -> int:
+        return max(self.capacity - self.held - self.sold, 0)
+
+
+class Hold(msgspec.Struct, frozen=True):
+    hold_id: str
+    event_id: str
+    expires_ms: int
+    items: tuple[tuple[str, int], ...]
+    owner: str = ""
+
+
+class Confirmation(msgspec.Struct, frozen=True):
+    order_id: str
+    #: Stream entry id; empty when this order had already been confirmed (a duplicate call).
+    stream_id: str
+    #: The hold had expired and the tickets were taken again for a late payment.
+    retaken: bool = False
+
+    @property
+    def duplicate(self) -> bool:
+        return not self.stream_id

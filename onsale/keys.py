@@ -1,0 +1,56 @@
+"""Every Redis key template, in one place.
+
+All keys of an event share the hash tag ``{ev:<event_id>}`` so that each Lua script
+touches a single slot and the engine runs unchanged on Redis Cluster.
+"""
+
+from __future__ import annotations
+
+#: Set of event ids whose inventory is armed (the sweeper walks it). Global, not per event.
+ARMED_EVENTS = "onsale:armed"
+
+
+def tag(event_id: str) -> str:
+    return "{ev:" + event_id + "}"
+
+
+def inventory(event_id: str) -> str:
+    """Hash: ``<tier>:cap|held|sold|limit|price`` per tier, plus ``hold_ms`` and ``tiers``."""
+    return tag(event_id) + ":inv"
+
+
+def holds_expiry(event_id: str) -> str:
+    """Sorted set: live hold id scored by its expiry in epoch milliseconds."""
+    return tag(event_id) + ":holds:exp"
+
+
+def holds_data(event_id: str) -> str:
+    """Hash: live hold id -> ``expires_ms|owner|tier qty tier qty ...``."""
+    return tag(event_id) + ":holds:data"
+
+
+def holds_done(event_id: str) -> str:
+    """Hash: finished hold id -> ``released`` | ``expired`` | ``confirmed:<order_id>``."""
+    return tag(event_id) + ":holds:done"
+
+
+def orders_stream(event_id: str) -> str:
+    """Stream of confirmed orders, consumed by the write-behind committer."""
+    return tag(event_id) + ":orders"
+
+
+def owners(event_id: str) -> str:
+    """Hash: owner (an admission) -> tickets it holds or bought, for its purchase limit."""
+    return tag(event_id) + ":owners"
+
+
+def inventory_keys(event_id: str) -> list[str]:
+    """The keys every inventory script takes, in the order ``lua/_common.lua`` names them."""
+    return [
+        inventory(event_id),
+        holds_expiry(event_id),
+        holds_data(event_id),
+        holds_done(event_id),
+        orders_stream(event_id),
+        owners(event_id),
+    ]
