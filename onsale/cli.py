@@ -1,0 +1,83 @@
+"""The ``onsale`` command: dev | serve | migrate | bench."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from onsale import config
+from onsale.db.url import redact
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from onsale.db import migrate
+
+    settings = config.load()
+    settings.require("ONSALE_DATABASE_URL")
+    applied = asyncio.run(migrate.apply(settings.database.url))
+    target = redact(settings.database.url)
+    print(f"applied {len(applied)} migration(s) to {target}: {', '.join(applied) or 'up to date'}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from onsale.gateway.server import serve
+
+    settings = config.load()
+    settings.require("ONSALE_REDIS_URL", "ONSALE_DATABASE_URL", "ONSALE_ADMIN_TOKEN",
+                     "ONSALE_SIGNING_KEY")  # fmt: skip
+    serve(host=args.host, port=args.port, workers=args.workers)
+    return 0
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from onsale.dev import run
+
+    return run(port=args.port, host=args.host)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from onsale.bench import inventory
+
+    return asyncio.run(inventory.main(args))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="onsale", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True, metavar="command")
+
+    dev = sub.add_parser("dev", help="everything on one machine on embedded services")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8000)
+    dev.set_defaults(func=_dev)
+
+    serve = sub.add_parser("serve", help="the HTTP gateway")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(func=_serve)
+
+    mig = sub.add_parser("migrate", help="apply database migrations (idempotent)")
+    mig.set_defaults(func=_migrate)
+
+    bench = sub.add_parser("bench", help="benchmarks that print ratios against a baseline")
+    bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="benchmark")
+    inv = bench_sub.add_parser("inventory", help="Redis Lua holds against Postgres locking")
+    from onsale.bench.inventory import add_arguments
+
+    add_arguments(inv)
+    inv.set_defaults(func=_bench)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except config.ConfigError as exc:
+        print(f"onsale: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

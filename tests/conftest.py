@@ -1,0 +1,75 @@
+"""Real Redis and Postgres for the tests: embedded throwaway servers, or the ones named by
+``ONSALE_TEST_REDIS_URL`` / ``ONSALE_TEST_DATABASE_URL``."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from onsale.db import connect, migrate
+from onsale.db.url import with_database
+from onsale.embedded import EmbeddedPostgres, EmbeddedRedis
+
+
+@pytest.fixture(scope="session")
+def services_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("services")
+    path.chmod(0o755)  # the embedded Postgres runs as nobody when we are root
+    return path
+
+
+@pytest.fixture(scope="session")
+def redis_url(services_dir: Path) -> Iterator[str]:
+    url = os.environ.get("ONSALE_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    with EmbeddedRedis(services_dir, durable=False) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url(services_dir: Path) -> Iterator[str]:
+    url = os.environ.get("ONSALE_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    with EmbeddedPostgres(services_dir, database="postgres", durable=False) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def database_url(postgres_server_url: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for this run, dropped afterwards."""
+    name = f"onsale_test_{uuid.uuid4().hex[:12]}"
+    admin = await connect(postgres_server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = with_database(postgres_server_url, name)
+        await migrate.apply(url)
+        yield url
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True, max_connections=256)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    from onsale.db import create_pool
+
+    p = await create_pool(database_url, min_size=1, max_size=10)
+    yield p
+    await p.close()
