@@ -35,13 +35,13 @@ def _serve(args: argparse.Namespace) -> int:
 def _dev(args: argparse.Namespace) -> int:
     from onsale.dev import run
 
-    return run(port=args.port, host=args.host)
+    return int(run(port=args.port, host=args.host))
 
 
 def _bench(args: argparse.Namespace) -> int:
     from onsale.bench import inventory
 
-    return asyncio.run(inventory.main(args))
+    return int(asyncio.run(inventory.main(args)))
 
 
 def parser() -> argparse.ArgumentParser:

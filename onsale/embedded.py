@@ -184,9 +184,7 @@ class EmbeddedRedis(_Service):
 class EmbeddedPostgres(_Service):
     """A Postgres cluster under ``data_dir`` listening on a Unix socket only."""
 
-    def __init__(
-        self, data_dir: Path, *, database: str = "onsale", durable: bool = True
-    ) -> None:
+    def __init__(self, data_dir: Path, *, database: str = "onsale", durable: bool = True) -> None:
         self.root = Path(data_dir).resolve() / "postgres"
         self.pgdata = self.root / "data"
         self.database = database

@@ -54,3 +54,12 @@ def inventory_keys(event_id: str) -> list[str]:
         orders_stream(event_id),
         owners(event_id),
     ]
+
+
+def onsale(event_id: str) -> str:
+    """Hash: the on-sale schedule the waiting room reads at every decision.
+
+    ``opens_ms``, ``closes_ms`` (0 = none), ``admit_per_minute``, ``max_active`` (0 = no cap),
+    ``hold_seconds``, ``paused`` (0/1).
+    """
+    return tag(event_id) + ":onsale"

@@ -11,10 +11,15 @@ from pathlib import Path
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
 
+from onsale import signing
+from onsale.config import Settings, load
 from onsale.db import connect, migrate
 from onsale.db.url import with_database
 from onsale.embedded import EmbeddedPostgres, EmbeddedRedis
+from onsale.gateway.app import create_app
 
 
 @pytest.fixture(scope="session")
@@ -73,3 +78,30 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     p = await create_pool(database_url, min_size=1, max_size=10)
     yield p
     await p.close()
+
+
+ADMIN_TOKEN = "test-admin-token"
+
+
+@pytest.fixture(scope="session")
+def settings(redis_url: str, database_url: str) -> Settings:
+    return load(
+        {
+            "ONSALE_REDIS_URL": redis_url,
+            "ONSALE_DATABASE_URL": database_url,
+            "ONSALE_ADMIN_TOKEN": ADMIN_TOKEN,
+            "ONSALE_SIGNING_KEY": signing.generate_pem(),
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    """The gateway in-process, over ASGI, with its real lifespan and services."""
+    async with AsyncTestClient(app=create_app(settings)) as c:
+        yield c
+
+
+@pytest.fixture
+def admin() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}

@@ -1,0 +1,70 @@
+"""The error catalog: stable codes, their HTTP status and default message.
+
+Every error a client sees is ``{"code": ..., "detail": ...}`` with a code from here.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class Code(StrEnum):
+    INVALID_REQUEST = "invalid_request"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    CONFLICT = "conflict"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    RATE_LIMITED = "rate_limited"
+    EVENT_NOT_FOUND = "event_not_found"
+    SOLD_OUT = "sold_out"
+    INSUFFICIENT_INVENTORY = "insufficient_inventory"
+    LIMIT_EXCEEDED = "limit_exceeded"
+    CAPACITY_BELOW_TAKEN = "capacity_below_taken"
+    UNAVAILABLE = "unavailable"
+    INTERNAL_ERROR = "internal_error"
+
+
+CATALOG: dict[Code, tuple[int, str]] = {
+    Code.INVALID_REQUEST: (422, "The request is not valid."),
+    Code.UNAUTHORIZED: (401, "A valid bearer token is required."),
+    Code.FORBIDDEN: (403, "This token may not do that."),
+    Code.NOT_FOUND: (404, "No such resource."),
+    Code.METHOD_NOT_ALLOWED: (405, "Method not allowed on this resource."),
+    Code.CONFLICT: (409, "The request conflicts with the current state."),
+    Code.PAYLOAD_TOO_LARGE: (413, "The request body is too large."),
+    Code.RATE_LIMITED: (429, "Too many requests; retry later."),
+    Code.EVENT_NOT_FOUND: (404, "No such event."),
+    Code.SOLD_OUT: (409, "Sold out: no tickets of this tier are available."),
+    Code.INSUFFICIENT_INVENTORY: (409, "Not enough tickets left for this request."),
+    Code.LIMIT_EXCEEDED: (422, "More tickets than the per-order limit allows."),
+    Code.CAPACITY_BELOW_TAKEN: (409, "Capacity cannot go below tickets already held or sold."),
+    Code.UNAVAILABLE: (503, "A backing service is unavailable; retry shortly."),
+    Code.INTERNAL_ERROR: (500, "Internal error."),
+}
+
+
+class ApiError(Exception):
+    """Raised anywhere below the gateway; rendered as the catalog's status and body."""
+
+    def __init__(
+        self,
+        code: Code,
+        detail: str | None = None,
+        *,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        default_status, default_detail = CATALOG[code]
+        self.code = code
+        self.detail = detail or default_detail
+        self.status = status or default_status
+        self.headers = headers or {}
+        self.extra = extra or {}
+        super().__init__(f"{code}: {self.detail}")
+
+    def body(self) -> dict[str, Any]:
+        return {"code": str(self.code), "detail": self.detail, **self.extra}

@@ -1,0 +1,1 @@
+"""The organizer's catalog: events, tiers and on-sale schedules."""

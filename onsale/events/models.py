@@ -1,0 +1,146 @@
+"""The catalog's request and response bodies, validated by msgspec at the boundary."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+from onsale.events.currencies import CURRENCIES
+
+UtcTime = Annotated[datetime, Meta(tz=True)]
+Name = Annotated[str, Meta(min_length=1, max_length=200)]
+Count = Annotated[int, Meta(ge=0, le=10_000_000)]
+Money = Annotated[int, Meta(ge=0, le=100_000_000_00)]
+
+
+class Venue(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    name: Name
+    city: Annotated[str, Meta(min_length=1, max_length=100)] | None = None
+    country: Annotated[str, Meta(pattern="^[A-Z]{2}$")] | None = None
+    address: Annotated[str, Meta(max_length=300)] | None = None
+
+
+class TierIn(msgspec.Struct, forbid_unknown_fields=True):
+    name: Annotated[str, Meta(min_length=1, max_length=100)]
+    price: Money
+    capacity: Count
+    per_order_limit: Annotated[int, Meta(ge=1, le=100)] | None = None
+    description: Annotated[str, Meta(max_length=2000)] = ""
+    sale_starts_at: UtcTime | None = None
+    sale_ends_at: UtcTime | None = None
+
+
+class OnsaleIn(msgspec.Struct, forbid_unknown_fields=True):
+    opens_at: UtcTime
+    admit_per_minute: Annotated[int, Meta(ge=1, le=1_000_000)]
+    closes_at: UtcTime | None = None
+    max_active: Annotated[int, Meta(ge=1, le=10_000_000)] | None = None
+    hold_seconds: Annotated[int, Meta(ge=30, le=3600)] = 600
+
+
+class EventIn(msgspec.Struct, forbid_unknown_fields=True):
+    title: Name
+    starts_at: UtcTime
+    currency: Annotated[str, Meta(pattern="^[A-Z]{3}$")]
+    tiers: Annotated[list[TierIn], Meta(min_length=1, max_length=50)]
+    onsale: OnsaleIn
+    ends_at: UtcTime | None = None
+    venue: Venue | None = None
+    description: Annotated[str, Meta(max_length=10_000)] = ""
+
+    def problems(self) -> list[str]:
+        """What msgspec's per-field checks cannot see: rules across fields."""
+        out = []
+        if self.currency not in CURRENCIES:
+            out.append(f"currency {self.currency!r} is not an ISO 4217 currency we accept")
+        if self.ends_at and self.ends_at <= self.starts_at:
+            out.append("ends_at must be after starts_at")
+        o = self.onsale
+        if o.closes_at and o.closes_at <= o.opens_at:
+            out.append("onsale.closes_at must be after onsale.opens_at")
+        if o.opens_at >= self.starts_at:
+            out.append("onsale.opens_at must be before the event starts")
+        names = [t.name.casefold() for t in self.tiers]
+        if len(set(names)) != len(names):
+            out.append("tier names must be unique within an event")
+        for i, t in enumerate(self.tiers):
+            if t.sale_starts_at and t.sale_ends_at and t.sale_ends_at <= t.sale_starts_at:
+                out.append(f"tiers[{i}].sale_ends_at must be after its sale_starts_at")
+        return out
+
+
+class OnsalePatch(msgspec.Struct, forbid_unknown_fields=True):
+    admit_per_minute: Annotated[int, Meta(ge=1, le=1_000_000)] | None = None
+    max_active: Annotated[int, Meta(ge=1, le=10_000_000)] | None = None
+    paused: bool | None = None
+
+
+class Tier(msgspec.Struct):
+    id: str
+    name: str
+    price: int
+    capacity: int
+    per_order_limit: int | None
+    description: str = ""
+    sale_starts_at: datetime | None = None
+    sale_ends_at: datetime | None = None
+
+
+class Onsale(msgspec.Struct):
+    opens_at: datetime
+    closes_at: datetime | None
+    admit_per_minute: int
+    max_active: int | None
+    hold_seconds: int
+    paused: bool
+
+
+class Event(msgspec.Struct):
+    id: str
+    title: str
+    description: str
+    starts_at: datetime
+    ends_at: datetime | None
+    venue: Venue | None
+    currency: str
+    status: str
+    tiers: list[Tier]
+    onsale: Onsale
+    created_at: datetime
+
+
+class EventPage(msgspec.Struct):
+    items: list[Event]
+    #: Pass as ``cursor`` for the next page; null on the last page.
+    next_cursor: str | None
+
+
+class QueueCounts(msgspec.Struct):
+    waiting: int
+    admitted: int
+    active: int
+
+
+class TierStats(msgspec.Struct):
+    id: str
+    name: str
+    capacity: int
+    sold: int
+    held: int
+    available: int
+
+
+class OrderCounts(msgspec.Struct):
+    confirmed: int
+    committed: int
+
+
+class Stats(msgspec.Struct):
+    queue: QueueCounts
+    tiers: list[TierStats]
+    orders: OrderCounts
+    revenue: int
+    currency: str

@@ -1,0 +1,60 @@
+"""The organizer API: events, their on-sale settings and live stats."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from litestar import get, patch, post
+from litestar.params import FromPath, FromQuery, QueryParameter
+
+from onsale.events import catalog
+from onsale.events.models import Event, EventIn, EventPage, OnsalePatch, QueueCounts, Stats
+from onsale.gateway.auth import admin_guard
+from onsale.gateway.body import decode
+from onsale.gateway.types import AnyRequest, Deps
+
+
+@post("/api/events", guards=[admin_guard], status_code=201)
+async def create_event(request: AnyRequest, services: Deps) -> Event:
+    data = decode(await request.body(), EventIn)
+    return await catalog.create(services.pool, services.redis, services.inventory, data)
+
+
+@get("/api/events/{event_id:str}")
+async def get_event(event_id: FromPath[str], services: Deps) -> Event:
+    return await catalog.get(services.pool, event_id)
+
+
+@get("/api/events")
+async def list_events(
+    services: Deps,
+    starts_after: FromQuery[datetime | None] = None,
+    starts_before: FromQuery[datetime | None] = None,
+    city: Annotated[str | None, QueryParameter(max_length=100)] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
+) -> EventPage:
+    return await catalog.listing(
+        services.pool,
+        starts_after=starts_after,
+        starts_before=starts_before,
+        city=city,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@patch("/api/events/{event_id:str}/onsale", guards=[admin_guard])
+async def patch_onsale(event_id: FromPath[str], request: AnyRequest, services: Deps) -> Event:
+    change = decode(await request.body(), OnsalePatch)
+    return await catalog.patch_onsale(services.pool, services.redis, event_id, change)
+
+
+@get("/api/events/{event_id:str}/stats", guards=[admin_guard])
+async def event_stats(event_id: FromPath[str], services: Deps) -> Stats:
+    # The waiting room arrives with the queue: until then nobody waits or shops.
+    return await catalog.stats(services.pool, services.inventory, event_id, QueueCounts(0, 0, 0))
+
+
+ROUTES = [create_event, get_event, list_events, patch_onsale, event_stats]

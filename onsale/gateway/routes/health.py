@@ -1,0 +1,44 @@
+"""Liveness, readiness and the public signing keys."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from litestar import MediaType, Response, get
+
+from onsale import signing
+from onsale.gateway.types import Deps
+
+READY_TIMEOUT_S = 2.0
+
+
+@get("/healthz", media_type=MediaType.JSON)
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+async def _check(what: Any) -> str:
+    try:
+        await asyncio.wait_for(what, READY_TIMEOUT_S)
+        return "ok"
+    except Exception as exc:  # any failure means "not ready", and says why
+        return f"unavailable: {type(exc).__name__}: {exc}"[:200]
+
+
+@get("/readyz", media_type=MediaType.JSON)
+async def readyz(services: Deps) -> Response[dict[str, str]]:
+    redis, postgres = await asyncio.gather(
+        _check(services.redis.ping()), _check(services.pool.fetchval("SELECT 1"))
+    )
+    body = {"redis": redis, "postgres": postgres}
+    ready = redis == "ok" and postgres == "ok"
+    return Response(body, status_code=200 if ready else 503)
+
+
+@get("/.well-known/jwks.json", media_type=MediaType.JSON, cache=300)
+async def jwks(services: Deps) -> dict[str, list[dict[str, str]]]:
+    return {"keys": [signing.jwk(services.signing_key.public_key())]}
+
+
+ROUTES = [healthz, readyz, jwks]
