@@ -1,0 +1,120 @@
+"""``onsale dev``: the whole system on one machine, on embedded services.
+
+Embedded Redis and Postgres under the data dir (unless ``ONSALE_REDIS_URL`` /
+``ONSALE_DATABASE_URL`` name running ones), migrations, a demo event, the gateway.
+Ctrl-C stops all of it; the data stays in the data dir for the next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import msgspec
+import uvicorn
+
+from onsale import config, signing
+from onsale.config import Settings
+from onsale.db import create_pool, migrate
+from onsale.embedded import EmbeddedPostgres, EmbeddedRedis
+from onsale.events import catalog
+from onsale.events.models import EventIn
+from onsale.gateway.app import create_app
+from onsale.gateway.services import redis_client
+from onsale.inventory import Inventory
+
+DEMO_EVENT = {
+    "title": "Night Owls - Live (demo)",
+    "description": "A demo on-sale created by `onsale dev`.",
+    "venue": {"name": "Arena", "city": "Oslo", "country": "NO"},
+    "currency": "USD",
+    "tiers": [
+        {"name": "General Admission", "price": 4500, "capacity": 500, "per_order_limit": 6},
+        {"name": "VIP", "price": 15000, "capacity": 50, "per_order_limit": 2},
+    ],
+    "onsale": {"admit_per_minute": 120, "max_active": 100, "hold_seconds": 600},
+}
+
+
+def _secret_file(path: Path, make: str) -> str:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(make)
+    return path.read_text().strip()
+
+
+async def _prepare(settings: Settings) -> str:
+    """Migrate, and create the demo event once; returns its id."""
+    await migrate.apply(settings.database.url)
+    marker = settings.data_path / "demo_event"
+    pool = await create_pool(settings.database.url)
+    redis = redis_client(settings)
+    inventory = Inventory(redis)
+    try:
+        if marker.exists():
+            event = await catalog.get(pool, marker.read_text().strip())
+            await catalog.arm(redis, inventory, event)  # Redis may be fresh: arm again
+            return event.id
+        now = datetime.now(UTC).replace(microsecond=0)
+        doc = dict(DEMO_EVENT, starts_at=(now + timedelta(days=30)).isoformat())
+        doc["onsale"] = dict(DEMO_EVENT["onsale"], opens_at=now.isoformat())  # type: ignore[arg-type]
+        event = await catalog.create(pool, redis, inventory, msgspec.convert(doc, EventIn))
+        marker.write_text(event.id)
+        return event.id
+    finally:
+        await pool.close()
+        await redis.aclose()
+
+
+def run(*, host: str, port: int) -> int:
+    base = config.load()
+    data = base.data_path
+    data.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        redis_url = base.redis.url
+        if not redis_url:
+            print(f"starting embedded Redis in {data / 'redis'} ...", file=sys.stderr)
+            redis_url = stack.enter_context(EmbeddedRedis(data))
+        database_url = base.database.url
+        if not database_url:
+            print(f"starting embedded Postgres in {data / 'postgres'} ...", file=sys.stderr)
+            database_url = stack.enter_context(EmbeddedPostgres(data))
+        admin = base.security.admin_token or _secret_file(
+            data / "admin_token", secrets.token_urlsafe(24)
+        )
+        key = base.security.signing_key or signing.load_or_create(data / "signing_key.pem")
+        settings = msgspec.structs.replace(
+            base,
+            redis=msgspec.structs.replace(base.redis, url=redis_url),
+            database=msgspec.structs.replace(base.database, url=database_url),
+            security=msgspec.structs.replace(base.security, admin_token=admin, signing_key=key),
+        )
+        event_id = asyncio.run(_prepare(settings))
+        url = f"http://{host}:{port}"
+        print(
+            f"\nonsale dev is up (data in {data})\n"
+            f"  demo event:   {url}/api/events/{event_id}\n"
+            f"  live stats:   {url}/api/events/{event_id}/stats  (organizer token)\n"
+            f"  admin token:  {admin}\n"
+            f"  readiness:    {url}/readyz\n"
+            f"  other commands against these services:\n"
+            f"    export ONSALE_REDIS_URL='{redis_url}' ONSALE_DATABASE_URL='{database_url}'\n"
+            f"Ctrl-C stops everything.\n",
+            file=sys.stderr,
+        )
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            log_level="warning",
+        )
+        print("stopping embedded services ...", file=sys.stderr)
+    return 0
