@@ -14,7 +14,7 @@ def with_database(url: str, database: str) -> str:
 def redact(url: str) -> str:
     """The URL without its password, for logs and messages."""
     parts = urlsplit(url)
-    if parts.password is None:
+    if not parts.password:
         return url
     netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
