@@ -1,0 +1,92 @@
+"""The ``onsale`` command as an operator runs it: real processes, real servers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from onsale import signing
+from tests.conftest import ADMIN_TOKEN
+from tests.integration.test_events_api import EVENT
+
+
+def onsale(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "onsale", *args], capture_output=True, text=True, env=env
+    )
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONSALE_")}
+    return env | extra
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.mark.parametrize(
+    ("command", "missing"),
+    [
+        ("serve", "ONSALE_REDIS_URL, ONSALE_DATABASE_URL, ONSALE_ADMIN_TOKEN, ONSALE_SIGNING_KEY"),
+        ("migrate", "ONSALE_DATABASE_URL"),
+    ],
+)
+def test_missing_settings_fail_with_one_line(command: str, missing: str) -> None:
+    done = onsale(command, env=clean_env())
+    assert done.returncode == 2
+    assert done.stderr == f"onsale: missing required environment variable(s): {missing}\n"
+
+
+def test_migrate_is_idempotent(database_url: str) -> None:
+    env = clean_env(ONSALE_DATABASE_URL=database_url)
+    done = onsale("migrate", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "up to date" in done.stdout
+
+
+@pytest.fixture
+def server(redis_url: str, database_url: str) -> Iterator[str]:
+    port = free_port()
+    env = clean_env(
+        ONSALE_REDIS_URL=redis_url,
+        ONSALE_DATABASE_URL=database_url,
+        ONSALE_ADMIN_TOKEN=ADMIN_TOKEN,
+        ONSALE_SIGNING_KEY=signing.generate_pem(),
+    )
+    argv = [sys.executable, "-m", "onsale", "serve", "--port", str(port), "--workers", "2"]
+    with subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True) as proc:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.1)
+        else:
+            pytest.fail("onsale serve did not become ready")
+        yield base
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_serve_with_workers(server: str) -> None:
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    r = httpx.post(f"{server}/api/events", json=EVENT, headers=headers)
+    assert r.status_code == 201, r.text
+    # Any worker answers for the event: all state is in Redis and Postgres.
+    for _ in range(10):
+        assert httpx.get(f"{server}/api/events/{r.json()['id']}").status_code == 200
