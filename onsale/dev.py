@@ -58,7 +58,8 @@ async def _prepare(settings: Settings) -> str:
     try:
         if marker.exists():
             event = await catalog.get(pool, marker.read_text().strip())
-            await catalog.arm(redis, inventory, event)  # Redis may be fresh: arm again
+            seed = await catalog.seed_of(pool, event.id)
+            await catalog.arm(redis, inventory, event, seed)  # Redis may be fresh: arm again
             return event.id
         now = datetime.now(UTC).replace(microsecond=0)
         doc = dict(DEMO_EVENT, starts_at=(now + timedelta(days=30)).isoformat())

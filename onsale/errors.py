@@ -23,6 +23,11 @@ class Code(StrEnum):
     INSUFFICIENT_INVENTORY = "insufficient_inventory"
     LIMIT_EXCEEDED = "limit_exceeded"
     CAPACITY_BELOW_TAKEN = "capacity_below_taken"
+    VISITOR_TOKEN_INVALID = "visitor_token_invalid"
+    ADMISSION_REQUIRED = "admission_required"
+    ADMISSION_INVALID = "admission_invalid"
+    ADMISSION_ENDED = "admission_ended"
+    HOLD_NOT_FOUND = "hold_not_found"
     UNAVAILABLE = "unavailable"
     INTERNAL_ERROR = "internal_error"
 
@@ -41,6 +46,11 @@ CATALOG: dict[Code, tuple[int, str]] = {
     Code.INSUFFICIENT_INVENTORY: (409, "Not enough tickets left for this request."),
     Code.LIMIT_EXCEEDED: (422, "More tickets than the per-order limit allows."),
     Code.CAPACITY_BELOW_TAKEN: (409, "Capacity cannot go below tickets already held or sold."),
+    Code.VISITOR_TOKEN_INVALID: (401, "The visitor token is not valid for this event."),
+    Code.ADMISSION_REQUIRED: (401, "An admission token is required: wait in the queue first."),
+    Code.ADMISSION_INVALID: (403, "The admission token is not valid for this event."),
+    Code.ADMISSION_ENDED: (403, "This admission has ended; join the queue again."),
+    Code.HOLD_NOT_FOUND: (404, "No such live hold."),
     Code.UNAVAILABLE: (503, "A backing service is unavailable; retry shortly."),
     Code.INTERNAL_ERROR: (500, "Internal error."),
 }

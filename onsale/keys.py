@@ -53,6 +53,7 @@ def inventory_keys(event_id: str) -> list[str]:
         holds_done(event_id),
         orders_stream(event_id),
         owners(event_id),
+        queue_active(event_id),
     ]
 
 
@@ -63,3 +64,34 @@ def onsale(event_id: str) -> str:
     ``hold_seconds``, ``paused`` (0/1).
     """
     return tag(event_id) + ":onsale"
+
+
+def queue_keys(event_id: str) -> list[str]:
+    """The keys every waiting-room script takes, in the order ``lua/_queue.lua`` names them.
+
+    ``onsale`` and ``inv`` are read for the schedule and what is left to sell; the ``q:``
+    keys are the room itself:
+
+    - ``q:state`` hash: seed, seed_hash, frozen, pre_count, seq, cursor, credit, last_ms and
+      the counters admitted, skipped, noshow, claimed;
+    - ``q:pre`` zset: pre-queue visitors scored by a keyed hash (the fair-start shuffle);
+    - ``q:vis`` hash: visitor -> sequence number (0 while in the pre-queue);
+    - ``q:byseq`` hash: sequence number -> visitor, for those who joined after opening;
+    - ``q:seen`` hash: visitor -> alive-until (ms); past it the visitor has abandoned;
+    - ``q:active`` zset: admitted visitors scored by their admission's expiry (ms);
+    - ``q:adm`` hash: visitor -> ``admitted_ms|expires_ms|claimed``;
+    - ``q:rate`` hash: 10-second bucket -> admissions in it (the measured rate).
+    """
+    t = tag(event_id)
+    return [
+        onsale(event_id),
+        inventory(event_id),
+        *(
+            f"{t}:q:{name}"
+            for name in ("state", "pre", "vis", "byseq", "seen", "active", "adm", "rate")
+        ),
+    ]
+
+
+def queue_active(event_id: str) -> str:
+    return tag(event_id) + ":q:active"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -26,9 +26,12 @@ from onsale.events.models import (
     Venue,
 )
 from onsale.inventory import HoldRejected, Inventory, TierSpec
+from onsale.queue import shuffle
+from onsale.queue.room import WaitingRoom
 
 _EVENT_SQL = """
-SELECT e.*, o.opens_at, o.closes_at, o.admit_per_minute, o.max_active, o.hold_seconds, o.paused
+SELECT e.*, o.opens_at, o.closes_at, o.admit_per_minute, o.max_active, o.hold_seconds, o.paused,
+       o.shuffle_seed
 FROM events e JOIN onsales o ON o.event_id = e.id
 """
 _TIERS_SQL = "SELECT * FROM ticket_tiers WHERE event_id = ANY($1::uuid[]) ORDER BY position"
@@ -46,7 +49,16 @@ def parse_id(value: str) -> uuid.UUID:
         raise ApiError(Code.EVENT_NOT_FOUND) from None
 
 
-def _onsale_mapping(event: Event) -> dict[str, int]:
+#: Tickets one admission may hold or buy, per tier without a per-order limit.
+DEFAULT_TIER_LIMIT = 10
+
+
+def buyer_limit(event: Event) -> int:
+    """What one admission may buy in all: the tiers' per-order limits added up."""
+    return sum(t.per_order_limit or DEFAULT_TIER_LIMIT for t in event.tiers)
+
+
+def _onsale_mapping(event: Event) -> dict[str, int | str]:
     o = event.onsale
     return {
         "opens_ms": _ms(o.opens_at),
@@ -55,17 +67,27 @@ def _onsale_mapping(event: Event) -> dict[str, int]:
         "max_active": o.max_active or 0,
         "hold_seconds": o.hold_seconds,
         "paused": int(o.paused),
+        "currency": event.currency,
+        "buyer_limit": buyer_limit(event),
     }
 
 
-async def arm(redis: Any, inventory: Inventory, event: Event) -> None:
-    """Load an event's tiers and on-sale schedule into Redis (idempotent)."""
+async def arm(redis: Any, inventory: Inventory, event: Event, seed: str) -> None:
+    """Load an event's tiers, schedule and fair-start seed into Redis (idempotent)."""
     specs = [TierSpec(t.id, t.capacity, t.per_order_limit or 0, t.price) for t in event.tiers]
     try:
         await inventory.arm(event.id, event.onsale.hold_seconds, specs)
     except HoldRejected as exc:
         raise ApiError(Code.CAPACITY_BELOW_TAKEN, str(exc)) from None
     await redis.hset(keys.onsale(event.id), mapping=_onsale_mapping(event))
+    await WaitingRoom(redis).seed(event.id, seed)
+
+
+async def seed_of(pool: asyncpg.Pool, event_id: str) -> str:
+    seed: str = await pool.fetchval(
+        "SELECT shuffle_seed FROM onsales WHERE event_id = $1", parse_id(event_id)
+    )
+    return seed
 
 
 async def create(pool: asyncpg.Pool, redis: Any, inventory: Inventory, data: EventIn) -> Event:
@@ -73,6 +95,7 @@ async def create(pool: asyncpg.Pool, redis: Any, inventory: Inventory, data: Eve
     if problems:
         raise ApiError(Code.INVALID_REQUEST, "; ".join(problems))
     event_id = uuid.uuid4()
+    seed = shuffle.new_seed()
     venue = data.venue
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
@@ -96,13 +119,14 @@ async def create(pool: asyncpg.Pool, redis: Any, inventory: Inventory, data: Eve
         o = data.onsale
         await conn.execute(
             """INSERT INTO onsales (event_id, opens_at, closes_at, admit_per_minute, max_active,
-                                    hold_seconds, armed_at)
-               VALUES ($1, $2, $3, $4, $5, $6, now())""",
+                                    hold_seconds, shuffle_seed, armed_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, now())""",
             event_id, o.opens_at, o.closes_at, o.admit_per_minute, o.max_active, o.hold_seconds,
+            seed,
         )  # fmt: skip
         event = (await _load(conn, "WHERE e.id = $1", [event_id]))[0]
         # Armed inside the transaction: if Redis refuses, nothing is written to Postgres.
-        await arm(redis, inventory, event)
+        await arm(redis, inventory, event, seed)
     return event
 
 
@@ -151,6 +175,9 @@ def _event(r: asyncpg.Record, tiers: list[Tier]) -> Event:
             max_active=r["max_active"],
             hold_seconds=r["hold_seconds"],
             paused=r["paused"],
+            shuffle_commitment=shuffle.commitment(r["shuffle_seed"] or ""),
+            # Revealed once the pre-queue is frozen, so anyone can recompute its order.
+            shuffle_seed=r["shuffle_seed"] if r["opens_at"] <= datetime.now(UTC) else None,
         ),
         created_at=r["created_at"],
     )

@@ -96,6 +96,10 @@ class Onsale(msgspec.Struct):
     max_active: int | None
     hold_seconds: int
     paused: bool
+    #: SHA-256 of the fair-start seed, published before anyone joins.
+    shuffle_commitment: str = ""
+    #: The seed itself, revealed once the on-sale has opened.
+    shuffle_seed: str | None = None
 
 
 class Event(msgspec.Struct):
@@ -122,6 +126,12 @@ class QueueCounts(msgspec.Struct):
     waiting: int
     admitted: int
     active: int
+    #: Places passed over because their visitor had stopped polling or left.
+    skipped: int = 0
+    #: Admissions that expired without their visitor ever coming back.
+    no_shows: int = 0
+    #: (skipped + no-shows) / (admitted + skipped).
+    no_show_rate: float = 0.0
 
 
 class TierStats(msgspec.Struct):

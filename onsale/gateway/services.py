@@ -14,15 +14,18 @@ import redis.asyncio as aioredis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from redis.asyncio.cluster import RedisCluster
 
-from onsale import signing
+from onsale import keys, signing
 from onsale.config import Settings
 from onsale.db import create_pool
+from onsale.gateway.ratelimit import RateLimiter
 from onsale.inventory import Inventory
+from onsale.queue.room import WaitingRoom
+from onsale.queue.tokens import AdmissionTokens, VisitorTokens
 
 log = logging.getLogger("onsale.gateway")
 
-#: How often each gateway process returns expired holds to the pool.
-SWEEP_EVERY_S = 1.0
+#: How often each gateway process expires holds and moves the waiting rooms' cursors.
+TICK_EVERY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,11 @@ class Services:
     redis: Any
     pool: asyncpg.Pool
     inventory: Inventory
+    room: WaitingRoom
     signing_key: Ed25519PrivateKey
+    visitors: VisitorTokens
+    admissions: AdmissionTokens
+    limiter: RateLimiter
 
 
 def redis_client(settings: Settings) -> Any:
@@ -42,14 +49,20 @@ def redis_client(settings: Settings) -> Any:
     )
 
 
-async def _sweep_forever(inventory: Inventory) -> None:
-    """Expired holds go back to the pool even when nobody asks for a hold."""
+async def tick(inventory: Inventory, room: WaitingRoom) -> None:
+    """Expired holds go back to the pool and admissions go on even when nobody polls."""
+    for event_id in await inventory.redis.smembers(keys.ARMED_EVENTS):
+        await inventory.sweep(event_id)
+        await room.advance(event_id)
+
+
+async def _tick_forever(inventory: Inventory, room: WaitingRoom) -> None:
     while True:
         try:
-            await inventory.sweep_all()
+            await tick(inventory, room)
         except (aioredis.RedisError, OSError) as exc:
-            log.warning("hold sweep failed: %s", exc)
-        await asyncio.sleep(SWEEP_EVERY_S)
+            log.warning("periodic tick failed: %s", exc)
+        await asyncio.sleep(TICK_EVERY_S)
 
 
 @contextlib.asynccontextmanager
@@ -59,13 +72,23 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     # The pool connects lazily (min_size=0): a gateway starts, and says "not ready",
     # while Postgres is down, instead of failing to start.
     pool = await create_pool(settings.database.url, min_size=0, max_size=settings.database.pool_max)
-    inventory = Inventory(redis)
-    sweeper = asyncio.create_task(_sweep_forever(inventory))
+    inventory, room = Inventory(redis), WaitingRoom(redis)
+    ticker = asyncio.create_task(_tick_forever(inventory, room))
     try:
-        yield Services(settings, redis, pool, inventory, key)
+        yield Services(
+            settings=settings,
+            redis=redis,
+            pool=pool,
+            inventory=inventory,
+            room=room,
+            signing_key=key,
+            visitors=VisitorTokens(key),
+            admissions=AdmissionTokens(key),
+            limiter=RateLimiter(redis, settings.security.rate_limit_exempt),
+        )
     finally:
-        sweeper.cancel()
+        ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+            await ticker
         await pool.close()
         await redis.aclose()

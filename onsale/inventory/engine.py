@@ -73,18 +73,22 @@ class Inventory:
         *,
         owner: str = "",
         owner_limit: int = 0,
+        admitted: bool = False,
         hold_id: str | None = None,
     ) -> Hold:
-        """Take every item or none; raises :class:`HoldRejected` with the reason."""
+        """Take every item or none; raises :class:`HoldRejected` with the reason.
+
+        With ``admitted``, ``owner`` is a waiting-room visitor whose admission must be live.
+        """
         pairs = _pairs(items)
         if not pairs:
             raise HoldRejected(Rejection.INVALID_QUANTITY)
         hold_id = hold_id or str(uuid.uuid4())
-        args = [self._now(), hold_id, owner, owner_limit, *_flat(pairs)]
+        args = [self._now(), hold_id, owner, owner_limit, "1" if admitted else "0", *_flat(pairs)]
         reply = await self._scripts.run("hold", keys.inventory_keys(event_id), args)
         if reply[0] != "ok":
             raise _rejected(reply)
-        return Hold(hold_id, event_id, int(reply[2]), tuple(pairs), owner)
+        return Hold(hold_id, event_id, int(reply[2]), tuple(pairs), owner, int(reply[3]))
 
     async def release(self, event_id: str, hold_id: str) -> ReleaseOutcome:
         reply = await self._scripts.run(
@@ -153,7 +157,7 @@ class Inventory:
         expires, owner, rest = record.split("|", 2)
         words = rest.split()
         items = tuple((words[i], int(words[i + 1])) for i in range(0, len(words), 2))
-        return Hold(hold_id, event_id, int(expires), items, owner)
+        return Hold(hold_id, event_id, int(expires), items, owner, -1)
 
     async def holds_total(self, event_id: str) -> dict[str, int]:
         """Tickets in live holds per tier, summed from the hold records (for invariants)."""

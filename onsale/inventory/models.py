@@ -20,6 +20,7 @@ class Rejection(StrEnum):
     HOLD_EXPIRED = "hold_expired"
     HOLD_USED = "hold_used"
     CAPACITY_BELOW_TAKEN = "capacity_below_taken"
+    ADMISSION_ENDED = "admission_ended"
 
 
 class HoldRejected(Exception):
@@ -68,6 +69,8 @@ class Hold(msgspec.Struct, frozen=True):
     expires_ms: int
     items: tuple[tuple[str, int], ...]
     owner: str = ""
+    #: Sum of price * quantity in minor units (-1 when read back without prices).
+    amount: int = -1
 
 
 class Confirmation(msgspec.Struct, frozen=True):

@@ -1,16 +1,10 @@
 -- Prepended to every inventory script (see onsale/inventory/scripts.py).
 -- KEYS: 1 inventory hash, 2 hold expiry zset, 3 live hold data hash,
---       4 finished hold states hash, 5 orders stream, 6 owners hash.
+--       4 finished hold states hash, 5 orders stream, 6 owners hash,
+--       7 the waiting room's active admissions zset.
 -- A hold record is "expires_ms|owner|tier qty tier qty ...".
 local INV, EXP, DATA, DONE, STREAM, OWNERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-
--- The caller's clock in epoch ms, or Redis's own when it passes 0: one clock for all gateways.
-local function clock(arg)
-  local now = tonumber(arg)
-  if now and now > 0 then return now end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local ACTIVE = KEYS[7]
 
 local function parse(record)
   local exp, owner, rest = string.match(record, '^(%d+)|([^|]*)|(.*)$')

@@ -1,25 +1,32 @@
 -- hold: takes tickets of several tiers at once, all or nothing, until the hold expires.
--- ARGV: now_ms (0 = Redis clock), hold_id, owner ('' = none), owner_limit (0 = none), n,
+-- ARGV: now_ms (0 = Redis clock), hold_id, owner ('' = none), owner_limit (0 = none),
+--       admitted ('1': the owner must hold a live admission of the waiting room), n,
 --       then n pairs tier_id, quantity (distinct tiers, quantity >= 1).
--- Returns {'ok', hold_id, expires_ms}
+-- Returns {'ok', hold_id, expires_ms, amount} (amount: sum of price * quantity)
 --      or {'err', reason, tier_id, available} with reason one of unknown_event, unknown_tier,
---         duplicate_hold, invalid_quantity, limit_exceeded, sold_out, insufficient_inventory.
+--         duplicate_hold, invalid_quantity, limit_exceeded, sold_out, insufficient_inventory,
+--         admission_ended.
 local now = clock(ARGV[1])
-local hold_id, owner, owner_limit, n = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local hold_id, owner, owner_limit, n = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[6])
 local hold_ms = tonumber(redis.call('HGET', INV, 'hold_ms'))
 if not hold_ms then return {'err', 'unknown_event', '', 0} end
+if ARGV[5] == '1' and tonumber(redis.call('ZSCORE', ACTIVE, owner) or '0') <= now then
+  return {'err', 'admission_ended', '', 0}
+end
 if redis.call('HEXISTS', DATA, hold_id) == 1 or redis.call('HEXISTS', DONE, hold_id) == 1 then
   return {'err', 'duplicate_hold', '', 0}
 end
 
-local total, parts = 0, {}
+local total, amount, parts = 0, 0, {}
 for i = 0, n - 1 do
-  local tier, qty = ARGV[6 + 2 * i], tonumber(ARGV[7 + 2 * i])
+  local tier, qty = ARGV[7 + 2 * i], tonumber(ARGV[8 + 2 * i])
   if not qty or qty < 1 or qty ~= math.floor(qty) then return {'err', 'invalid_quantity', tier, 0} end
-  local limit = tonumber(redis.call('HGET', INV, tier .. ':limit'))
+  local f = redis.call('HMGET', INV, tier .. ':limit', tier .. ':price')
+  local limit = tonumber(f[1])
   if not limit then return {'err', 'unknown_tier', tier, 0} end
   if limit > 0 and qty > limit then return {'err', 'limit_exceeded', tier, limit} end
   total = total + qty
+  amount = amount + qty * tonumber(f[2])
   parts[#parts + 1] = tier .. ' ' .. qty
 end
 if owner ~= '' and owner_limit > 0 then
@@ -29,15 +36,15 @@ end
 
 -- Lazy expiry: a few due holds every call; all of them before answering "no".
 expire(now, 16)
-local short = shortage(6, n)
-if short and expire(now, 1000000) > 0 then short = shortage(6, n) end
+local short = shortage(7, n)
+if short and expire(now, 1000000) > 0 then short = shortage(7, n) end
 if short then return short end
 
 for i = 0, n - 1 do
-  redis.call('HINCRBY', INV, ARGV[6 + 2 * i] .. ':held', tonumber(ARGV[7 + 2 * i]))
+  redis.call('HINCRBY', INV, ARGV[7 + 2 * i] .. ':held', tonumber(ARGV[8 + 2 * i]))
 end
 local expires = now + hold_ms
 redis.call('ZADD', EXP, expires, hold_id)
 redis.call('HSET', DATA, hold_id, expires .. '|' .. owner .. '|' .. table.concat(parts, ' '))
 add_owner(owner, total)
-return {'ok', hold_id, expires}
+return {'ok', hold_id, expires, amount}

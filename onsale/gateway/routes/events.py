@@ -53,8 +53,19 @@ async def patch_onsale(event_id: FromPath[str], request: AnyRequest, services: D
 
 @get("/api/events/{event_id:str}/stats", guards=[admin_guard])
 async def event_stats(event_id: FromPath[str], services: Deps) -> Stats:
-    # The waiting room arrives with the queue: until then nobody waits or shops.
-    return await catalog.stats(services.pool, services.inventory, event_id, QueueCounts(0, 0, 0))
+    catalog.parse_id(event_id)
+    counts = await services.room.advance(event_id)
+    queue = QueueCounts(0, 0, 0)
+    if counts:
+        queue = QueueCounts(
+            waiting=counts.waiting,
+            admitted=counts.admitted,
+            active=counts.active,
+            skipped=counts.skipped,
+            no_shows=counts.noshow,
+            no_show_rate=round(counts.no_show_rate, 4),
+        )
+    return await catalog.stats(services.pool, services.inventory, event_id, queue)
 
 
 ROUTES = [create_event, get_event, list_events, patch_onsale, event_stats]

@@ -1,0 +1,40 @@
+"""Per-client rate limits in Redis (shared by every gateway), with exempt networks."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from onsale.errors import ApiError, Code
+
+
+class RateLimiter:
+    """Fixed one-minute windows per (rule, client address); one pipelined round trip."""
+
+    def __init__(self, redis: Any, exempt: Iterable[str] = ()) -> None:
+        self.redis = redis
+        self._exempt = [ipaddress.ip_network(cidr, strict=False) for cidr in exempt]
+
+    def exempt(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self._exempt)
+
+    async def check(self, rule: str, address: str, per_minute: int) -> None:
+        """Count one request; over the limit raises ``rate_limited`` with Retry-After."""
+        if self.exempt(address):
+            return
+        now = time.time()
+        window = int(now // 60)
+        key = f"onsale:rl:{rule}:{address}:{window}"
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, 120)
+            count, _ = await pipe.execute()
+        if count > per_minute:
+            retry = max(1, int(60 - now % 60))
+            raise ApiError(Code.RATE_LIMITED, headers={"Retry-After": str(retry)})

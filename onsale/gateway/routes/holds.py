@@ -1,0 +1,124 @@
+"""Holds: an admitted buyer takes tickets for a few minutes, or gives them back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import delete, post
+from litestar.params import FromPath
+from msgspec import Meta
+
+from onsale import keys
+from onsale.errors import ApiError, Code
+from onsale.gateway.auth import bearer
+from onsale.gateway.body import decode
+from onsale.gateway.types import AnyRequest, Deps
+from onsale.inventory import HoldRejected, Rejection, ReleaseOutcome
+
+
+class ItemIn(msgspec.Struct, forbid_unknown_fields=True):
+    tier_id: Annotated[str, Meta(min_length=1, max_length=64)]
+    quantity: Annotated[int, Meta(ge=1, le=100)]
+
+
+class HoldIn(msgspec.Struct, forbid_unknown_fields=True):
+    items: Annotated[list[ItemIn], Meta(min_length=1, max_length=50)]
+
+
+class ItemOut(msgspec.Struct):
+    tier_id: str
+    quantity: int
+
+
+class HoldOut(msgspec.Struct):
+    hold_id: str
+    expires_at: datetime
+    items: list[ItemOut]
+    amount: int
+    currency: str
+
+
+_REJECTION = {
+    Rejection.SOLD_OUT: Code.SOLD_OUT,
+    Rejection.INSUFFICIENT_INVENTORY: Code.INSUFFICIENT_INVENTORY,
+    Rejection.LIMIT_EXCEEDED: Code.LIMIT_EXCEEDED,
+    Rejection.ADMISSION_ENDED: Code.ADMISSION_ENDED,
+    Rejection.UNKNOWN_EVENT: Code.EVENT_NOT_FOUND,
+}
+
+
+def _rejected(exc: HoldRejected) -> ApiError:
+    code = _REJECTION.get(exc.reason, Code.INVALID_REQUEST)
+    extra: dict[str, Any] = {}
+    if exc.tier_id:
+        extra["tier_id"] = exc.tier_id
+    if exc.reason in (Rejection.INSUFFICIENT_INVENTORY, Rejection.SOLD_OUT):
+        extra["available"] = exc.available
+        detail = None
+    elif exc.reason is Rejection.LIMIT_EXCEEDED:
+        detail = f"at most {exc.available} more ticket(s) allowed"
+    elif code is Code.INVALID_REQUEST:
+        detail = f"{exc.reason}: {exc.tier_id}" if exc.tier_id else str(exc.reason)
+    else:
+        detail = None
+    return ApiError(code, detail, extra=extra)
+
+
+def _admission(request: AnyRequest, services: Deps, event_id: str) -> str:
+    """The visitor id of a valid admission to this event."""
+    token = bearer(request)
+    if not token:
+        raise ApiError(Code.ADMISSION_REQUIRED)
+    return str(services.admissions.verify(event_id, token)["sub"])
+
+
+async def _event_terms(services: Deps, event_id: str) -> tuple[str, int]:
+    currency, limit = await services.redis.hmget(keys.onsale(event_id), "currency", "buyer_limit")
+    if currency is None:
+        raise ApiError(Code.EVENT_NOT_FOUND)
+    return currency, int(limit)
+
+
+@post("/api/events/{event_id:str}/holds", status_code=201)
+async def create_hold(event_id: FromPath[str], request: AnyRequest, services: Deps) -> HoldOut:
+    visitor = _admission(request, services, event_id)
+    data = decode(await request.body(), HoldIn)
+    currency, limit = await _event_terms(services, event_id)
+    try:
+        hold = await services.inventory.hold(
+            event_id,
+            [(i.tier_id, i.quantity) for i in data.items],
+            owner=visitor,
+            owner_limit=limit,
+            admitted=True,
+        )
+    except HoldRejected as exc:
+        raise _rejected(exc) from None
+    return HoldOut(
+        hold_id=hold.hold_id,
+        expires_at=datetime.fromtimestamp(hold.expires_ms / 1000, UTC),
+        items=[ItemOut(t, q) for t, q in hold.items],
+        amount=hold.amount,
+        currency=currency,
+    )
+
+
+@delete("/api/holds/{hold_id:str}", status_code=204)
+async def release_hold(hold_id: FromPath[str], request: AnyRequest, services: Deps) -> None:
+    token = bearer(request)
+    if not token:
+        raise ApiError(Code.ADMISSION_REQUIRED)
+    # The path names no event: the (verified) admission does, in its audience.
+    claims = services.admissions.verify(None, token)
+    event_id, visitor = str(claims["aud"]), str(claims["sub"])
+    hold = await services.inventory.live_hold(event_id, hold_id)
+    if hold is None or hold.owner != visitor:
+        raise ApiError(Code.HOLD_NOT_FOUND)
+    outcome = await services.inventory.release(event_id, hold_id)
+    if outcome is ReleaseOutcome.CONFIRMED:
+        raise ApiError(Code.CONFLICT, "this hold has been paid for")
+
+
+ROUTES = [create_hold, release_hold]

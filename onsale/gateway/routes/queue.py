@@ -1,0 +1,102 @@
+"""The buyer's waiting room: join, status, leave."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import msgspec
+from litestar import MediaType, Response, delete, get, post
+from litestar.params import FromPath
+
+from onsale.errors import ApiError, Code
+from onsale.gateway.types import AnyRequest, Deps
+from onsale.queue.room import Place, State
+
+#: Joins without a visitor token, per client address and minute.
+JOINS_PER_MINUTE = 20
+
+
+class QueueOut(msgspec.Struct):
+    visitor_token: str
+    state: str
+    position: int | None
+    eta_seconds: int | None
+    poll_after_seconds: int
+    admission_token: str | None
+    admission_expires_at: datetime | None = None
+    #: ``held_only``: every ticket left is in someone's cart; some may come back.
+    note: str | None = None
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def _client(request: AnyRequest) -> str:
+    return request.client.host if request.client else ""
+
+
+def _answer(
+    services: Deps, event_id: str, visitor: str, token: str, place: Place
+) -> Response[bytes]:
+    if place.state is State.UNKNOWN_EVENT:
+        raise ApiError(Code.EVENT_NOT_FOUND)
+    if place.state is State.TOO_FAST:
+        raise ApiError(
+            Code.RATE_LIMITED,
+            f"poll again in {place.poll_after_seconds} s (as poll_after_seconds said)",
+            headers={"Retry-After": str(place.poll_after_seconds)},
+        )
+    admission, expires = None, None
+    if place.state is State.ADMITTED:
+        expires = datetime.fromtimestamp(place.admission_expires_ms / 1000, UTC)
+        admission = services.admissions.issue(
+            event_id, visitor, place.admission_expires_ms, int(time.time())
+        )
+    state = "closed" if place.state is State.LEFT else str(place.state)
+    body = QueueOut(
+        visitor_token=token,
+        state=state,
+        position=place.position,
+        eta_seconds=place.eta_seconds,
+        poll_after_seconds=place.poll_after_seconds,
+        admission_token=admission,
+        admission_expires_at=expires,
+        note=place.note or None,
+    )
+    return Response(_encode(body), media_type=MediaType.JSON, headers={"Cache-Control": "no-store"})
+
+
+@post("/api/events/{event_id:str}/queue", status_code=200)
+async def join(event_id: FromPath[str], request: AnyRequest, services: Deps) -> Response[bytes]:
+    token = request.headers.get("x-visitor-token")
+    if token:
+        visitor = services.visitors.verify(event_id, token)
+    else:
+        await services.limiter.check("join", _client(request), JOINS_PER_MINUTE)
+        visitor, token = services.visitors.issue(event_id)
+    place = await services.room.join(event_id, visitor)
+    return _answer(services, event_id, visitor, token, place)
+
+
+@get("/api/events/{event_id:str}/queue")
+async def status(event_id: FromPath[str], request: AnyRequest, services: Deps) -> Response[bytes]:
+    token = request.headers.get("x-visitor-token")
+    if not token:
+        raise ApiError(Code.VISITOR_TOKEN_INVALID, "send the X-Visitor-Token from your join")
+    visitor = services.visitors.verify(event_id, token)
+    place = await services.room.status(event_id, visitor, strict=True)
+    if place.state is State.UNKNOWN:
+        # A valid token whose place Redis no longer knows: give it one rather than an error.
+        place = await services.room.join(event_id, visitor)
+    return _answer(services, event_id, visitor, token, place)
+
+
+@delete("/api/events/{event_id:str}/queue", status_code=204)
+async def leave(event_id: FromPath[str], request: AnyRequest, services: Deps) -> None:
+    token = request.headers.get("x-visitor-token") or ""
+    visitor = services.visitors.verify(event_id, token)
+    await services.room.leave(event_id, visitor)
+
+
+ROUTES = [join, status, leave]

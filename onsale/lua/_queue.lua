@@ -1,0 +1,190 @@
+-- Prepended to every waiting-room script (see onsale/keys.py queue_keys for each key).
+-- KEYS: 1 onsale schedule hash, 2 inventory hash, 3 q:state, 4 q:pre, 5 q:vis, 6 q:byseq,
+--       7 q:seen, 8 q:active, 9 q:adm, 10 q:rate.
+local CFG, INV, ST, PRE, VIS, BYSEQ = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local SEEN, ACTIVE, ADM, RATE = KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+-- Credit for one admission: admit_per_minute accrues once per elapsed millisecond.
+local UNIT = 60000
+local BUCKET_MS = 10000
+
+local function num(v) return tonumber(v) or 0 end
+
+local function config()
+  local c = redis.call('HMGET', CFG, 'opens_ms', 'closes_ms', 'admit_per_minute', 'max_active',
+    'paused', 'hold_seconds')
+  if not c[1] then return nil end
+  return {opens = num(c[1]), closes = num(c[2]), rate = num(c[3]), max_active = num(c[4]),
+    paused = c[5] == '1', hold = num(c[6])}
+end
+
+-- Tickets free now, and tickets not yet sold (free plus held in carts).
+local function stock()
+  local tiers = redis.call('HGET', INV, 'tiers')
+  local available, unsold = 0, 0
+  if not tiers then return 0, 0 end
+  for tier in string.gmatch(tiers, '%S+') do
+    local f = redis.call('HMGET', INV, tier .. ':cap', tier .. ':held', tier .. ':sold')
+    local cap, held, sold = num(f[1]), num(f[2]), num(f[3])
+    available = available + math.max(cap - held - sold, 0)
+    unsold = unsold + math.max(cap - sold, 0)
+  end
+  return available, unsold
+end
+
+local function load_state()
+  local s = redis.call('HMGET', ST, 'frozen', 'pre_count', 'seq', 'cursor', 'credit', 'last_ms')
+  return {frozen = s[1] == '1', pre = num(s[2]), seq = num(s[3]), cursor = num(s[4]),
+    credit = num(s[5]), last = num(s[6])}
+end
+
+-- The fair start: at opening the pre-queue is frozen; its order is the zset's, scored by
+-- sha1(seed .. visitor) with a seed committed to before anyone joined.
+local function freeze(now, cfg, st)
+  if st.frozen or now < cfg.opens then return end
+  st.frozen, st.pre = true, redis.call('ZCARD', PRE)
+  st.seq, st.cursor, st.credit, st.last = st.pre, 0, 0, cfg.opens
+  redis.call('HSET', ST, 'frozen', 1, 'pre_count', st.pre, 'seq', st.seq, 'cursor', 0,
+    'credit', 0, 'last_ms', cfg.opens, 'frozen_ms', now)
+end
+
+-- The visitor holding sequence number s: pre-queue ranks come first, in shuffled order.
+local function visitor_at(st, s)
+  if s <= st.pre then return redis.call('ZRANGE', PRE, s - 1, s - 1)[1], 0 end
+  return redis.call('HGET', BYSEQ, s), s
+end
+
+-- Admissions whose time is up end; one never claimed by its visitor counts as a no-show.
+local function expire_active(now)
+  local due = redis.call('ZRANGEBYSCORE', ACTIVE, '-inf', now)
+  for _, vid in ipairs(due) do
+    redis.call('ZREM', ACTIVE, vid)
+    local rec = redis.call('HGET', ADM, vid)
+    if rec and string.sub(rec, -1) == '0' then redis.call('HINCRBY', ST, 'noshow', 1) end
+  end
+end
+
+-- Moves the admission cursor as far as the rate, max_active and the stock allow at `now`.
+local function advance(now, cfg, st)
+  freeze(now, cfg, st)
+  if not st.frozen then return end
+  expire_active(now)
+  if now > st.last then
+    if not cfg.paused and (cfg.closes == 0 or now < cfg.closes) then
+      st.credit = st.credit + (now - st.last) * cfg.rate
+    end
+    st.last = now
+  end
+  local available, unsold = stock()
+  local active = redis.call('ZCARD', ACTIVE)
+  local admitted, skipped, stalled = 0, 0, false
+  local admit_ms = (cfg.hold + 120) * 1000
+  while st.credit >= UNIT do
+    if st.cursor >= st.seq or available <= 0 or active >= unsold
+        or (cfg.max_active > 0 and active >= cfg.max_active) then
+      stalled = true
+      break
+    end
+    if admitted + skipped >= 5000 then break end  -- bound one script's work; the next call goes on
+    local s = st.cursor + 1
+    st.cursor = s
+    local vid, expect = visitor_at(st, s)
+    local here = vid and redis.call('HGET', VIS, vid) == tostring(expect)
+    if here and num(redis.call('HGET', SEEN, vid)) >= now then
+      local expires = now + admit_ms
+      redis.call('ZADD', ACTIVE, expires, vid)
+      redis.call('HSET', ADM, vid, now .. '|' .. expires .. '|0')
+      st.credit = st.credit - UNIT
+      active, admitted = active + 1, admitted + 1
+    else
+      skipped = skipped + 1  -- gone, left, or stopped polling: their place is not kept
+    end
+  end
+  -- Credit builds up only while it can be spent: a stall is not followed by a burst.
+  if stalled and st.credit > UNIT then st.credit = UNIT end
+  redis.call('HSET', ST, 'cursor', st.cursor, 'credit', st.credit, 'last_ms', st.last)
+  if admitted > 0 then
+    redis.call('HINCRBY', ST, 'admitted', admitted)
+    local bucket = math.floor(now / BUCKET_MS)
+    if redis.call('HINCRBY', RATE, bucket, admitted) == admitted then
+      redis.call('HDEL', RATE, bucket - 7, bucket - 8, bucket - 9)
+    end
+  end
+  if skipped > 0 then redis.call('HINCRBY', ST, 'skipped', skipped) end
+end
+
+-- Admissions per second over the last minute; the configured rate until there is a measure.
+local function measured_rate(now, cfg)
+  local bucket = math.floor(now / BUCKET_MS)
+  local n = 0
+  for b = bucket - 6, bucket do n = n + num(redis.call('HGET', RATE, b)) end
+  local span = math.min(now - cfg.opens, 6 * BUCKET_MS + now % BUCKET_MS) / 1000
+  if n == 0 or span < 5 then return cfg.rate / 60 end
+  return n / span
+end
+
+-- Seconds until `position` is admitted: skipped places cost no time, admissions do.
+local function eta(now, cfg, position, available)
+  if cfg.paused or available <= 0 then return -1 end
+  local c = redis.call('HMGET', ST, 'admitted', 'skipped')
+  local admitted, skipped = num(c[1]), num(c[2])
+  local keep = 1
+  if admitted + skipped >= 20 then keep = admitted / (admitted + skipped) end
+  return math.ceil(position * keep / measured_rate(now, cfg))
+end
+
+local function poll_after(wait)
+  if wait < 0 then return 10 end
+  return math.max(2, math.min(30, math.floor(wait / 5)))
+end
+
+-- A visitor that misses about three polls has abandoned; the cursor will skip them.
+-- Polling again before half the advised interval is too fast (field <visitor>:n).
+local function seen(vid, now, every)
+  redis.call('HSET', SEEN, vid, now + (3 * every + 15) * 1000, vid .. ':n', now + every * 500)
+end
+
+local function requeue(st, vid)
+  st.seq = redis.call('HINCRBY', ST, 'seq', 1)
+  redis.call('HSET', VIS, vid, st.seq)
+  redis.call('HSET', BYSEQ, st.seq, vid)
+  redis.call('HDEL', ADM, vid)
+  return st.seq
+end
+
+-- One visitor's answer: {state, position, eta_s, poll_after_s, admission_expires_ms, note}.
+-- position and eta_s are -1 when unknown; note is 'held_only' while every unsold ticket is
+-- in a cart (some may come back).
+local function status(now, cfg, st, vid)
+  local rec = redis.call('HGET', VIS, vid)
+  if not rec then return {'unknown', -1, -1, 0, 0, ''} end
+  if rec == '-1' then return {'left', -1, -1, 0, 0, ''} end
+  local expires = redis.call('ZSCORE', ACTIVE, vid)
+  if expires then
+    local adm = redis.call('HGET', ADM, vid)
+    if adm and string.sub(adm, -1) == '0' then
+      redis.call('HSET', ADM, vid, string.sub(adm, 1, -2) .. '1')
+      redis.call('HINCRBY', ST, 'claimed', 1)
+    end
+    return {'admitted', -1, 0, 5, tonumber(expires), ''}
+  end
+  local available, unsold = stock()
+  if unsold <= 0 then return {'sold_out', -1, -1, 60, 0, ''} end
+  if cfg.closes > 0 and now >= cfg.closes then return {'closed', -1, -1, 60, 0, ''} end
+  local note = ''
+  if available <= 0 then note = 'held_only' end
+  if not st.frozen then
+    local wait = math.ceil((cfg.opens - now) / 1000)
+    local every = math.max(1, math.min(30, math.floor(wait / 2)))
+    seen(vid, now, every)
+    return {'prequeue', -1, wait, every, 0, note}
+  end
+  local seq = tonumber(rec)
+  if seq == 0 then seq = redis.call('ZRANK', PRE, vid) + 1 end
+  -- Passed over while away, or an admission that ended: back of the line, not lost.
+  if seq <= st.cursor then seq = requeue(st, vid) end
+  local position = seq - st.cursor
+  local wait = eta(now, cfg, position, available)
+  local every = poll_after(wait)
+  seen(vid, now, every)
+  return {'waiting', position, wait, every, 0, note}
+end

@@ -1,0 +1,1 @@
+"""The virtual waiting room: join, status, metering, admission tokens."""

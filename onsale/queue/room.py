@@ -1,0 +1,120 @@
+"""The waiting room in Redis: typed async wrappers around the queue scripts."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+import msgspec
+
+from onsale import keys
+from onsale.inventory.engine import Clock
+from onsale.inventory.scripts import Scripts
+
+
+class State(StrEnum):
+    PREQUEUE = "prequeue"
+    WAITING = "waiting"
+    ADMITTED = "admitted"
+    SOLD_OUT = "sold_out"
+    CLOSED = "closed"
+    #: Not in the room (never joined, or Redis lost the place): join again.
+    UNKNOWN = "unknown"
+    #: The visitor left the room.
+    LEFT = "left"
+    UNKNOWN_EVENT = "unknown_event"
+    #: Polled before half the advised interval; ``poll_after_seconds`` says when to retry.
+    TOO_FAST = "too_fast"
+
+
+class Place(msgspec.Struct, frozen=True):
+    state: State
+    position: int | None
+    eta_seconds: int | None
+    poll_after_seconds: int
+    #: When the admission ends (epoch ms); 0 unless admitted.
+    admission_expires_ms: int = 0
+    #: ``held_only`` while every unsold ticket is in someone's cart.
+    note: str = ""
+
+
+class Counts(msgspec.Struct, frozen=True):
+    frozen: bool
+    pre_count: int
+    waiting: int
+    cursor: int
+    active: int
+    admitted: int
+    skipped: int
+    noshow: int
+    claimed: int
+
+    @property
+    def no_show_rate(self) -> float:
+        """Of the admissions that ended or were skipped, the share nobody used."""
+        total = self.admitted + self.skipped
+        return (self.skipped + self.noshow) / total if total else 0.0
+
+
+def _place(reply: list[Any]) -> Place:
+    state, position, eta, every, expires, note = reply
+    return Place(
+        state=State(state),
+        position=int(position) if int(position) >= 0 else None,
+        eta_seconds=int(eta) if int(eta) >= 0 else None,
+        poll_after_seconds=int(every),
+        admission_expires_ms=int(expires),
+        note=note,
+    )
+
+
+class WaitingRoom:
+    """Every decision is one script on the event's slot: any number of gateways agree."""
+
+    def __init__(self, redis: Any, clock: Clock | None = None) -> None:
+        self.redis = redis
+        self._scripts = Scripts(redis)
+        self._clock = clock
+
+    def _now(self) -> int:
+        return self._clock() if self._clock else 0
+
+    async def join(self, event_id: str, visitor_id: str) -> Place:
+        reply = await self._scripts.run(
+            "queue_join", keys.queue_keys(event_id), [self._now(), visitor_id]
+        )
+        return _place(reply)
+
+    async def status(self, event_id: str, visitor_id: str, *, strict: bool = False) -> Place:
+        """Where the visitor stands; with ``strict`` a too-early poll is refused."""
+        args = [self._now(), visitor_id, "1" if strict else "0"]
+        reply = await self._scripts.run("queue_status", keys.queue_keys(event_id), args)
+        return _place(reply)
+
+    async def leave(self, event_id: str, visitor_id: str) -> bool:
+        return bool(await self._scripts.run("queue_leave", keys.queue_keys(event_id), [visitor_id]))
+
+    async def advance(self, event_id: str) -> Counts | None:
+        """Move the cursor now (the periodic tick) and report the room's counters."""
+        reply = await self._scripts.run("queue_advance", keys.queue_keys(event_id), [self._now()])
+        if not reply:
+            return None
+        frozen, pre, seq, cursor, active, admitted, skipped, noshow, claimed = map(int, reply)
+        return Counts(
+            frozen=bool(frozen),
+            pre_count=pre,
+            waiting=(seq - cursor) if frozen else pre,
+            cursor=cursor,
+            active=active,
+            admitted=admitted,
+            skipped=skipped,
+            noshow=noshow,
+            claimed=claimed,
+        )
+
+    async def seed(self, event_id: str, seed: str) -> str:
+        """Set the fair-start seed once (before anyone joins); returns the seed in force."""
+        key = keys.queue_keys(event_id)[2]
+        await self.redis.hsetnx(key, "seed", seed)
+        current: str = await self.redis.hget(key, "seed")
+        return current

@@ -1,0 +1,30 @@
+"""The fair start, recomputable by anyone: pre-queue order from the revealed seed.
+
+Each visitor who arrived before opening is ranked by the first 52 bits of
+``sha1(seed + visitor_id)`` (ties by visitor id), exactly as ``lua/queue_join.lua`` scores
+them. The seed is drawn when the event is armed and only its SHA-256 is published until
+the on-sale opens, so nobody can know or steer their rank by arriving early.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+
+
+def new_seed() -> str:
+    return secrets.token_hex(16)
+
+
+def commitment(seed: str) -> str:
+    return hashlib.sha256(seed.encode()).hexdigest()
+
+
+def score(seed: str, visitor_id: str) -> int:
+    return int(hashlib.sha1((seed + visitor_id).encode()).hexdigest()[:13], 16)
+
+
+def order(seed: str, visitor_ids: Iterable[str]) -> list[str]:
+    """The pre-queue in admission order."""
+    return sorted(visitor_ids, key=lambda v: (score(seed, v), v))

@@ -1,0 +1,97 @@
+"""Visitor tokens (HMAC, checked on every poll) and admission tokens (EdDSA JWTs).
+
+A visitor token names one visitor of one event: ``v1.<visitor_id>.<mac>``, the MAC over
+the event id and visitor id, keyed by a secret derived from the signing key. HMAC, not
+Ed25519, because it is checked on every poll and costs a microsecond.
+
+An admission token is a JWT anyone can verify with the JWKS: ``aud`` the event,
+``sub`` the visitor, ``exp`` the admission's end, ``kid`` the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from onsale import signing
+from onsale.errors import ApiError, Code
+
+ISSUER = "onsale"
+
+
+class VisitorTokens:
+    def __init__(self, key: Ed25519PrivateKey) -> None:
+        seed = key.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        self._secret = hashlib.sha256(b"onsale visitor token v1\0" + seed).digest()
+
+    def _mac(self, event_id: str, visitor_id: str) -> str:
+        msg = f"{event_id}:{visitor_id}".encode()
+        return signing.b64url(hmac.new(self._secret, msg, hashlib.sha256).digest()[:18])
+
+    def issue(self, event_id: str) -> tuple[str, str]:
+        """A new visitor: (visitor_id, token)."""
+        visitor_id = secrets.token_urlsafe(12)
+        return visitor_id, f"v1.{visitor_id}.{self._mac(event_id, visitor_id)}"
+
+    def verify(self, event_id: str, token: str) -> str:
+        """The visitor id, or :class:`ApiError` ``visitor_token_invalid``."""
+        version, _, rest = token.partition(".")
+        visitor_id, _, mac = rest.partition(".")
+        if (
+            version != "v1"
+            or not visitor_id
+            or len(token) > 100
+            or not hmac.compare_digest(mac.encode(), self._mac(event_id, visitor_id).encode())
+        ):
+            raise ApiError(Code.VISITOR_TOKEN_INVALID)
+        return visitor_id
+
+
+class AdmissionTokens:
+    def __init__(self, key: Ed25519PrivateKey) -> None:
+        self._key = key
+        self._public = key.public_key()
+        self.kid = signing.key_id(self._public)
+
+    def issue(self, event_id: str, visitor_id: str, expires_ms: int, now_s: int) -> str:
+        claims = {
+            "iss": ISSUER,
+            "aud": event_id,
+            "sub": visitor_id,
+            "iat": now_s,
+            "exp": expires_ms // 1000,
+        }
+        return jwt.encode(claims, self._key, algorithm="EdDSA", headers={"kid": self.kid})
+
+    def verify(self, event_id: str | None, token: str) -> dict[str, Any]:
+        """The claims of a valid admission for this event (or, with ``None``, for the event
+        it names in ``aud``), else ``admission_invalid``."""
+        try:
+            header = jwt.get_unverified_header(token)
+            if header.get("kid") != self.kid:
+                raise ApiError(Code.ADMISSION_INVALID, "unknown signing key")
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._public,
+                algorithms=["EdDSA"],
+                audience=event_id,
+                issuer=ISSUER,
+                options={"require": ["exp", "aud", "sub"], "verify_aud": event_id is not None},
+            )
+        except jwt.ExpiredSignatureError:
+            raise ApiError(Code.ADMISSION_INVALID, "the admission has expired") from None
+        except jwt.InvalidAudienceError:
+            raise ApiError(Code.ADMISSION_INVALID, "the admission is for another event") from None
+        except jwt.PyJWTError as exc:
+            raise ApiError(Code.ADMISSION_INVALID, f"invalid admission token: {exc}") from None
+        return claims
