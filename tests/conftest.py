@@ -66,7 +66,10 @@ async def database_url(postgres_server_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True, max_connections=256)
+    pool = aioredis.BlockingConnectionPool.from_url(
+        redis_url, decode_responses=True, max_connections=64, timeout=30
+    )
+    client = aioredis.Redis.from_pool(pool)
     yield client
     await client.aclose()
 

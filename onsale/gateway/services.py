@@ -44,9 +44,14 @@ class Services:
 def redis_client(settings: Settings) -> Any:
     if settings.redis.cluster:
         return RedisCluster.from_url(settings.redis.url, decode_responses=True)
-    return aioredis.Redis.from_url(
-        settings.redis.url, decode_responses=True, max_connections=settings.redis.max_connections
+    # A blocking pool: a burst beyond max_connections waits for a connection, never fails.
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.redis.url,
+        decode_responses=True,
+        max_connections=settings.redis.max_connections,
+        timeout=10,
     )
+    return aioredis.Redis.from_pool(pool)
 
 
 async def tick(inventory: Inventory, room: WaitingRoom) -> None:

@@ -156,9 +156,7 @@ end
 -- in a cart (some may come back).
 local function status(now, cfg, st, vid)
   local rec = redis.call('HGET', VIS, vid)
-  if not rec then return {'unknown', -1, -1, 0, 0, ''} end
-  if rec == '-1' then return {'left', -1, -1, 0, 0, ''} end
-  local expires = redis.call('ZSCORE', ACTIVE, vid)
+  local expires = rec and redis.call('ZSCORE', ACTIVE, vid)
   if expires then
     local adm = redis.call('HGET', ADM, vid)
     if adm and string.sub(adm, -1) == '0' then
@@ -170,6 +168,8 @@ local function status(now, cfg, st, vid)
   local available, unsold = stock()
   if unsold <= 0 then return {'sold_out', -1, -1, 60, 0, ''} end
   if cfg.closes > 0 and now >= cfg.closes then return {'closed', -1, -1, 60, 0, ''} end
+  if not rec then return {'unknown', -1, -1, 0, 0, ''} end
+  if rec == '-1' then return {'left', -1, -1, 0, 0, ''} end
   local note = ''
   if available <= 0 then note = 'held_only' end
   if not st.frozen then
