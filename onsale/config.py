@@ -44,6 +44,8 @@ class SecuritySettings(msgspec.Struct, frozen=True):
     signing_key: str = ""
     #: CIDRs exempt from per-client rate limits.
     rate_limit_exempt: tuple[str, ...] = ()
+    #: Queue joins without a visitor token, per client address and minute.
+    joins_per_minute: int = 20
 
 
 class Settings(msgspec.Struct, frozen=True):
@@ -80,6 +82,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "ONSALE_ADMIN_TOKEN": ("security", "admin_token"),
     "ONSALE_SIGNING_KEY": ("security", "signing_key"),
     "ONSALE_RATE_LIMIT_EXEMPT": ("security", "rate_limit_exempt"),
+    "ONSALE_JOINS_PER_MINUTE": ("security", "joins_per_minute"),
 }
 
 _ENV_VALUE = {

@@ -12,7 +12,7 @@ from litestar.di import Provide
 from onsale import config
 from onsale.config import Settings
 from onsale.gateway.errors import HANDLERS
-from onsale.gateway.routes import events, health, holds, queue
+from onsale.gateway.routes import events, health, holds, pages, queue
 from onsale.gateway.services import Services, open_services
 
 
@@ -31,7 +31,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             yield
 
     return Litestar(
-        route_handlers=[*health.ROUTES, *events.ROUTES, *queue.ROUTES, *holds.ROUTES],
+        route_handlers=[
+            *health.ROUTES,
+            *events.ROUTES,
+            *queue.ROUTES,
+            *holds.ROUTES,
+            *pages.ROUTES,
+        ],
         lifespan=[lifespan],
         dependencies={"services": Provide(_services, sync_to_thread=False)},
         exception_handlers=HANDLERS,  # type: ignore[arg-type]

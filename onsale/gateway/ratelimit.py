@@ -11,7 +11,7 @@ from onsale.errors import ApiError, Code
 
 
 class RateLimiter:
-    """Fixed one-minute windows per (rule, client address); one pipelined round trip."""
+    """Fixed one-minute windows per (scope, client address); one pipelined round trip."""
 
     def __init__(self, redis: Any, exempt: Iterable[str] = ()) -> None:
         self.redis = redis
@@ -24,13 +24,14 @@ class RateLimiter:
             return False
         return any(ip in net for net in self._exempt)
 
-    async def check(self, rule: str, address: str, per_minute: int) -> None:
-        """Count one request; over the limit raises ``rate_limited`` with Retry-After."""
+    async def check(self, scope: str, address: str, per_minute: int) -> None:
+        """Count one request of ``scope`` (a Redis key prefix, e.g. an event's tag and the
+        action); over the limit raises ``rate_limited`` with Retry-After."""
         if self.exempt(address):
             return
         now = time.time()
         window = int(now // 60)
-        key = f"onsale:rl:{rule}:{address}:{window}"
+        key = f"{scope}:rl:{address}:{window}"
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.incr(key)
             pipe.expire(key, 120)

@@ -9,12 +9,10 @@ import msgspec
 from litestar import MediaType, Response, delete, get, post
 from litestar.params import FromPath
 
+from onsale import keys
 from onsale.errors import ApiError, Code
 from onsale.gateway.types import AnyRequest, Deps
 from onsale.queue.room import Place, State
-
-#: Joins without a visitor token, per client address and minute.
-JOINS_PER_MINUTE = 20
 
 
 class QueueOut(msgspec.Struct):
@@ -73,7 +71,8 @@ async def join(event_id: FromPath[str], request: AnyRequest, services: Deps) -> 
     if token:
         visitor = services.visitors.verify(event_id, token)
     else:
-        await services.limiter.check("join", _client(request), JOINS_PER_MINUTE)
+        limit = services.settings.security.joins_per_minute
+        await services.limiter.check(keys.tag(event_id) + ":join", _client(request), limit)
         visitor, token = services.visitors.issue(event_id)
     place = await services.room.join(event_id, visitor)
     return _answer(services, event_id, visitor, token, place)

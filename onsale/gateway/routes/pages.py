@@ -1,0 +1,172 @@
+"""Pages for people: the buyer's page, server-rendered, then driven by a small script."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from litestar import MediaType, Response, get
+from litestar.datastructures import CacheControlHeader
+from litestar.params import FromPath
+from litestar.static_files import create_static_files_router
+
+from onsale.errors import ApiError, Code
+from onsale.events import catalog
+from onsale.events.currencies import ZERO_DECIMAL
+from onsale.events.models import Event
+from onsale.gateway.types import Deps
+
+log = logging.getLogger("onsale.gateway")
+
+_GATEWAY = Path(__file__).resolve().parent.parent
+TEMPLATES = _GATEWAY / "templates"
+STATIC = _GATEWAY / "static"
+
+_env = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=select_autoescape(default=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _asset(name: str) -> str:
+    """A static file's URL with a content hash, so browsers may cache it for long."""
+    digest = hashlib.sha256((STATIC / name).read_bytes()).hexdigest()[:12]
+    return f"/static/{name}?v={digest}"
+
+
+ASSETS = {"css": _asset("buyer.css"), "js": _asset("buyer.js")}
+
+#: ISO 4217 currencies with three minor digits (1 BHD = 1000 fils).
+_THREE_DECIMAL = frozenset({"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"})
+
+
+def minor_exponent(currency: str) -> int:
+    """Digits after the point: ``price`` 4500 in USD is 45.00, in JPY it is 4500."""
+    if currency in ZERO_DECIMAL:
+        return 0
+    return 3 if currency in _THREE_DECIMAL else 2
+
+
+def money(minor: int, currency: str) -> str:
+    """A plain rendering for the server (the script reformats it for the reader's locale)."""
+    exponent = minor_exponent(currency)
+    whole, fraction = divmod(minor, 10**exponent)
+    return f"{currency} {whole:,}" + (f".{fraction:0{exponent}d}" if exponent else "")
+
+
+def when(moment: datetime) -> str:
+    utc = moment.astimezone(UTC)
+    return f"{utc:%A} {utc.day} {utc:%B %Y, %H:%M} UTC"
+
+
+def _context(event: Event) -> dict[str, Any]:
+    venue = event.venue
+    place = ", ".join(p for p in (venue.name, venue.city, venue.country) if p) if venue else ""
+    tiers = [
+        {
+            "id": t.id,
+            "name": t.name,
+            "description": t.description,
+            "price": t.price,
+            "price_text": "Free" if t.price == 0 else money(t.price, event.currency),
+            # The per-order limit the inventory enforces, and never more than exist.
+            "limit": min(t.per_order_limit or catalog.DEFAULT_TIER_LIMIT, t.capacity),
+        }
+        for t in event.tiers
+    ]
+    return {
+        "event": event,
+        "venue": place,
+        "starts_iso": event.starts_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "starts_text": when(event.starts_at),
+        "opens_iso": event.onsale.opens_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "exponent": minor_exponent(event.currency),
+        "tiers": tiers,
+    }
+
+
+def render(template: str, **context: Any) -> bytes:
+    return _env.get_template(template).render(assets=ASSETS, **context).encode()
+
+
+#: Seconds a rendered page is reused. At opening time thousands of people load the same
+#: page each second; without this every load would be a Postgres query.
+PAGE_TTL_S = 5.0
+_MAX_CACHED = 512
+_cache: dict[str, tuple[float, bytes]] = {}
+
+_HEADERS = {
+    # Same-origin scripts and styles only: nothing inline, no third party (yet: Stripe.js
+    # comes with payment).
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+        "frame-ancestors 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def _page(body: bytes, status: int = 200, cache: str = "no-store") -> Response[bytes]:
+    headers = {**_HEADERS, "Cache-Control": cache}
+    return Response(body, status_code=status, media_type=MediaType.HTML, headers=headers)
+
+
+async def _event_page(services: Deps, event_id: str) -> bytes:
+    now = time.monotonic()
+    hit = _cache.get(event_id)
+    if hit and hit[0] > now:
+        return hit[1]
+    body = render("event.html", **_context(await catalog.get(services.pool, event_id)))
+    if len(_cache) >= _MAX_CACHED:
+        _cache.clear()
+    _cache[event_id] = (now + PAGE_TTL_S, body)
+    return body
+
+
+@get("/e/{event_id:str}", include_in_schema=False)
+async def buyer_page(event_id: FromPath[str], services: Deps) -> Response[bytes]:
+    try:
+        body = await _event_page(services, event_id)
+    except ApiError as exc:
+        if exc.code is not Code.EVENT_NOT_FOUND:
+            raise
+        return _page(
+            render(
+                "message.html",
+                title="Event not found",
+                heading="We can't find that event",
+                message="The link may be mistyped, or the event may have been removed. "
+                "Check the address, or go back to where you found the link.",
+            ),
+            status=404,
+        )
+    except (OSError, asyncpg.CannotConnectNowError, asyncpg.InterfaceError) as exc:
+        log.error("buyer page for %s unavailable: %s", event_id, exc)
+        page = render(
+            "message.html",
+            title="Busy right now",
+            heading="We're busy right now",
+            message="This page could not load. Please try again in a few seconds.",
+        )
+        return _page(page, status=503)
+    return _page(body, cache=f"public, max-age={int(PAGE_TTL_S)}")
+
+
+static = create_static_files_router(
+    path="/static",
+    directories=[STATIC],
+    name="static",
+    # Pages link assets with a content hash (?v=...), so a new release is a new URL.
+    cache_control=CacheControlHeader(max_age=86_400, public=True),
+)
+
+ROUTES = [buyer_page, static]
