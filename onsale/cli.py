@@ -39,9 +39,7 @@ def _dev(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from onsale.bench import inventory
-
-    return int(asyncio.run(inventory.main(args)))
+    return int(asyncio.run(args.bench_module.main(args)))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -64,11 +62,15 @@ def parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks that print ratios against a baseline")
     bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="benchmark")
-    inv = bench_sub.add_parser("inventory", help="Redis Lua holds against Postgres locking")
-    from onsale.bench.inventory import add_arguments
+    from onsale.bench import inventory, queue
 
-    add_arguments(inv)
-    inv.set_defaults(func=_bench)
+    for module, help_ in (
+        (inventory, "Redis Lua holds against Postgres locking"),
+        (queue, "queue joins and status polls over HTTP against a bare endpoint"),
+    ):
+        sub_parser = bench_sub.add_parser(module.__name__.rsplit(".", 1)[1], help=help_)
+        module.add_arguments(sub_parser)
+        sub_parser.set_defaults(func=_bench, bench_module=module)
     return p
 
 
