@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,10 +25,13 @@ from onsale.gateway.app import create_app
 
 
 @pytest.fixture(scope="session")
-def services_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("services")
-    path.chmod(0o755)  # the embedded Postgres runs as nobody when we are root
-    return path
+def services_dir() -> Iterator[Path]:
+    # Not under pytest's basetemp: pytest makes that 0700 (again, at every session start),
+    # and the embedded Postgres runs as nobody when we are root.
+    path = Path(tempfile.mkdtemp(prefix="onsale-test-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

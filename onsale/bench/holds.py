@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 
 from onsale import keys
 from onsale.bench.harness import Exhausted, Session
+from onsale.connections import redis_client
 from onsale.inventory import HoldRejected, Inventory, Rejection, TierSpec
 
 REDIS_LUA = "redis_lua"
@@ -63,7 +64,7 @@ class RedisLua:
 
     def __init__(self, url: str, clients: int) -> None:
         self.clients = clients
-        self.redis = aioredis.Redis.from_url(url, decode_responses=True, max_connections=clients)
+        self.redis = redis_client(url, max_connections=clients)
         self.inventory = Inventory(self.redis)
 
     async def open(self) -> None:

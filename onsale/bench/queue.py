@@ -19,12 +19,12 @@ from pathlib import Path
 
 import httpx
 import msgspec
-import redis.asyncio as aioredis
 
 from onsale import signing
 from onsale.bench.harness import Exhausted, LoadPool, RunResult, Session, percentile, table
 from onsale.bench.http import Connection, bare_serve, onsale_serve
 from onsale.bench.inventory import servers
+from onsale.connections import redis_client
 from onsale.db import migrate
 from onsale.queue.room import WaitingRoom
 from onsale.queue.tokens import VisitorTokens
@@ -115,10 +115,7 @@ async def _event(base: str, admin: str) -> str:
 
 async def _visitors(redis_url: str, key: str, event_id: str, count: int, path: Path) -> None:
     """Visitors already in the room, as the status polls need them."""
-    pool = aioredis.BlockingConnectionPool.from_url(
-        redis_url, decode_responses=True, max_connections=32
-    )
-    redis = aioredis.Redis.from_pool(pool)
+    redis = redis_client(redis_url, max_connections=32)
     tokens, room = VisitorTokens(signing.load(key)), WaitingRoom(redis)
     issued = [tokens.issue(event_id) for _ in range(count)]
     for i in range(0, count, 500):

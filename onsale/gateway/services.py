@@ -12,9 +12,8 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from redis.asyncio.cluster import RedisCluster
 
-from onsale import keys, signing
+from onsale import connections, keys, signing
 from onsale.config import Settings
 from onsale.db import create_pool
 from onsale.gateway.ratelimit import RateLimiter
@@ -42,16 +41,11 @@ class Services:
 
 
 def redis_client(settings: Settings) -> Any:
-    if settings.redis.cluster:
-        return RedisCluster.from_url(settings.redis.url, decode_responses=True)
-    # A blocking pool: a burst beyond max_connections waits for a connection, never fails.
-    pool = aioredis.BlockingConnectionPool.from_url(
+    return connections.redis_client(
         settings.redis.url,
-        decode_responses=True,
+        cluster=settings.redis.cluster,
         max_connections=settings.redis.max_connections,
-        timeout=10,
     )
-    return aioredis.Redis.from_pool(pool)
 
 
 async def tick(inventory: Inventory, room: WaitingRoom) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from functools import cache
 from importlib import resources
 from typing import Any
 
-from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 #: Script name -> the preludes it is built on (``_clock`` always comes first).
 PRELUDES: dict[str, tuple[str, ...]] = {
@@ -30,13 +31,25 @@ def source(name: str) -> str:
     return "\n".join((lua / f"{part}.lua").read_text() for part in parts)
 
 
+@cache
+def sha(name: str) -> str:
+    return hashlib.sha1(source(name).encode()).hexdigest()
+
+
 class Scripts:
-    """One registered script per name; EVALSHA, reloaded by redis-py on NOSCRIPT."""
+    """Every script by name: EVALSHA, and SCRIPT LOAD then again when Redis answers NOSCRIPT
+    (after a restart, a failover or SCRIPT FLUSH).
+
+    The same as redis-py's ``register_script``, without its per-call wrapper: this is the
+    hot path of every hold and every queue poll.
+    """
 
     def __init__(self, redis: Any) -> None:
-        self._scripts: dict[str, AsyncScript] = {
-            name: redis.register_script(source(name)) for name in PRELUDES
-        }
+        self.redis = redis
 
     async def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        return await self._scripts[name](keys=keys, args=args)
+        try:
+            return await self.redis.evalsha(sha(name), len(keys), *keys, *args)
+        except NoScriptError:
+            await self.redis.script_load(source(name))
+            return await self.redis.evalsha(sha(name), len(keys), *keys, *args)
