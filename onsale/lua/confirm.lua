@@ -5,7 +5,7 @@
 --       retake ('0' | '1'), n, then n pairs tier_id, quantity (the order's items, for retake).
 -- Returns {'ok', stream_id, 'hold' | 'retaken'} | {'dup', order_id}
 --      or {'err', reason} with reason hold_expired, hold_used, sold_out, insufficient_inventory,
---         unknown_tier.
+--         unknown_tier, invalid_quantity.
 local now = clock(ARGV[1])
 local hold_id, order_id, payload, retake, n = ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
 local confirmed = 'confirmed:' .. order_id
@@ -35,6 +35,12 @@ if state == confirmed then return {'dup', order_id} end
 if state and string.sub(state, 1, 10) == 'confirmed:' then return {'err', 'hold_used'} end
 if retake ~= '1' then return {'err', 'hold_expired'} end
 
+-- Whole tickets only: a quantity below 1 would lower sold and let the pool oversell.
+if n < 1 then return {'err', 'invalid_quantity'} end
+for i = 0, n - 1 do
+  local qty = tonumber(ARGV[8 + 2 * i])
+  if not qty or qty < 1 or qty ~= math.floor(qty) then return {'err', 'invalid_quantity'} end
+end
 expire(now, 1000000)
 local short = shortage(7, n)
 if short then return {'err', short[2]} end
