@@ -144,7 +144,11 @@ async def measure(args: argparse.Namespace, redis_url: str, database_url: str) -
         event_id = await _event(onsale_url, admin)
         tokens = Path(tmp) / "tokens"
         _progress(f"putting {args.visitors} visitors in the room ...")
+        began = time.monotonic()
         await _visitors(redis_url, key, event_id, args.visitors, tokens)
+        # A visitor may poll again after half its poll_after (at most 30 s): wait for it,
+        # so that the first polls are not refused.
+        await asyncio.sleep(max(0.0, 15.5 - (time.monotonic() - began)))
         # Far back, poll_after is 30 s and a poll within half of it is refused: the clients
         # poll their visitors in turn, each visitor about every visitors / rate seconds.
         pool = LoadPool(make_session, args.processes)

@@ -6,7 +6,6 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from litestar import Litestar
-from litestar.datastructures import State
 from litestar.di import Provide
 
 from onsale import config
@@ -16,19 +15,21 @@ from onsale.gateway.routes import events, health, holds, pages, queue
 from onsale.gateway.services import Services, open_services
 
 
-def _services(state: State) -> Services:
-    services: Services = state.services
-    return services
-
-
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or config.load()
+    opened: list[Services] = []
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with open_services(settings) as services:
-            app.state.services = services
+            app.state.services = services  # for guards, which get no dependencies
+            opened.append(services)
             yield
+            opened.clear()
+
+    def provide_services() -> Services:
+        # No parameters: Litestar then has nothing to parse per request (hot path).
+        return opened[0]
 
     return Litestar(
         route_handlers=[
@@ -39,7 +40,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *pages.ROUTES,
         ],
         lifespan=[lifespan],
-        dependencies={"services": Provide(_services, sync_to_thread=False)},
+        dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         openapi_config=None,
     )

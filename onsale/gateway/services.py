@@ -18,6 +18,7 @@ from onsale.config import Settings
 from onsale.db import create_pool
 from onsale.gateway.ratelimit import RateLimiter
 from onsale.inventory import Inventory
+from onsale.inventory.scripts import Scripts
 from onsale.queue.room import WaitingRoom
 from onsale.queue.tokens import AdmissionTokens, VisitorTokens
 
@@ -71,7 +72,11 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     # The pool connects lazily (min_size=0): a gateway starts, and says "not ready",
     # while Postgres is down, instead of failing to start.
     pool = await create_pool(settings.database.url, min_size=0, max_size=settings.database.pool_max)
-    inventory, room = Inventory(redis), WaitingRoom(redis)
+    lanes = None
+    if not settings.redis.cluster:
+        lanes = connections.Lanes(redis.connection_pool, settings.redis.max_connections)
+    scripts = Scripts(redis, lanes)
+    inventory, room = Inventory(redis, scripts=scripts), WaitingRoom(redis, scripts=scripts)
     ticker = asyncio.create_task(_tick_forever(inventory, room))
     try:
         yield Services(
@@ -90,4 +95,6 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         with contextlib.suppress(asyncio.CancelledError):
             await ticker
         await pool.close()
+        if lanes:
+            await lanes.aclose()
         await redis.aclose()

@@ -48,9 +48,11 @@ def _rejected(reply: Sequence[Any]) -> HoldRejected:
 class Inventory:
     """Typed async access to one Redis (or Redis Cluster) holding every event's inventory."""
 
-    def __init__(self, redis: Any, clock: Clock | None = None) -> None:
+    def __init__(
+        self, redis: Any, clock: Clock | None = None, scripts: Scripts | None = None
+    ) -> None:
         self.redis = redis
-        self._scripts = Scripts(redis)
+        self._scripts = scripts or Scripts(redis)
         self._clock = clock
 
     def _now(self) -> int:

@@ -9,6 +9,8 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
+from onsale.connections import Lanes
+
 #: Script name -> the preludes it is built on (``_clock`` always comes first).
 PRELUDES: dict[str, tuple[str, ...]] = {
     "hold": ("_common",),
@@ -38,18 +40,18 @@ def sha(name: str) -> str:
 
 class Scripts:
     """Every script by name: EVALSHA, and SCRIPT LOAD then again when Redis answers NOSCRIPT
-    (after a restart, a failover or SCRIPT FLUSH).
-
-    The same as redis-py's ``register_script``, without its per-call wrapper: this is the
-    hot path of every hold and every queue poll.
+    (after a restart, a failover or SCRIPT FLUSH). With ``lanes`` (the gateway's hot path)
+    the calls bypass redis-py's command machinery; a Redis Cluster client routes by key and
+    keeps the ordinary call.
     """
 
-    def __init__(self, redis: Any) -> None:
+    def __init__(self, redis: Any, lanes: Lanes | None = None) -> None:
         self.redis = redis
+        self._call = lanes.call if lanes else redis.execute_command
 
     async def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         try:
-            return await self.redis.evalsha(sha(name), len(keys), *keys, *args)
+            return await self._call("EVALSHA", sha(name), len(keys), *keys, *args)
         except NoScriptError:
-            await self.redis.script_load(source(name))
-            return await self.redis.evalsha(sha(name), len(keys), *keys, *args)
+            await self._call("SCRIPT", "LOAD", source(name))
+            return await self._call("EVALSHA", sha(name), len(keys), *keys, *args)

@@ -32,9 +32,11 @@ local function stock()
 end
 
 local function load_state()
-  local s = redis.call('HMGET', ST, 'frozen', 'pre_count', 'seq', 'cursor', 'credit', 'last_ms')
+  local s = redis.call('HMGET', ST, 'frozen', 'pre_count', 'seq', 'cursor', 'credit', 'last_ms',
+    'admitted', 'skipped', 'rate')
   return {frozen = s[1] == '1', pre = num(s[2]), seq = num(s[3]), cursor = num(s[4]),
-    credit = num(s[5]), last = num(s[6])}
+    credit = num(s[5]), last = num(s[6]), admitted = num(s[7]), skipped = num(s[8]),
+    rate = tonumber(s[9])}
 end
 
 -- The fair start: at opening the pre-queue is frozen; its order is the zset's, scored by
@@ -63,17 +65,34 @@ local function expire_active(now)
   end
 end
 
+-- Admissions per second over the last minute; the configured rate until there is a measure.
+local function measured_rate(now, cfg)
+  local bucket = math.floor(now / BUCKET_MS)
+  local n = 0
+  local counts = redis.call('HMGET', RATE, bucket - 6, bucket - 5, bucket - 4, bucket - 3,
+    bucket - 2, bucket - 1, bucket)
+  for i = 1, 7 do n = n + num(counts[i]) end
+  local span = math.min(now - cfg.opens, 6 * BUCKET_MS + now % BUCKET_MS) / 1000
+  if n == 0 or span < 5 then return cfg.rate / 60 end
+  return n / span
+end
+
+-- A poll moves the cursor at most this often (the tick and the stats force it): at
+-- thousands of polls a second, once per poll would be wasted work.
+local ADVANCE_EVERY_MS = 20
+
 -- Moves the admission cursor as far as the rate, max_active and the stock allow at `now`.
-local function advance(now, cfg, st)
+-- Returns the stock (available, unsold) when it read it.
+local function advance(now, cfg, st, force)
   freeze(now, cfg, st)
-  if not st.frozen then return end
+  if not st.frozen then return nil, nil end
+  if not force and now - st.last < ADVANCE_EVERY_MS then return nil, nil end
   expire_active(now)
-  if now > st.last then
-    if not cfg.paused and (cfg.closes == 0 or now < cfg.closes) then
-      st.credit = st.credit + (now - st.last) * cfg.rate
-    end
-    st.last = now
+  -- (A clock behind the last decision accrues nothing: credit never goes backwards.)
+  if now > st.last and not cfg.paused and (cfg.closes == 0 or now < cfg.closes) then
+    st.credit = st.credit + (now - st.last) * cfg.rate
   end
+  st.last = math.max(st.last, now)
   local available, unsold = stock()
   local active = redis.call('ZCARD', ACTIVE)
   local admitted, skipped, stalled = 0, 0, false
@@ -101,35 +120,28 @@ local function advance(now, cfg, st)
   end
   -- Credit builds up only while it can be spent: a stall is not followed by a burst.
   if stalled and st.credit > UNIT then st.credit = UNIT end
-  redis.call('HSET', ST, 'cursor', st.cursor, 'credit', st.credit, 'last_ms', st.last)
+  -- The measured rate is kept with the state: every poll's ETA needs it.
+  st.rate = measured_rate(now, cfg)
+  redis.call('HSET', ST, 'cursor', st.cursor, 'credit', st.credit, 'last_ms', st.last,
+    'rate', st.rate)
   if admitted > 0 then
-    redis.call('HINCRBY', ST, 'admitted', admitted)
+    st.admitted = redis.call('HINCRBY', ST, 'admitted', admitted)
     local bucket = math.floor(now / BUCKET_MS)
     if redis.call('HINCRBY', RATE, bucket, admitted) == admitted then
       redis.call('HDEL', RATE, bucket - 7, bucket - 8, bucket - 9)
     end
   end
-  if skipped > 0 then redis.call('HINCRBY', ST, 'skipped', skipped) end
-end
-
--- Admissions per second over the last minute; the configured rate until there is a measure.
-local function measured_rate(now, cfg)
-  local bucket = math.floor(now / BUCKET_MS)
-  local n = 0
-  for b = bucket - 6, bucket do n = n + num(redis.call('HGET', RATE, b)) end
-  local span = math.min(now - cfg.opens, 6 * BUCKET_MS + now % BUCKET_MS) / 1000
-  if n == 0 or span < 5 then return cfg.rate / 60 end
-  return n / span
+  if skipped > 0 then st.skipped = redis.call('HINCRBY', ST, 'skipped', skipped) end
+  return available, unsold
 end
 
 -- Seconds until `position` is admitted: skipped places cost no time, admissions do.
-local function eta(now, cfg, position, available)
+local function eta(now, cfg, st, position, available)
   if cfg.paused or available <= 0 then return -1 end
-  local c = redis.call('HMGET', ST, 'admitted', 'skipped')
-  local admitted, skipped = num(c[1]), num(c[2])
+  local admitted, skipped = st.admitted, st.skipped
   local keep = 1
   if admitted + skipped >= 20 then keep = admitted / (admitted + skipped) end
-  return math.ceil(position * keep / measured_rate(now, cfg))
+  return math.ceil(position * keep / (st.rate or measured_rate(now, cfg)))
 end
 
 local function poll_after(wait)
@@ -154,7 +166,7 @@ end
 -- One visitor's answer: {state, position, eta_s, poll_after_s, admission_expires_ms, note}.
 -- position and eta_s are -1 when unknown; note is 'held_only' while every unsold ticket is
 -- in a cart (some may come back).
-local function status(now, cfg, st, vid)
+local function status(now, cfg, st, vid, available, unsold)
   local rec = redis.call('HGET', VIS, vid)
   local expires = rec and redis.call('ZSCORE', ACTIVE, vid)
   if expires then
@@ -165,7 +177,7 @@ local function status(now, cfg, st, vid)
     end
     return {'admitted', -1, 0, 5, tonumber(expires), ''}
   end
-  local available, unsold = stock()
+  if not available then available, unsold = stock() end
   if unsold <= 0 then return {'sold_out', -1, -1, 60, 0, ''} end
   if cfg.closes > 0 and now >= cfg.closes then return {'closed', -1, -1, 60, 0, ''} end
   if not rec then return {'unknown', -1, -1, 0, 0, ''} end
@@ -183,7 +195,7 @@ local function status(now, cfg, st, vid)
   -- Passed over while away, or an admission that ended: back of the line, not lost.
   if seq <= st.cursor then seq = requeue(st, vid) end
   local position = seq - st.cursor
-  local wait = eta(now, cfg, position, available)
+  local wait = eta(now, cfg, st, position, available)
   local every = poll_after(wait)
   seen(vid, now, every)
   return {'waiting', position, wait, every, 0, note}

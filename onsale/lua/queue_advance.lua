@@ -5,7 +5,7 @@ local now = clock(ARGV[1])
 local cfg = config()
 if not cfg then return {} end
 local st = load_state()
-advance(now, cfg, st)
+advance(now, cfg, st, true)
 local c = redis.call('HMGET', ST, 'admitted', 'skipped', 'noshow', 'claimed')
 return {st.frozen and 1 or 0, st.pre, st.seq, st.cursor, redis.call('ZCARD', ACTIVE),
   num(c[1]), num(c[2]), num(c[3]), num(c[4])}

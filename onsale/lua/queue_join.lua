@@ -6,7 +6,7 @@ local now, vid = clock(ARGV[1]), ARGV[2]
 local cfg = config()
 if not cfg then return {'unknown_event', -1, -1, 0, 0, ''} end
 local st = load_state()
-advance(now, cfg, st)
+local available, unsold = advance(now, cfg, st, false)
 local rec = redis.call('HGET', VIS, vid)
 if (not rec or rec == '-1') and (cfg.closes == 0 or now < cfg.closes) then
   if st.frozen then
@@ -18,4 +18,4 @@ if (not rec or rec == '-1') and (cfg.closes == 0 or now < cfg.closes) then
     redis.call('HSET', VIS, vid, 0)
   end
 end
-return status(now, cfg, st, vid)
+return status(now, cfg, st, vid, available, unsold)

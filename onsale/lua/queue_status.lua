@@ -10,5 +10,5 @@ if ARGV[3] == '1' then
   if now < earliest then return {'too_fast', -1, -1, math.ceil((earliest - now) / 1000), 0, ''} end
 end
 local st = load_state()
-advance(now, cfg, st)
-return status(now, cfg, st, vid)
+local available, unsold = advance(now, cfg, st, false)
+return status(now, cfg, st, vid, available, unsold)

@@ -71,9 +71,11 @@ def _place(reply: list[Any]) -> Place:
 class WaitingRoom:
     """Every decision is one script on the event's slot: any number of gateways agree."""
 
-    def __init__(self, redis: Any, clock: Clock | None = None) -> None:
+    def __init__(
+        self, redis: Any, clock: Clock | None = None, scripts: Scripts | None = None
+    ) -> None:
         self.redis = redis
-        self._scripts = Scripts(redis)
+        self._scripts = scripts or Scripts(redis)
         self._clock = clock
 
     def _now(self) -> int:
