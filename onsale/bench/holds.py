@@ -20,8 +20,9 @@ import redis.asyncio as aioredis
 
 from onsale import keys
 from onsale.bench.harness import Exhausted, Session
-from onsale.connections import redis_client
+from onsale.connections import Lanes, redis_client
 from onsale.inventory import HoldRejected, Inventory, Rejection, TierSpec
+from onsale.inventory.scripts import Scripts
 
 REDIS_LUA = "redis_lua"
 PG_PESSIMISTIC = "pg_pessimistic"
@@ -65,7 +66,9 @@ class RedisLua:
     def __init__(self, url: str, clients: int) -> None:
         self.clients = clients
         self.redis = redis_client(url, max_connections=clients)
-        self.inventory = Inventory(self.redis)
+        # As the gateway calls it: the scripts over lanes of their own.
+        self.lanes = Lanes(self.redis.connection_pool, clients)
+        self.inventory = Inventory(self.redis, scripts=Scripts(self.redis, self.lanes))
 
     async def open(self) -> None:
         # Concurrent pings open every pooled connection before the clock starts.
@@ -81,6 +84,7 @@ class RedisLua:
         return 1
 
     async def close(self) -> None:
+        await self.lanes.aclose()
         await self.redis.aclose()
 
 
