@@ -65,22 +65,26 @@ def server(redis_url: str, database_url: str) -> Iterator[str]:
         ONSALE_SIGNING_KEY=signing.generate_pem(),
     )
     argv = [sys.executable, "-m", "onsale", "serve", "--port", str(port), "--workers", "2"]
-    with subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True) as proc:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+    with subprocess.Popen(argv, env=env, stderr=subprocess.DEVNULL) as proc:
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                assert proc.poll() is None, f"onsale serve exited with {proc.returncode}"
+                assert time.monotonic() < deadline, "onsale serve did not become ready"
+                try:
+                    if httpx.get(f"{base}/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
+            yield base
+        finally:
+            proc.terminate()
             try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            time.sleep(0.1)
-        else:
-            pytest.fail("onsale serve did not become ready")
-        yield base
-        proc.terminate()
-        proc.wait(timeout=30)
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def test_serve_with_workers(server: str) -> None:

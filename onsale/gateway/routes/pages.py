@@ -15,6 +15,7 @@ from litestar import MediaType, Response, get
 from litestar.datastructures import CacheControlHeader
 from litestar.params import FromPath
 from litestar.static_files import create_static_files_router
+from litestar.types import ControllerRouterHandler
 
 from onsale.errors import ApiError, Code
 from onsale.events import catalog
@@ -77,8 +78,9 @@ def _context(event: Event) -> dict[str, Any]:
             "description": t.description,
             "price": t.price,
             "price_text": "Free" if t.price == 0 else money(t.price, event.currency),
-            # The per-order limit the inventory enforces, and never more than exist.
-            "limit": min(t.per_order_limit or catalog.DEFAULT_TIER_LIMIT, t.capacity),
+            # The per-order limit the inventory enforces; the picker offers no more than exist.
+            "limit": t.per_order_limit or catalog.DEFAULT_TIER_LIMIT,
+            "most": min(t.per_order_limit or catalog.DEFAULT_TIER_LIMIT, t.capacity),
         }
         for t in event.tiers
     ]
@@ -115,8 +117,8 @@ _HEADERS = {
 }
 
 
-def _page(body: bytes, status: int = 200, cache: str = "no-store") -> Response[bytes]:
-    headers = {**_HEADERS, "Cache-Control": cache}
+def _page(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response[bytes]:
+    headers = {**_HEADERS, "Cache-Control": "no-store", **(headers or {})}
     return Response(body, status_code=status, media_type=MediaType.HTML, headers=headers)
 
 
@@ -157,8 +159,8 @@ async def buyer_page(event_id: FromPath[str], services: Deps) -> Response[bytes]
             heading="We're busy right now",
             message="This page could not load. Please try again in a few seconds.",
         )
-        return _page(page, status=503)
-    return _page(body, cache=f"public, max-age={int(PAGE_TTL_S)}")
+        return _page(page, status=503, headers={"Retry-After": "5"})
+    return _page(body, headers={"Cache-Control": f"public, max-age={int(PAGE_TTL_S)}"})
 
 
 static = create_static_files_router(
@@ -169,4 +171,4 @@ static = create_static_files_router(
     cache_control=CacheControlHeader(max_age=86_400, public=True),
 )
 
-ROUTES = [buyer_page, static]
+ROUTES: list[ControllerRouterHandler] = [buyer_page, static]

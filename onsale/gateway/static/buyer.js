@@ -7,6 +7,7 @@
   const eventId = main.dataset.eventId;
   const queuePath = `/api/events/${encodeURIComponent(eventId)}/queue`;
   const storageKey = `onsale:${eventId}`;
+  const HINT = "Keep this page open: it moves forward on its own, and reloading keeps your place.";
 
   // Money arrives in minor units; the server says how many digits the currency has.
   const digits = Number(main.dataset.exponent);
@@ -20,9 +21,10 @@
     id: li.dataset.tierId, name: li.dataset.name, price: Number(li.dataset.price),
     select: li.querySelector("select"), picker: li.querySelector(".tier-qty"),
   }));
+  const tierById = (id) => tiers.find((t) => t.id === id) || { name: "Tickets", price: 0 };
 
-  let saved = load(); // {token, first, hold}: survives a reload, so the place does too
-  let admission = null; // the admission token: in memory only, a rejoin gives it again
+  let saved = load(); // {token, first, hold}: kept across reloads, and so is the place
+  let admission = null; // the admission token, in memory only: a rejoin gives it again
   let state = "loading";
   let pollTimer = 0;
   let clockTimer = 0;
@@ -39,37 +41,36 @@
     const headers = { Accept: "application/json" };
     if (token) headers["X-Visitor-Token"] = token;
     if (bearer) headers.Authorization = `Bearer ${bearer}`;
-    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (body) headers["Content-Type"] = "application/json";
     const res = await fetch(path, {
-      method, headers, cache: "no-store", body: body === undefined ? undefined : JSON.stringify(body),
+      method, headers, cache: "no-store", body: body ? JSON.stringify(body) : undefined,
     });
     const data = res.status === 204 ? null : await res.json().catch(() => null);
     return { status: res.status, data, retryAfter: Number(res.headers.get("Retry-After")) || 0 };
   }
 
-  // ---- words and numbers -------------------------------------------------------------
+  // ---- words, numbers, clocks --------------------------------------------------------
   const plural = (n, word) => `${n.toLocaleString()} ${word}${n === 1 ? "" : "s"}`;
 
   function waitWords(seconds) {
     if (seconds < 60) return "less than a minute";
     const minutes = Math.round(seconds / 60);
     if (minutes < 60) return `about ${plural(minutes, "minute")}`;
-    const hours = Math.floor(minutes / 60);
     const rest = minutes % 60;
-    return `about ${plural(hours, "hour")}${rest ? ` ${plural(rest, "minute")}` : ""}`;
+    return `about ${plural(Math.floor(minutes / 60), "hour")}${rest ? ` ${plural(rest, "minute")}` : ""}`;
   }
 
   function clock(seconds) {
+    const pad = (n) => String(n).padStart(2, "0");
     const d = Math.floor(seconds / 86400);
     const h = Math.floor((seconds % 86400) / 3600);
     const m = Math.floor((seconds % 3600) / 60);
-    const s = seconds % 60;
-    const pad = (n) => String(n).padStart(2, "0");
-    const hms = h || d ? `${h}:${pad(m)}:${pad(s)}` : `${m}:${pad(s)}`;
+    const hms = h || d ? `${h}:${pad(m)}:${pad(seconds % 60)}` : `${m}:${pad(seconds % 60)}`;
     return d ? `${plural(d, "day")} ${hms}` : hms;
   }
 
   const secondsUntil = (ms) => Math.max(0, Math.ceil((ms - Date.now()) / 1000));
+  const timeOfDay = (ms) => new Date(ms).toLocaleTimeString([], { hour: "numeric", minute: "2-digit" });
 
   // One ticking clock at a time: the opening countdown, then the hold's.
   function every(second) {
@@ -79,20 +80,24 @@
   }
   const stopClock = () => clearInterval(clockTimer);
 
-  function show(el, visible) { el.hidden = !visible; }
+  // ---- what is on screen -------------------------------------------------------------
+  const show = (el, visible) => { el.hidden = !visible; };
+
   // The queue panel's parts: each state shows only its own.
   function only(...ids) {
     for (const id of ["countdown", "progress", "eta", "hint"]) show($(id), ids.includes(id));
   }
-  // Quantity pickers appear only while it is the buyer's turn.
-  function picking(on) {
-    for (const t of tiers) if (t.picker) show(t.picker, on);
-    show($("order-bar"), on);
-    if (!on) show($("hold"), false);
-    show($("order"), true);
+
+  // The tiers are always listed; quantity pickers only while it is the buyer's turn, and
+  // the tiers give way to the hold once there is one.
+  function stage(name) {
+    for (const t of tiers) if (t.picker) show(t.picker, name === "choose");
+    show($("order-bar"), name === "choose");
+    show($("tickets"), name !== "hold");
+    show($("hold"), name === "hold");
   }
 
-  // The live region: change its text only when it changes, so readers are not spammed.
+  // The live region: its text changes only when the words do, so readers are not spammed.
   function announce(title, line = "") {
     if ($("status-title").textContent !== title) $("status-title").textContent = title;
     if ($("status-line").textContent !== line) $("status-line").textContent = line;
@@ -101,6 +106,14 @@
   function showError(text) {
     $("error").textContent = text;
     show($("error"), Boolean(text));
+  }
+
+  function problem(r) {
+    const d = (r && r.data) || {};
+    if (!r) return "We couldn't reach the server. Check your connection and try again.";
+    let text = d.detail || `Something went wrong (HTTP ${r.status}). Please try again.`;
+    if (d.tier_id && d.available > 0) text += ` ${tierById(d.tier_id).name}: ${d.available} left.`;
+    return text;
   }
 
   // ---- the waiting room --------------------------------------------------------------
@@ -112,18 +125,14 @@
     } catch {
       return retry(method, backoff(), "Connection lost. Retrying…");
     }
-    if (r.status === 200) {
-      failures = 0;
-      return onPlace(r.data);
-    }
+    if (r.status === 200) return onPlace(r.data);
     if (r.status === 429) return retry(method, Math.max(1, r.retryAfter));
     if (r.status === 401 && saved.token) {
       saved = {}; // a token this event no longer accepts: take a new place
-      save();
       return queue("POST");
     }
     if (r.status === 404) return finish("closed", "This event is no longer on sale.");
-    return retry(method, r.retryAfter || backoff(), "We're busy. Retrying…");
+    return retry(method, Math.max(r.retryAfter, backoff()), "We're busy. Retrying…");
   }
 
   function retry(method, seconds, why) {
@@ -133,17 +142,17 @@
   const backoff = () => Math.min(30, 2 ** ++failures);
 
   function onPlace(place) {
+    failures = 0;
     saved.token = place.visitor_token;
     save();
-    $("hint").textContent = "Keep this page open: it moves forward on its own, and reloading keeps your place.";
+    $("hint").textContent = HINT;
     show($("note"), place.note === "held_only");
     const previous = state;
-    state = place.state;
-    main.dataset.state = state;
+    state = main.dataset.state = place.state;
     if (state === "prequeue") prequeue(place);
     else if (state === "waiting") waiting(place);
     else if (state === "admitted") admitted(place, previous);
-    else if (state === "sold_out") finish("sold_out", "Every ticket has been sold. Thank you for waiting with us.");
+    else if (state === "sold_out") finish(state, "Every ticket has been sold. Thank you for waiting with us.");
     else finish("closed", "This on-sale is closed: no more buyers are being let in.");
     if (state === "prequeue" || state === "waiting") {
       pollTimer = setTimeout(() => queue("GET"), Math.max(1, place.poll_after_seconds) * 1000);
@@ -152,12 +161,12 @@
 
   function prequeue(place) {
     announce("The sale opens soon",
-      "You're in the pre-queue. When it opens, everyone here gets a random place in line: " +
-      "arriving early or late before then makes no difference.");
+      "You're in the pre-queue. At opening everyone here gets a random place in line, " +
+      "so arriving early or late before then makes no difference.");
+    only("countdown", "hint");
+    stage("browse");
     const opens = place.eta_seconds == null ? Date.parse(main.dataset.opensAt)
       : Date.now() + place.eta_seconds * 1000; // the server's clock, not this device's
-    only("countdown", "hint");
-    picking(false);
     every(() => {
       const left = secondsUntil(opens);
       $("countdown").textContent = left > 0 ? `Opens in ${clock(left)}` : "Opening now…";
@@ -167,17 +176,17 @@
   function waiting(place) {
     stopClock();
     only("progress", "eta", "hint");
-    picking(false);
+    stage("browse");
     const position = place.position;
+    announce("You're in line",
+      `You are number ${position.toLocaleString()} in line${position === 1 ? ": you're next." : "."}`);
+    // From where this visitor first stood toward the front; full only once admitted.
     saved.first = Math.max(saved.first || 0, position);
     save();
-    announce("You're in line", position === 1 ? "You're next!"
-      : `You are number ${position.toLocaleString()} in line.`);
-    // From where this visitor first stood toward the front; full only once admitted.
     const done = Math.round((100 * (saved.first + 1 - position)) / (saved.first + 1));
     $("progress-bar").style.width = `${done}%`;
     $("progress").setAttribute("aria-valuenow", String(done));
-    $("progress").setAttribute("aria-valuetext", `Number ${position} in line`);
+    $("progress").setAttribute("aria-valuetext", `Number ${position.toLocaleString()} in line`);
     $("eta").textContent = place.eta_seconds == null
       ? "We can't estimate the wait right now: admissions are paused or waiting for tickets to come back."
       : `Estimated wait: ${waitWords(place.eta_seconds)}.`;
@@ -186,11 +195,10 @@
   function finish(name, line) {
     clearTimeout(pollTimer);
     stopClock();
-    state = name;
-    main.dataset.state = name;
+    state = main.dataset.state = name;
     announce(name === "sold_out" ? "Sold out" : "The sale is closed", line);
     only();
-    picking(false);
+    stage("browse");
     show($("note"), false);
   }
 
@@ -199,19 +207,17 @@
     admission = place.admission_token;
     stopClock();
     only();
-    const until = new Date(place.admission_expires_at).toLocaleTimeString([], { hour: "numeric", minute: "2-digit" });
-    announce("It's your turn", `Choose your tickets and hold them before ${until}.`);
     const hold = saved.hold;
     if (hold && Date.parse(hold.expires_at) > Date.now()) return showHold(hold);
     delete saved.hold;
     save();
-    choose();
+    choose(`Choose your tickets and hold them before ${timeOfDay(Date.parse(place.admission_expires_at))}.`);
     if (previous !== "admitted") $("tickets-heading").focus();
   }
 
-  function choose() {
-    picking(true);
-    show($("hold"), false);
+  function choose(line) {
+    announce("It's your turn", line);
+    stage("choose");
     total();
   }
 
@@ -222,11 +228,9 @@
 
   function total() {
     const items = chosen();
-    const sum = items.reduce((acc, i) => acc + i.quantity * tierById(i.tier_id).price, 0);
-    $("total").textContent = money(sum);
+    $("total").textContent = money(items.reduce((sum, i) => sum + i.quantity * tierById(i.tier_id).price, 0));
     $("hold-button").disabled = items.length === 0;
   }
-  const tierById = (id) => tiers.find((t) => t.id === id) || { name: "Tickets", price: 0 };
 
   async function holdTickets(event) {
     event.preventDefault();
@@ -236,44 +240,31 @@
     const button = $("hold-button");
     button.disabled = true;
     button.textContent = "Holding…";
-    let r = null;
-    try {
-      r = await api("POST", `/api/events/${encodeURIComponent(eventId)}/holds`,
-        { bearer: admission, body: { items } });
-    } catch { /* shown below */ }
+    const path = `/api/events/${encodeURIComponent(eventId)}/holds`;
+    const r = await api("POST", path, { bearer: admission, body: { items } }).catch(() => null);
     button.textContent = "Hold tickets";
     total();
-    if (!r) return showError("We couldn't reach the server. Check your connection and try again.");
-    if (r.status === 201) {
+    if (r && r.status === 201) {
       saved.hold = r.data;
       save();
       return showHold(r.data);
     }
     showError(problem(r));
     // An admission that expired or ended: ask the room again (back in line if it is over).
-    if (r.status === 401 || r.status === 403) queue("POST");
-  }
-
-  function problem(r) {
-    const d = r.data || {};
-    let text = d.detail || `Something went wrong (HTTP ${r.status}). Please try again.`;
-    if (d.tier_id && d.available != null) {
-      text += ` ${tierById(d.tier_id).name}: ${d.available.toLocaleString()} left.`;
-    }
-    return text;
+    if (r && (r.status === 401 || r.status === 403)) queue("POST");
   }
 
   function showHold(hold) {
-    show($("order"), false);
+    const expires = Date.parse(hold.expires_at);
+    announce("It's your turn", `Your tickets are held until ${timeOfDay(expires)}.`);
     $("hold-items").replaceChildren(...hold.items.map((item) => {
-      const li = document.createElement("li");
       const tier = tierById(item.tier_id);
+      const li = document.createElement("li");
       li.textContent = `${item.quantity} × ${tier.name} (${money(tier.price * item.quantity)})`;
       return li;
     }));
     $("hold-amount").textContent = money(hold.amount);
-    show($("hold"), true);
-    const expires = Date.parse(hold.expires_at);
+    stage("hold");
     every(() => {
       const left = secondsUntil(expires);
       $("hold-countdown").textContent = clock(left);
@@ -282,26 +273,20 @@
     $("hold-heading").focus();
   }
 
-  function dropHold(message) {
+  function dropHold(line) {
     stopClock();
     delete saved.hold;
     save();
-    announce("It's your turn", message);
-    choose();
+    choose(line);
     $("tickets-heading").focus();
   }
 
   async function release() {
-    const hold = saved.hold;
-    if (!hold) return dropHold("Your tickets were released.");
     showError("");
-    let r = null;
-    try {
-      r = await api("DELETE", `/api/holds/${encodeURIComponent(hold.hold_id)}`, { bearer: admission });
-    } catch { /* shown below */ }
-    if (!r) return showError("We couldn't reach the server. Your tickets are still held; try again.");
-    // 404: already expired or released, which is what was asked.
-    if (r.status === 204 || r.status === 404) return dropHold("Your tickets were released.");
+    const path = `/api/holds/${encodeURIComponent(saved.hold.hold_id)}`;
+    const r = await api("DELETE", path, { bearer: admission }).catch(() => null);
+    // 404: it had already run out or been released, which is what was asked.
+    if (r && (r.status === 204 || r.status === 404)) return dropHold("Your tickets were released.");
     showError(problem(r));
   }
 

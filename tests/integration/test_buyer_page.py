@@ -1,0 +1,316 @@
+"""The buyer's page in a real browser: headless Chromium against a real ``onsale serve``."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from onsale import signing
+from tests.conftest import ADMIN_TOKEN
+from tests.integration.test_cli import clean_env, free_port
+from tests.integration.test_events_api import event
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Playwright's own browser download does not work offline; the system Chromium does.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PHONE = {"width": 390, "height": 844}
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+#: Where to save screenshots of each state, when set (e.g. ``/tmp`` to look at the page).
+SHOTS = os.environ.get("ONSALE_TEST_SCREENSHOTS")
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="browser tests need Chromium at /usr/bin/chromium (apt-get install -y chromium)",
+)
+
+
+@pytest.fixture(scope="module")
+def server(
+    redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A real gateway on a free port, the kind a browser reaches over TCP."""
+    port = free_port()
+    env = clean_env(
+        ONSALE_REDIS_URL=redis_url,
+        ONSALE_DATABASE_URL=database_url,
+        ONSALE_ADMIN_TOKEN=ADMIN_TOKEN,
+        ONSALE_SIGNING_KEY=signing.generate_pem(),
+    )
+    argv = [sys.executable, "-m", "onsale", "serve", "--port", str(port)]
+    # Its log goes to a file: a pipe nobody reads would stall the server once full.
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"onsale serve did not become ready:\n{log.read_text()}")
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def new_page(browser: Browser, **options: Any) -> Page:
+    context = browser.new_context(locale="en-US", timezone_id="UTC", **options)
+    context.set_default_timeout(10_000)
+    return context.new_page()
+
+
+def create_event(server: str, **changes: Any) -> dict[str, Any]:
+    r = httpx.post(f"{server}/api/events", json=event(**changes), headers=ADMIN)
+    assert r.status_code == 201, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def no_horizontal_scroll(page: Page) -> None:
+    widths = page.evaluate(
+        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert widths[0] <= widths[1], f"page scrolls sideways: {widths}"
+
+
+def screenshot(page: Page, state: str) -> None:
+    if SHOTS:
+        page.screenshot(path=str(Path(SHOTS) / f"onsale-buyer-{state}.png"), full_page=True)
+
+
+def stored(page: Page, event_id: str) -> dict[str, Any]:
+    raw = page.evaluate("key => localStorage.getItem(key)", f"onsale:{event_id}")
+    value: dict[str, Any] = json.loads(raw) if raw else {}
+    return value
+
+
+def test_wait_then_choose_and_hold_on_a_phone(server: str, browser: Browser) -> None:
+    page = new_page(browser, viewport=PHONE, is_mobile=True, has_touch=True)
+    # Opening in a few seconds, 5 a minute: the first admission would come 12 s after
+    # opening, time enough to see the waiting room; the test then raises the rate.
+    opens = datetime.now(UTC) + timedelta(seconds=5)
+    created = create_event(
+        server,
+        onsale={"opens_at": iso(opens), "admit_per_minute": 5, "hold_seconds": 120},
+    )
+    event_id = created["id"]
+
+    page.goto(f"{server}/e/{event_id}")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Night Owls - Live")
+    expect(page.get_by_text("Arena, Oslo, NO")).to_be_visible()
+    status = page.locator("#status")
+    expect(status).to_have_attribute("aria-live", "polite")
+    expect(page.locator("#status-title")).to_have_text("The sale opens soon")
+    expect(page.locator("#countdown")).to_have_text(re.compile(r"^(Opens in 0:0\d|Opening now)"))
+
+    expect(page.locator("#status-title")).to_have_text("You're in line", timeout=15_000)
+    expect(page.locator("#status-line")).to_have_text(re.compile(r"You are number 1 in line"))
+    expect(page.locator("#eta")).to_have_text(re.compile(r"^Estimated wait: "))
+    expect(page.get_by_role("progressbar")).to_be_visible()
+    expect(page.get_by_label("Quantity for General Admission")).to_be_hidden()
+    no_horizontal_scroll(page)
+    screenshot(page, "waiting")
+
+    # A reload keeps the place: the same visitor token, the same position.
+    token = stored(page, event_id)["token"]
+    page.reload()
+    expect(page.locator("#status-line")).to_have_text(re.compile(r"You are number 1 in line"))
+    assert stored(page, event_id)["token"] == token
+
+    r = httpx.patch(
+        f"{server}/api/events/{event_id}/onsale", json={"admit_per_minute": 60_000}, headers=ADMIN
+    )
+    assert r.status_code == 200, r.text
+    expect(page.locator("#status-title")).to_have_text("It's your turn", timeout=15_000)
+    expect(page.locator("#tickets-heading")).to_be_focused()
+    assert stored(page, event_id)["token"] == token
+    ga = page.get_by_label("Quantity for General Admission")
+    expect(ga).to_be_visible()
+    expect(ga.locator("option")).to_have_count(7)  # 0..6, the tier's per-order limit
+    expect(page.get_by_label("Quantity for VIP").locator("option")).to_have_count(3)
+    expect(page.get_by_role("button", name="Hold tickets")).to_be_disabled()
+
+    ga.select_option("2")
+    page.get_by_label("Quantity for VIP").select_option("1")
+    expect(page.locator("#total")).to_have_text("$240.00")
+    no_horizontal_scroll(page)
+    screenshot(page, "admitted")
+
+    page.get_by_role("button", name="Hold tickets").click()
+    expect(page.get_by_role("heading", name="Your tickets are held")).to_be_focused()
+    expect(page.locator("#hold-items li")).to_have_text(
+        [
+            "2 \N{MULTIPLICATION SIGN} General Admission ($90.00)",
+            "1 \N{MULTIPLICATION SIGN} VIP ($150.00)",
+        ]
+    )
+    expect(page.locator("#hold-amount")).to_have_text("$240.00")
+    expect(page.locator("#hold-countdown")).to_have_text(re.compile(r"^(2:00|1:[0-5]\d)$"))
+    expect(page.get_by_role("heading", name="Payment is the next step")).to_be_visible()
+    expect(page.locator("#payment")).to_be_attached()
+    no_horizontal_scroll(page)
+    screenshot(page, "held")
+    assert held(server, event_id) == 3
+
+    # A reload during the hold shows the hold again rather than an empty cart.
+    page.reload()
+    expect(page.locator("#hold-amount")).to_have_text("$240.00")
+
+    page.get_by_role("button", name="Release tickets").click()
+    expect(page.locator("#status-line")).to_have_text("Your tickets were released.")
+    expect(page.get_by_role("button", name="Hold tickets")).to_be_visible()
+    assert held(server, event_id) == 0
+    page.context.close()
+
+
+def held(server: str, event_id: str) -> int:
+    r = httpx.get(f"{server}/api/events/{event_id}/stats", headers=ADMIN)
+    assert r.status_code == 200, r.text
+    return sum(int(t["held"]) for t in r.json()["tiers"])
+
+
+def admitted_visitor(server: str, event_id: str) -> str:
+    """Another buyer, through the API: joins and polls as told until admitted."""
+    url = f"{server}/api/events/{event_id}/queue"
+    place = httpx.post(url).json()
+    deadline = time.monotonic() + 30
+    while place["state"] != "admitted":
+        assert place["state"] == "waiting" and time.monotonic() < deadline, place
+        time.sleep(place["poll_after_seconds"])
+        place = httpx.get(url, headers={"X-Visitor-Token": place["visitor_token"]}).json()
+    token: str = place["admission_token"]
+    return token
+
+
+def test_hold_errors_show_their_detail(server: str, browser: Browser) -> None:
+    # Opening now: the first seconds' ETAs come from the configured rate, so polls are quick.
+    created = create_event(
+        server,
+        tiers=[{"name": "Floor", "price": 2000, "capacity": 2, "per_order_limit": 4}],
+        onsale={"opens_at": iso(datetime.now(UTC)), "admit_per_minute": 60_000},
+    )
+    event_id, tier_id = created["id"], created["tiers"][0]["id"]
+    rival = admitted_visitor(server, event_id)
+    page = new_page(browser)
+    page.goto(f"{server}/e/{event_id}")
+    expect(page.locator("#status-title")).to_have_text("It's your turn")
+    # The limit allows 4, but only 2 exist: the picker offers no more than could be had.
+    expect(page.get_by_label("Quantity for Floor").locator("option")).to_have_count(3)
+    page.get_by_label("Quantity for Floor").select_option("1")
+    expect(page.locator("#total")).to_have_text("$20.00")
+    # The rival holds every ticket first.
+    r = httpx.post(
+        f"{server}/api/events/{event_id}/holds",
+        json={"items": [{"tier_id": tier_id, "quantity": 2}]},
+        headers={"Authorization": f"Bearer {rival}"},
+    )
+    assert r.status_code == 201, r.text
+    page.get_by_role("button", name="Hold tickets").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_have_text(re.compile(r"^(Sold out|Not enough tickets)"))
+    expect(page.get_by_role("button", name="Hold tickets")).to_be_enabled()
+    screenshot(page, "hold-error")
+    page.context.close()
+
+
+def test_every_ticket_in_a_cart_is_said_honestly(server: str, browser: Browser) -> None:
+    created = create_event(
+        server,
+        tiers=[{"name": "Floor", "price": 2000, "capacity": 1}],
+        onsale={"opens_at": iso(datetime.now(UTC)), "admit_per_minute": 60_000},
+    )
+    r = httpx.post(
+        f"{server}/api/events/{created['id']}/holds",
+        json={"items": [{"tier_id": created["tiers"][0]["id"], "quantity": 1}]},
+        headers={"Authorization": f"Bearer {admitted_visitor(server, created['id'])}"},
+    )
+    assert r.status_code == 201, r.text
+    page = new_page(browser)
+    page.goto(f"{server}/e/{created['id']}")
+    expect(page.locator("#status-title")).to_have_text("You're in line")
+    expect(page.locator("#note")).to_have_text(
+        "Every remaining ticket is in someone's cart right now; some may come back."
+    )
+    expect(page.locator("#eta")).to_contain_text("can't estimate")
+    screenshot(page, "held-only")
+    page.context.close()
+
+
+def test_sold_out(server: str, browser: Browser) -> None:
+    opens = datetime.now(UTC) - timedelta(minutes=1)
+    created = create_event(
+        server,
+        tiers=[{"name": "Standing", "price": 3000, "capacity": 0}],
+        onsale={"opens_at": iso(opens), "admit_per_minute": 600},
+    )
+    page = new_page(browser, viewport={"width": 1280, "height": 800})
+    polls: list[str] = []
+    page.on("request", lambda req: polls.append(req.method) if "/queue" in req.url else None)
+    page.goto(f"{server}/e/{created['id']}")
+    expect(page.locator("#status-title")).to_have_text("Sold out")
+    expect(page.locator("#status-line")).to_contain_text("Every ticket has been sold")
+    expect(page.locator("#progress")).to_be_hidden()
+    expect(page.locator(".tier-soldout")).to_have_text("Sold out")
+    screenshot(page, "sold-out")
+    assert polls == ["POST"]  # one join, and no polling once sold out
+    page.context.close()
+
+
+def test_unknown_event_is_a_friendly_404(server: str) -> None:
+    for event_id in (str(uuid.uuid4()), "not-an-event"):
+        r = httpx.get(f"{server}/e/{event_id}")
+        assert r.status_code == 404
+        assert r.headers["content-type"].startswith("text/html")
+        assert "find that event" in r.text
+
+
+def test_page_assets_are_served_and_cacheable(server: str) -> None:
+    created = create_event(server)
+    html = httpx.get(f"{server}/e/{created['id']}").text
+    for asset in re.findall(r'(?:href|src)="(/static/[^"]+)"', html):
+        r = httpx.get(f"{server}{asset}")
+        assert r.status_code == 200, asset
+        assert "max-age" in r.headers["cache-control"]
