@@ -31,6 +31,10 @@ for i = 0, n - 1 do
 end
 if owner ~= '' and owner_limit > 0 then
   local used = tonumber(redis.call('HGET', OWNERS, owner) or '0')
+  -- The owner's own holds that fell due no longer count: expire them before saying no.
+  if used + total > owner_limit and expire(now, 1000000) > 0 then
+    used = tonumber(redis.call('HGET', OWNERS, owner) or '0')
+  end
   if used + total > owner_limit then return {'err', 'limit_exceeded', '', owner_limit - used} end
 end
 

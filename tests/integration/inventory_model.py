@@ -139,7 +139,7 @@ class Model:
         return None
 
     def _request_refusal(self, items: Items, owner: str, owner_limit: int) -> Refusal | None:
-        """The checks hold.lua makes before it expires anything."""
+        """The checks hold.lua makes before its lazy expiry."""
         for tier, qty in items:
             if qty < 1:
                 return Refusal(Rejection.INVALID_QUANTITY, tier)
@@ -149,8 +149,12 @@ class Model:
             if 0 < limit < qty:
                 return Refusal(Rejection.LIMIT_EXCEEDED, tier, limit)
         if owner and owner_limit > 0:
+            total = sum(q for _, q in items)
+            # As the script does: due holds are expired before an owner is refused.
+            if self.owners.get(owner, 0) + total > owner_limit:
+                self.expire(ALL)
             used = self.owners.get(owner, 0)
-            if used + sum(q for _, q in items) > owner_limit:
+            if used + total > owner_limit:
                 return Refusal(Rejection.LIMIT_EXCEEDED, "", owner_limit - used)
         return None
 

@@ -153,3 +153,18 @@ async def test_sweep_leaves_holds_that_are_not_yet_due(
     live, done = await states(redis, event)
     assert (live, done) == ({"late"}, {"early": "expired"})
     assert await inventory.holds_total(event) == {"ga": 3}
+
+
+async def test_an_owners_due_holds_stop_counting_before_the_limit_refuses(
+    redis: aioredis.Redis, event: str, clock: Clock
+) -> None:
+    inventory = Inventory(redis, clock)
+    await inventory.arm(event, HOLD_SECONDS, [TierSpec("ga", 10)])
+    await inventory.hold(event, {"ga": 2}, owner="buyer", owner_limit=2)
+    with pytest.raises(HoldRejected) as refused:
+        await inventory.hold(event, {"ga": 1}, owner="buyer", owner_limit=2)
+    assert refused.value.reason is Rejection.LIMIT_EXCEEDED
+    clock.now += HOLD_MS  # the first hold falls due; nobody has swept it
+    held = await inventory.hold(event, {"ga": 2}, owner="buyer", owner_limit=2)
+    assert held.items == (("ga", 2),)
+    assert await redis.hget(keys.owners(event), "buyer") == "2"
