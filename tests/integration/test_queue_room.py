@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import math
+import string
 import uuid
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -284,8 +284,38 @@ async def test_unknown_event(redis: Any) -> None:
     assert (await room.join(str(uuid.uuid4()), "v")).state is State.UNKNOWN_EVENT
 
 
-@pytest.mark.parametrize("count", [1, 2, 7, 300])
-def test_shuffle_is_a_permutation(count: int) -> None:
-    visitors = [f"v{i}" for i in range(count)]
-    order = shuffle.order("seed", visitors)
-    assert sorted(order) == sorted(visitors)
+@settings(max_examples=30, deadline=None)
+@given(
+    early=st.lists(
+        st.text(string.ascii_letters + string.digits + "-_", min_size=1, max_size=16),
+        unique=True,
+        max_size=60,
+    ),
+    late=st.integers(0, 20),
+    seed=st.text(min_size=0, max_size=32),
+)
+def test_fair_start_is_a_permutation_then_fifo(
+    redis_url: str, early: list[str], late: int, seed: str
+) -> None:
+    """Every early visitor exactly once, in the published order; late ones after, FIFO."""
+    import redis.asyncio as aioredis
+
+    async def run() -> None:
+        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        try:
+            clock = Clock()
+            event_id, room, _ = await room_for(client, clock, rate=1)
+            await client.hset(keys.queue_keys(event_id)[2], "seed", seed)
+            for v in early:
+                assert (await room.join(event_id, v)).state is State.PREQUEUE
+            clock.now = OPENS
+            late_ids = [f"late:{i}" for i in range(late)]
+            late_positions = [(await room.join(event_id, v)).position for v in late_ids]
+            places = {v: (await room.status(event_id, v)).position for v in early}
+            assert sorted(places.values()) == list(range(1, len(early) + 1))  # no gaps, no dups
+            assert sorted(early, key=lambda v: places[v]) == shuffle.order(seed, early)
+            assert late_positions == list(range(len(early) + 1, len(early) + late + 1))
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
