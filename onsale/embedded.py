@@ -16,8 +16,11 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -260,3 +263,60 @@ class EmbeddedPostgres(_Service):
 
     def stop(self) -> None:
         _stop(self.proc, signal.SIGINT)
+
+
+class EmbeddedStripe(_Service):
+    """localstripe, a stateful Stripe emulator, on a free loopback port.
+
+    Its ``/_config/webhooks/{id}`` endpoint registers where it delivers signed events.
+    """
+
+    SECRET_KEY = "sk_test_onsale_embedded"
+    PUBLISHABLE_KEY = "pk_test_onsale_embedded"
+
+    def __init__(self, data_dir: Path) -> None:
+        self.root = Path(data_dir).resolve() / "stripe"
+        self.port = _free_port()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> str:
+        self.root.mkdir(parents=True, exist_ok=True)
+        log = self.root / "localstripe.log"
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "localstripe", "--port", str(self.port), "--from-scratch"],
+                cwd=self.root,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                preexec_fn=_child_setup(None, signal.SIGTERM),
+            )
+        _wait(self._ready, self.proc, "localstripe", log)
+        return self.url
+
+    def _ready(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def register_webhook(self, url: str, secret: str) -> None:
+        body = urllib.parse.urlencode({"url": url, "secret": secret}).encode()
+        request = urllib.request.Request(f"{self.url}/_config/webhooks/onsale", data=body)
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            if answer.status != 200:
+                raise EmbeddedError(f"localstripe refused the webhook: {answer.status}")
+
+    def stop(self) -> None:
+        _stop(self.proc, signal.SIGTERM)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port

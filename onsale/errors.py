@@ -28,6 +28,16 @@ class Code(StrEnum):
     ADMISSION_INVALID = "admission_invalid"
     ADMISSION_ENDED = "admission_ended"
     HOLD_NOT_FOUND = "hold_not_found"
+    HOLD_EXPIRED = "hold_expired"
+    IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+    ORDER_TOKEN_INVALID = "order_token_invalid"
+    ORDER_NOT_FOUND = "order_not_found"
+    INVALID_SIGNATURE = "invalid_signature"
+    PAYMENT_PROVIDER_ERROR = "payment_provider_error"
+    INVALID_TICKET = "invalid_ticket"
+    WRONG_EVENT = "wrong_event"
+    ALREADY_CHECKED_IN = "already_checked_in"
+    TICKET_NOT_FOUND = "ticket_not_found"
     UNAVAILABLE = "unavailable"
     INTERNAL_ERROR = "internal_error"
 
@@ -51,6 +61,16 @@ CATALOG: dict[Code, tuple[int, str]] = {
     Code.ADMISSION_INVALID: (403, "The admission token is not valid for this event."),
     Code.ADMISSION_ENDED: (403, "This admission has ended; join the queue again."),
     Code.HOLD_NOT_FOUND: (404, "No such live hold."),
+    Code.HOLD_EXPIRED: (409, "The hold has expired or does not exist; hold tickets again."),
+    Code.IDEMPOTENCY_CONFLICT: (409, "This Idempotency-Key was used with another request."),
+    Code.ORDER_TOKEN_INVALID: (401, "A valid order token is required for this order."),
+    Code.ORDER_NOT_FOUND: (404, "No such order."),
+    Code.INVALID_SIGNATURE: (400, "The Stripe-Signature header does not verify."),
+    Code.PAYMENT_PROVIDER_ERROR: (502, "The payment provider failed; retry shortly."),
+    Code.INVALID_TICKET: (422, "Not a valid ticket."),
+    Code.WRONG_EVENT: (403, "This ticket is for another event."),
+    Code.ALREADY_CHECKED_IN: (409, "This ticket has already been checked in."),
+    Code.TICKET_NOT_FOUND: (404, "No such ticket."),
     Code.UNAVAILABLE: (503, "A backing service is unavailable; retry shortly."),
     Code.INTERNAL_ERROR: (500, "Internal error."),
 }

@@ -95,3 +95,17 @@ def queue_keys(event_id: str) -> list[str]:
 
 def queue_active(event_id: str) -> str:
     return tag(event_id) + ":q:active"
+
+
+def orders(event_id: str) -> str:
+    """Hash: order id -> the order's JSON (``checkout.models.Order``), pending or final."""
+    return tag(event_id) + ":orders:data"
+
+
+def idempotency(event_id: str) -> str:
+    """Hash: checkout Idempotency-Key -> ``<fingerprint>|<order_id>``."""
+    return tag(event_id) + ":idem"
+
+
+#: The committer's consumer group on every event's orders stream.
+COMMITTERS = "committers"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -78,3 +79,16 @@ def jwk(key: Ed25519PublicKey) -> dict[str, str]:
         "alg": "EdDSA",
         "use": "sig",
     }
+
+
+def derive(key: Ed25519PrivateKey, purpose: bytes) -> bytes:
+    """A symmetric secret for one purpose (HMAC tokens), derived from the signing key."""
+    seed = key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    return hashlib.sha256(purpose + b"\0" + seed).digest()
+
+
+def mac(secret: bytes, message: str) -> str:
+    """A short (144-bit) HMAC-SHA256 tag, base64url."""
+    return b64url(hmac.new(secret, message.encode(), hashlib.sha256).digest()[:18])

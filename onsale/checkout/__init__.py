@@ -1,0 +1,1 @@
+"""Orders, payments (Stripe), webhooks and the write-behind committer."""

@@ -1,0 +1,1 @@
+"""Tickets: QR signing and rendering, check-in."""
