@@ -63,8 +63,9 @@ class Payments:
         """Every succeeded PaymentIntent of an event (for reconcile)."""
         found = []
         page = await self.client.v1.payment_intents.list_async(params={"limit": 100})
-        async for intent in page.auto_paging_iter():  # type: ignore[attr-defined]
-            if intent.status == "succeeded" and (intent.metadata or {}).get("event_id") == event_id:
+        async for intent in page.auto_paging_iter():
+            metadata: Any = intent.metadata or {}
+            if intent.status == "succeeded" and metadata.get("event_id") == event_id:
                 found.append(intent)
         return found
 
