@@ -20,7 +20,7 @@ from onsale import signing
 from onsale.config import Settings, load
 from onsale.db import connect, migrate
 from onsale.db.url import with_database
-from onsale.embedded import EmbeddedPostgres, EmbeddedRedis
+from onsale.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedStripe
 from onsale.gateway.app import create_app
 
 
@@ -89,12 +89,24 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 ADMIN_TOKEN = "test-admin-token"
+WEBHOOK_SECRET = "whsec_test_onsale"
 
 
 @pytest.fixture(scope="session")
-def settings(redis_url: str, database_url: str) -> Settings:
+def stripe_url(services_dir: Path) -> Iterator[str]:
+    """A real Stripe emulator (localstripe) for the real ``stripe`` library to talk to."""
+    with EmbeddedStripe(services_dir) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def settings(redis_url: str, database_url: str, stripe_url: str) -> Settings:
     return load(
         {
+            "ONSALE_STRIPE_SECRET_KEY": EmbeddedStripe.SECRET_KEY,
+            "ONSALE_STRIPE_PUBLISHABLE_KEY": EmbeddedStripe.PUBLISHABLE_KEY,
+            "ONSALE_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "ONSALE_STRIPE_API_BASE": stripe_url,
             "ONSALE_REDIS_URL": redis_url,
             "ONSALE_DATABASE_URL": database_url,
             "ONSALE_ADMIN_TOKEN": ADMIN_TOKEN,

@@ -52,6 +52,8 @@ class Order(msgspec.Struct):
     tickets: list[Ticket] = msgspec.field(default_factory=list)
     #: The body fingerprint of the checkout that created it (idempotency).
     fingerprint: str = ""
+    #: The waiting-room visitor whose admission made the hold.
+    visitor_id: str = ""
 
 
 class CheckoutIn(msgspec.Struct, forbid_unknown_fields=True):

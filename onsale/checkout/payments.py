@@ -21,14 +21,18 @@ SIGNATURE_TOLERANCE_S = 300
 class Payments:
     def __init__(self, settings: StripeSettings) -> None:
         base = {"api": settings.api_base.rstrip("/")} if settings.api_base else None
+        self._http = stripe.HTTPXClient()
         self.client = stripe.StripeClient(
             settings.secret_key or "sk_missing",
             base_addresses=base,  # type: ignore[arg-type]
-            http_client=stripe.HTTPXClient(),
+            http_client=self._http,
             max_network_retries=2,
         )
         self.webhook_secret = settings.webhook_secret
         self.publishable_key = settings.publishable_key
+
+    async def aclose(self) -> None:
+        await self._http.close_async()
 
     async def create_intent(self, order: Order) -> tuple[str, str]:
         """(payment_intent_id, client_secret) for the order; the same on every retry."""

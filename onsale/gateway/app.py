@@ -11,7 +11,7 @@ from litestar.di import Provide
 from onsale import config
 from onsale.config import Settings
 from onsale.gateway.errors import HANDLERS
-from onsale.gateway.routes import events, health, holds, pages, queue
+from onsale.gateway.routes import checkout, events, health, holds, pages, queue
 from onsale.gateway.services import Services, open_services
 
 
@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *events.ROUTES,
             *queue.ROUTES,
             *holds.ROUTES,
+            *checkout.ROUTES,
             *pages.ROUTES,
         ],
         lifespan=[lifespan],

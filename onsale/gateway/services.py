@@ -14,6 +14,9 @@ import redis.asyncio as aioredis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from onsale import connections, keys, signing
+from onsale.checkout.orders import Checkout
+from onsale.checkout.payments import Payments
+from onsale.checkout.tokens import OrderTokens
 from onsale.config import Settings
 from onsale.db import create_pool
 from onsale.gateway.ratelimit import RateLimiter
@@ -39,6 +42,9 @@ class Services:
     visitors: VisitorTokens
     admissions: AdmissionTokens
     limiter: RateLimiter
+    payments: Payments | None
+    order_tokens: OrderTokens
+    checkout: Checkout
 
 
 def redis_client(settings: Settings) -> Any:
@@ -78,6 +84,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     scripts = Scripts(redis, lanes)
     inventory, room = Inventory(redis, scripts=scripts), WaitingRoom(redis, scripts=scripts)
     ticker = asyncio.create_task(_tick_forever(inventory, room))
+    payments = Payments(settings.stripe) if settings.stripe.secret_key else None
+    order_tokens = OrderTokens(key)
+    checkout = Checkout(redis, inventory, payments, key, order_tokens)
     try:
         yield Services(
             settings=settings,
@@ -89,12 +98,17 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             visitors=VisitorTokens(key),
             admissions=AdmissionTokens(key),
             limiter=RateLimiter(redis, settings.security.rate_limit_exempt),
+            payments=payments,
+            order_tokens=order_tokens,
+            checkout=checkout,
         )
     finally:
         ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await ticker
         await pool.close()
+        if payments:
+            await payments.aclose()
         if lanes:
             await lanes.aclose()
         await redis.aclose()

@@ -11,6 +11,7 @@ from litestar.params import FromPath
 from msgspec import Meta
 
 from onsale import keys
+from onsale.checkout.orders import new_hold_id
 from onsale.errors import ApiError, Code
 from onsale.gateway.auth import bearer
 from onsale.gateway.body import decode
@@ -93,6 +94,7 @@ async def create_hold(event_id: FromPath[str], request: AnyRequest, services: De
             owner=visitor,
             owner_limit=limit,
             admitted=True,
+            hold_id=new_hold_id(event_id),
         )
     except HoldRejected as exc:
         raise _rejected(exc) from None
