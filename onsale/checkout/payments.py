@@ -32,7 +32,7 @@ class Payments:
         self.publishable_key = settings.publishable_key
 
     async def aclose(self) -> None:
-        await self._http.close_async()
+        await self._http.close_async()  # type: ignore[no-untyped-call]
 
     async def create_intent(self, order: Order) -> tuple[str, str]:
         """(payment_intent_id, client_secret) for the order; the same on every retry."""
