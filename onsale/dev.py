@@ -18,9 +18,9 @@ import msgspec
 import uvicorn
 
 from onsale import config, signing
-from onsale.config import Settings
+from onsale.config import Settings, StripeSettings
 from onsale.db import create_pool, migrate
-from onsale.embedded import EmbeddedPostgres, EmbeddedRedis
+from onsale.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedStripe
 from onsale.events import catalog
 from onsale.events.models import EventIn
 from onsale.gateway.app import create_app
@@ -89,11 +89,30 @@ def run(*, host: str, port: int) -> int:
             data / "admin_token", secrets.token_urlsafe(24)
         )
         key = base.security.signing_key or signing.load_or_create(data / "signing_key.pem")
+        stripe_settings = base.stripe
+        stripe_note = "Stripe (from ONSALE_STRIPE_*)"
+        if not stripe_settings.secret_key:
+            print("starting the Stripe emulator (localstripe) ...", file=sys.stderr)
+            emulator = EmbeddedStripe(data)
+            stack.enter_context(emulator)
+            stripe_settings = StripeSettings(
+                secret_key=EmbeddedStripe.SECRET_KEY,
+                publishable_key=EmbeddedStripe.PUBLISHABLE_KEY,
+                webhook_secret=_secret_file(
+                    data / "stripe_webhook_secret", "whsec_" + secrets.token_urlsafe(24)
+                ),
+                api_base=emulator.url,
+            )
+            emulator.register_webhook(
+                f"http://127.0.0.1:{port}/api/webhooks/stripe", stripe_settings.webhook_secret
+            )
+            stripe_note = f"Stripe emulator at {emulator.url} (test card 4242 4242 4242 4242)"
         settings = msgspec.structs.replace(
             base,
             redis=msgspec.structs.replace(base.redis, url=redis_url),
             database=msgspec.structs.replace(base.database, url=database_url),
             security=msgspec.structs.replace(base.security, admin_token=admin, signing_key=key),
+            stripe=stripe_settings,
         )
         event_id = asyncio.run(_prepare(settings))
         url = f"http://{host}:{port}"
@@ -102,7 +121,9 @@ def run(*, host: str, port: int) -> int:
             f"  demo event:   {url}/api/events/{event_id}\n"
             f"  live stats:   {url}/api/events/{event_id}/stats  (organizer token)\n"
             f"  admin token:  {admin}\n"
+            f"  buyer page:   {url}/e/{event_id}\n"
             f"  readiness:    {url}/readyz\n"
+            f"  payments:     {stripe_note}\n"
             f"  other commands against these services:\n"
             f"    export ONSALE_REDIS_URL='{redis_url}' ONSALE_DATABASE_URL='{database_url}'\n"
             f"Ctrl-C stops everything.\n",
