@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from onsale import keys
@@ -16,10 +16,7 @@ from onsale.inventory.models import (
     TierLevel,
     TierSpec,
 )
-from onsale.inventory.scripts import Scripts
-
-Clock = Callable[[], int]
-"""Epoch milliseconds. Without one the scripts use Redis's clock, shared by all gateways."""
+from onsale.inventory.scripts import ScriptClient
 
 Items = Mapping[str, int] | Iterable[tuple[str, int]]
 
@@ -45,18 +42,8 @@ def _rejected(reply: Sequence[Any]) -> HoldRejected:
     return HoldRejected(Rejection(reply[1]), tier, available)
 
 
-class Inventory:
+class Inventory(ScriptClient):
     """Typed async access to one Redis (or Redis Cluster) holding every event's inventory."""
-
-    def __init__(
-        self, redis: Any, clock: Clock | None = None, scripts: Scripts | None = None
-    ) -> None:
-        self.redis = redis
-        self._scripts = scripts or Scripts(redis)
-        self._clock = clock
-
-    def _now(self) -> int:
-        return self._clock() if self._clock else 0
 
     async def arm(self, event_id: str, hold_seconds: int, tiers: Sequence[TierSpec]) -> None:
         """Load (or update) an event's tiers; held and sold counts are never reset."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -55,3 +56,22 @@ class Scripts:
         except NoScriptError:
             await self._call("SCRIPT", "LOAD", source(name))
             return await self._call("EVALSHA", sha(name), len(keys), *keys, *args)
+
+
+Clock = Callable[[], int]
+"""Epoch milliseconds. Without one the scripts use Redis's clock, shared by all gateways."""
+
+
+class ScriptClient:
+    """What the inventory engine and the waiting room share: a client, its scripts, a clock."""
+
+    def __init__(
+        self, redis: Any, clock: Clock | None = None, scripts: Scripts | None = None
+    ) -> None:
+        self.redis = redis
+        self._scripts = scripts or Scripts(redis)
+        self._clock = clock
+
+    def _now(self) -> int:
+        """The injected clock, or 0: the script then asks Redis for the time."""
+        return self._clock() if self._clock else 0

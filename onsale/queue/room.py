@@ -8,8 +8,7 @@ from typing import Any
 import msgspec
 
 from onsale import keys
-from onsale.inventory.engine import Clock
-from onsale.inventory.scripts import Scripts
+from onsale.inventory.scripts import ScriptClient
 
 
 class State(StrEnum):
@@ -68,18 +67,8 @@ def _place(reply: list[Any]) -> Place:
     )
 
 
-class WaitingRoom:
+class WaitingRoom(ScriptClient):
     """Every decision is one script on the event's slot: any number of gateways agree."""
-
-    def __init__(
-        self, redis: Any, clock: Clock | None = None, scripts: Scripts | None = None
-    ) -> None:
-        self.redis = redis
-        self._scripts = scripts or Scripts(redis)
-        self._clock = clock
-
-    def _now(self) -> int:
-        return self._clock() if self._clock else 0
 
     async def join(self, event_id: str, visitor_id: str) -> Place:
         reply = await self._scripts.run(
