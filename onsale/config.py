@@ -46,6 +46,9 @@ class SecuritySettings(msgspec.Struct, frozen=True):
     rate_limit_exempt: tuple[str, ...] = ()
     #: Queue joins without a visitor token, per client address and minute.
     joins_per_minute: int = 20
+    #: Check-in scans per client address, event and minute; offline syncs and manifest
+    #: downloads are allowed a tenth of it (a sync carries up to 1000 scans).
+    checkins_per_minute: int = 600
 
 
 class Settings(msgspec.Struct, frozen=True):
@@ -83,6 +86,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "ONSALE_SIGNING_KEY": ("security", "signing_key"),
     "ONSALE_RATE_LIMIT_EXEMPT": ("security", "rate_limit_exempt"),
     "ONSALE_JOINS_PER_MINUTE": ("security", "joins_per_minute"),
+    "ONSALE_CHECKINS_PER_MINUTE": ("security", "checkins_per_minute"),
 }
 
 _ENV_VALUE = {

@@ -38,6 +38,7 @@ class Code(StrEnum):
     WRONG_EVENT = "wrong_event"
     ALREADY_CHECKED_IN = "already_checked_in"
     TICKET_NOT_FOUND = "ticket_not_found"
+    TICKET_NOT_VALID = "ticket_not_valid"
     UNAVAILABLE = "unavailable"
     INTERNAL_ERROR = "internal_error"
 
@@ -71,6 +72,7 @@ CATALOG: dict[Code, tuple[int, str]] = {
     Code.WRONG_EVENT: (403, "This ticket is for another event."),
     Code.ALREADY_CHECKED_IN: (409, "This ticket has already been checked in."),
     Code.TICKET_NOT_FOUND: (404, "No such ticket."),
+    Code.TICKET_NOT_VALID: (409, "This ticket is no longer valid: it was refunded or cancelled."),
     Code.UNAVAILABLE: (503, "A backing service is unavailable; retry shortly."),
     Code.INTERNAL_ERROR: (500, "Internal error."),
 }

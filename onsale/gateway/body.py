@@ -13,8 +13,8 @@ T = TypeVar("T")
 MAX_BODY = 64 * 1024
 
 
-def decode(body: bytes, into: type[T]) -> T:
-    if len(body) > MAX_BODY:
+def decode(body: bytes, into: type[T], *, limit: int = MAX_BODY) -> T:
+    if len(body) > limit:
         raise ApiError(Code.PAYLOAD_TOO_LARGE)
     try:
         return msgspec.json.decode(body, type=into)

@@ -10,6 +10,11 @@ from typing import Any
 from onsale.errors import ApiError, Code
 
 
+def client_address(request: Any) -> str:
+    """The peer's address (a proxy's, behind one: exempt trusted proxies' networks)."""
+    return request.client.host if request.client else ""
+
+
 class RateLimiter:
     """Fixed one-minute windows per (scope, client address); one pipelined round trip."""
 

@@ -11,6 +11,7 @@ from litestar.params import FromPath
 
 from onsale import keys
 from onsale.errors import ApiError, Code
+from onsale.gateway.ratelimit import client_address
 from onsale.gateway.types import AnyRequest, Deps
 from onsale.queue.room import Place, State
 
@@ -28,10 +29,6 @@ class QueueOut(msgspec.Struct):
 
 
 _encode = msgspec.json.Encoder().encode
-
-
-def _client(request: AnyRequest) -> str:
-    return request.client.host if request.client else ""
 
 
 def _answer(
@@ -72,7 +69,7 @@ async def join(event_id: FromPath[str], request: AnyRequest, services: Deps) -> 
         visitor = services.visitors.verify(event_id, token)
     else:
         limit = services.settings.security.joins_per_minute
-        await services.limiter.check(keys.tag(event_id) + ":join", _client(request), limit)
+        await services.limiter.check(keys.tag(event_id) + ":join", client_address(request), limit)
         visitor, token = services.visitors.issue(event_id)
     place = await services.room.join(event_id, visitor)
     return _answer(services, event_id, visitor, token, place)

@@ -1,0 +1,119 @@
+"""Tickets: the buyer's QR images, and check-in at the door (online, and offline scanners)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from litestar import MediaType, Response, get, post
+from litestar.params import FromPath
+from litestar.response import Stream
+
+from onsale import keys, signing
+from onsale.errors import ApiError, Code
+from onsale.events import catalog
+from onsale.gateway.auth import admin_guard, bearer
+from onsale.gateway.body import decode
+from onsale.gateway.ratelimit import client_address
+from onsale.gateway.types import AnyRequest, Deps
+from onsale.tickets import checkin, render
+from onsale.tickets.checkin import CheckedIn, CheckInIn, SyncIn, SyncOut
+
+#: A ticket's image never changes; only its buyer (who holds the order token) may keep it.
+IMAGE_CACHE = "private, max-age=86400"
+#: Syncs and manifest downloads are heavy (up to 1000 scans, every ticket of an event).
+HEAVY_SHARE = 10
+#: A full sync (1000 scans of ~250 bytes) is larger than ``body.MAX_BODY`` (64 KiB).
+SYNC_MAX_BODY = 512 * 1024
+
+
+async def _limit(request: AnyRequest, services: Deps, event_id: str, action: str) -> None:
+    per_minute = services.settings.security.checkins_per_minute
+    if action != "checkin":
+        per_minute = max(1, per_minute // HEAVY_SHARE)
+    await services.limiter.check(
+        keys.tag(event_id) + ":" + action, client_address(request), per_minute
+    )
+
+
+async def _ticket_payload(request: AnyRequest, services: Deps, ticket_id: str) -> str:
+    """The QR payload of a ticket of the order whose token the request carries."""
+    token = bearer(request)
+    if not token:
+        raise ApiError(Code.ORDER_TOKEN_INVALID, "send Authorization: Bearer <order_token>")
+    # The token names its order: verify it before touching Postgres, so that a forged
+    # token learns nothing (not even whether the ticket exists).
+    parts = token.split(".")
+    order_id = parts[2] if len(parts) == 4 else ""
+    services.order_tokens.verify(order_id, token)
+    try:
+        ticket = uuid.UUID(ticket_id)
+    except ValueError:
+        raise ApiError(Code.TICKET_NOT_FOUND) from None
+    row = await services.pool.fetchrow(
+        "SELECT order_id, qr_secret FROM tickets WHERE id = $1", ticket
+    )
+    if row is None or str(row["order_id"]) != order_id:
+        raise ApiError(Code.TICKET_NOT_FOUND)
+    payload: str = row["qr_secret"]
+    return payload
+
+
+async def _image(
+    request: AnyRequest, services: Deps, ticket_id: str, draw: Callable[[str], bytes], media: str
+) -> Response[bytes]:
+    payload = await _ticket_payload(request, services, ticket_id)
+    # Tens of milliseconds of pure Python the first time: off the event loop (cached after).
+    image = await asyncio.to_thread(draw, payload)
+    return Response(image, media_type=media, headers={"Cache-Control": IMAGE_CACHE})
+
+
+@get("/api/tickets/{ticket_id:str}/qr.png")
+async def ticket_png(
+    ticket_id: FromPath[str], request: AnyRequest, services: Deps
+) -> Response[bytes]:
+    return await _image(request, services, ticket_id, render.png, "image/png")
+
+
+@get("/api/tickets/{ticket_id:str}/qr.svg")
+async def ticket_svg(
+    ticket_id: FromPath[str], request: AnyRequest, services: Deps
+) -> Response[bytes]:
+    return await _image(request, services, ticket_id, render.svg, "image/svg+xml")
+
+
+@post("/api/checkin", guards=[admin_guard], status_code=200)
+async def check_in(request: AnyRequest, services: Deps) -> CheckedIn:
+    data = decode(await request.body(), CheckInIn)
+    event_id = checkin.event_uuid(data.event_id)
+    await _limit(request, services, event_id, "checkin")
+    public = services.signing_key.public_key()
+    return await checkin.check_in(services.pool, public, event_id, data.qr, data.scanner)
+
+
+@post("/api/checkin/sync", guards=[admin_guard], status_code=200)
+async def checkin_sync(request: AnyRequest, services: Deps) -> SyncOut:
+    data = decode(await request.body(), SyncIn, limit=SYNC_MAX_BODY)
+    event_id = checkin.event_uuid(data.event_id)
+    await _limit(request, services, event_id, "checkin-sync")
+    public = services.signing_key.public_key()
+    now = datetime.now(UTC)
+    results = await checkin.sync(services.pool, public, event_id, data.scans, now)
+    return SyncOut(event_id, results)
+
+
+@get("/api/events/{event_id:str}/checkin/manifest", guards=[admin_guard])
+async def checkin_manifest(event_id: FromPath[str], request: AnyRequest, services: Deps) -> Stream:
+    event = str(catalog.parse_id(event_id))
+    await _limit(request, services, event, "checkin-manifest")
+    if not await services.pool.fetchval("SELECT 1 FROM events WHERE id = $1", event):
+        raise ApiError(Code.EVENT_NOT_FOUND)
+    jwks = [signing.jwk(services.signing_key.public_key())]
+    chunks = checkin.manifest(services.pool, event, jwks, datetime.now(UTC))
+    # Streamed: headers go out before the body exists, so every check is made above.
+    return Stream(chunks, media_type=MediaType.JSON, headers={"Cache-Control": "no-store"})
+
+
+ROUTES = [ticket_png, ticket_svg, check_in, checkin_sync, checkin_manifest]
