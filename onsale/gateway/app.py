@@ -11,7 +11,7 @@ from litestar.di import Provide
 from onsale import config
 from onsale.config import Settings
 from onsale.gateway.errors import HANDLERS
-from onsale.gateway.routes import checkout, events, health, holds, pages, queue
+from onsale.gateway.routes import checkout, events, health, holds, pages, queue, tickets
 from onsale.gateway.services import Services, open_services
 
 
@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *queue.ROUTES,
             *holds.ROUTES,
             *checkout.ROUTES,
+            *tickets.ROUTES,
             *pages.ROUTES,
         ],
         lifespan=[lifespan],
