@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -17,6 +19,7 @@ from litestar.params import FromPath
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
+from onsale.config import StripeSettings
 from onsale.errors import ApiError, Code
 from onsale.events import catalog
 from onsale.events.currencies import ZERO_DECIMAL
@@ -43,7 +46,14 @@ def _asset(name: str) -> str:
     return f"/static/{name}?v={digest}"
 
 
-ASSETS = {"css": _asset("buyer.css"), "js": _asset("buyer.js")}
+ASSETS = {
+    "css": _asset("buyer.css"),
+    "js": _asset("buyer.js"),
+    "checkout_js": _asset("checkout.js"),
+}
+
+#: Stripe.js must be loaded from Stripe itself (never bundled or self-hosted).
+STRIPE_JS = "https://js.stripe.com/v3/"
 
 #: ISO 4217 currencies with three minor digits (1 BHD = 1000 fils).
 _THREE_DECIMAL = frozenset({"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"})
@@ -66,6 +76,13 @@ def money(minor: int, currency: str) -> str:
 def when(moment: datetime) -> str:
     utc = moment.astimezone(UTC)
     return f"{utc:%A} {utc.day} {utc:%B %Y, %H:%M} UTC"
+
+
+def stripe_js(stripe: StripeSettings) -> str:
+    """Where the buyer's browser gets Stripe.js: Stripe's, or the emulator's stand-in."""
+    if stripe.api_base:
+        return stripe.api_base.rstrip("/") + "/js.stripe.com/v3/"
+    return STRIPE_JS
 
 
 def _context(event: Event) -> dict[str, Any]:
@@ -99,6 +116,53 @@ def render(template: str, **context: Any) -> bytes:
     return _env.get_template(template).render(assets=ASSETS, **context).encode()
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+#: Same-origin scripts and styles only, nothing inline. Pages that take payment add
+#: Stripe's origins (see ``csp``).
+_CSP_BASE = {
+    "default-src": "'self'",
+    "img-src": "'self' data:",
+    "object-src": "'none'",
+    "base-uri": "'none'",
+    "frame-ancestors": "'none'",
+    "form-action": "'self'",
+}
+
+
+def _policy(directives: dict[str, str]) -> str:
+    return "; ".join(f"{name} {value}" for name, value in directives.items())
+
+
+@functools.cache
+def csp(stripe: StripeSettings) -> str:
+    """The buyer page's policy: ours, plus what Stripe.js needs to load, talk and frame.
+
+    Stripe's list (its integration security guide): the script and its frames from
+    js.stripe.com, API calls to api.stripe.com, 3-D Secure frames from hooks.stripe.com.
+    The emulator serves all of that from its one origin. QR images arrive as blob: URLs.
+    """
+    if stripe.api_base:
+        origin = _origin(stripe.api_base)
+        script = frame = connect = origin
+    else:
+        script = "https://js.stripe.com https://*.js.stripe.com"
+        frame = f"{script} https://hooks.stripe.com"
+        connect = "https://api.stripe.com"
+    return _policy(
+        {
+            **_CSP_BASE,
+            "script-src": f"'self' {script}",
+            "connect-src": f"'self' {connect}",
+            "frame-src": frame,
+            "img-src": "'self' data: blob:",
+        }
+    )
+
+
 #: Seconds a rendered page is reused. At opening time thousands of people load the same
 #: page each second; without this every load would be a Postgres query.
 PAGE_TTL_S = 5.0
@@ -106,12 +170,7 @@ _MAX_CACHED = 512
 _cache: dict[str, tuple[float, bytes]] = {}
 
 _HEADERS = {
-    # Same-origin scripts and styles only: nothing inline, no third party (yet: Stripe.js
-    # comes with payment).
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
-        "frame-ancestors 'none'; form-action 'self'"
-    ),
+    "Content-Security-Policy": _policy(_CSP_BASE),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
@@ -127,7 +186,14 @@ async def _event_page(services: Deps, event_id: str) -> bytes:
     hit = _cache.get(event_id)
     if hit and hit[0] > now:
         return hit[1]
-    body = render("event.html", **_context(await catalog.get(services.pool, event_id)))
+    stripe = services.settings.stripe
+    body = render(
+        "event.html",
+        **_context(await catalog.get(services.pool, event_id)),
+        # Without a publishable key the page says card payment is unavailable.
+        stripe_js=stripe_js(stripe) if stripe.publishable_key else "",
+        stripe_key=stripe.publishable_key,
+    )
     if len(_cache) >= _MAX_CACHED:
         _cache.clear()
     _cache[event_id] = (now + PAGE_TTL_S, body)
@@ -160,7 +226,11 @@ async def buyer_page(event_id: FromPath[str], services: Deps) -> Response[bytes]
             message="This page could not load. Please try again in a few seconds.",
         )
         return _page(page, status=503, headers={"Retry-After": "5"})
-    return _page(body, headers={"Cache-Control": f"public, max-age={int(PAGE_TTL_S)}"})
+    headers = {
+        "Cache-Control": f"public, max-age={int(PAGE_TTL_S)}",
+        "Content-Security-Policy": csp(services.settings.stripe),
+    }
+    return _page(body, headers=headers)
 
 
 static = create_static_files_router(

@@ -1,5 +1,6 @@
 // The buyer's page: join the waiting room, wait (polling only as often as the server
-// says), then choose tickets and hold them. No framework, no build step.
+// says), then choose tickets and hold them; checkout.js takes it from there (payment,
+// tickets). No framework, no build step.
 (() => {
   "use strict";
   const $ = (id) => document.getElementById(id);
@@ -23,7 +24,8 @@
   }));
   const tierById = (id) => tiers.find((t) => t.id === id) || { name: "Tickets", price: 0 };
 
-  let saved = load(); // {token, first, hold}: kept across reloads, and so is the place
+  // {token, first, hold, checkout, order}: kept across reloads, and so is the place.
+  let saved = load();
   let admission = null; // the admission token, in memory only: a rejoin gives it again
   let state = "loading";
   let pollTimer = 0;
@@ -37,8 +39,8 @@
     try { localStorage.setItem(storageKey, JSON.stringify(saved)); } catch { /* private mode */ }
   }
 
-  async function api(method, path, { token, bearer, body } = {}) {
-    const headers = { Accept: "application/json" };
+  async function api(method, path, { token, bearer, body, headers: extra } = {}) {
+    const headers = { Accept: "application/json", ...extra };
     if (token) headers["X-Visitor-Token"] = token;
     if (bearer) headers.Authorization = `Bearer ${bearer}`;
     if (body) headers["Content-Type"] = "application/json";
@@ -89,12 +91,14 @@
   }
 
   // The tiers are always listed; quantity pickers only while it is the buyer's turn, and
-  // the tiers give way to the hold once there is one.
+  // the tiers give way to the hold once there is one, and everything to the order.
   function stage(name) {
     for (const t of tiers) if (t.picker) show(t.picker, name === "choose");
     show($("order-bar"), name === "choose");
-    show($("tickets"), name !== "hold");
+    show($("queue"), name !== "order");
+    show($("tickets"), name !== "hold" && name !== "order");
     show($("hold"), name === "hold");
+    if (name !== "order") show($("order-view"), false);
   }
 
   // The live region: its text changes only when the words do, so readers are not spammed.
@@ -209,6 +213,7 @@
     only();
     const hold = saved.hold;
     if (hold && Date.parse(hold.expires_at) > Date.now()) return showHold(hold);
+    checkout.reset(); // an order for a hold that ran out is over too
     delete saved.hold;
     save();
     choose(`Choose your tickets and hold them before ${timeOfDay(Date.parse(place.admission_expires_at))}.`);
@@ -264,17 +269,22 @@
       return li;
     }));
     $("hold-amount").textContent = money(hold.amount);
+    show($("hold-timer"), true);
+    show($("hold-note"), false);
     stage("hold");
     every(() => {
       const left = secondsUntil(expires);
       $("hold-countdown").textContent = clock(left);
-      if (left === 0) dropHold("Your hold ran out and the tickets went back on sale.");
+      // A payment under way finishes first: a late one re-takes the tickets or is refunded.
+      if (left === 0 && !checkout.busy()) dropHold("Your hold ran out and the tickets went back on sale.");
     });
     $("hold-heading").focus();
+    checkout.start(hold);
   }
 
   function dropHold(line) {
     stopClock();
+    checkout.reset();
     delete saved.hold;
     save();
     choose(line);
@@ -291,6 +301,15 @@
   }
 
   // ---- start -------------------------------------------------------------------------
+  const checkout = window.onsaleCheckout({
+    $, api, money, show, showError, problem, tierById, stage, stopClock,
+    store: { get: () => saved, save },
+    holdGone: dropHold,
+    restart: () => {
+      stage("browse");
+      queue("POST");
+    },
+  });
   for (const el of document.querySelectorAll("[data-money]")) {
     if (Number(el.dataset.money) > 0) el.textContent = money(Number(el.dataset.money));
   }
@@ -303,5 +322,7 @@
   $("order").addEventListener("change", total);
   $("order").addEventListener("submit", holdTickets);
   $("release").addEventListener("click", release);
-  queue("POST");
+  // Paid on an earlier visit: the order and its tickets, not the line.
+  if (saved.order && saved.order.paid) checkout.showOrder();
+  else queue("POST");
 })();
