@@ -36,6 +36,11 @@ class StripeSettings(msgspec.Struct, frozen=True):
     #: Empty means Stripe's own API.
     api_base: str = ""
 
+    @property
+    def emulated(self) -> bool:
+        """Talking to a Stripe emulator (``onsale dev``, tests), never to Stripe itself."""
+        return bool(self.api_base) and self.secret_key.startswith("sk_test_")
+
 
 class SecuritySettings(msgspec.Struct, frozen=True):
     #: Bearer token with organizer and admin rights.

@@ -8,7 +8,6 @@ does whenever ``ONSALE_STRIPE_API_BASE`` is set.
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Request, Route, expect
+from playwright.sync_api import Browser, Page, Request, expect
 
 from onsale import signing
 from onsale.config import StripeSettings
@@ -56,83 +55,6 @@ NO_COMMITTER = (
     "Postgres and GET /api/tickets/{id}/qr.png answers 404 (everything else passed)"
 )
 TICKET_QR = re.compile(r"^ticket:[0-9a-f-]{36}:v1:[A-Za-z0-9_-]+$")
-
-# localstripe's Stripe.js stand-in confirms a PaymentIntent only if it already has a card
-# (it ignores `payment_method.card` and only plays the 3-D Secure step), and its API takes
-# a publishable key only for tokens and sources. This completes the stand-in with what
-# Stripe.js and Stripe's servers do in confirmCardPayment: create a PaymentMethod from the
-# card element, attach it to the intent, confirm. The test route below does the server
-# half against localstripe itself, so declines, intent states and webhooks are its own.
-STRIPE_JS_ADAPTER = """
-;(() => {
-  const localStripe = Stripe;
-  Stripe = (key) => {
-    const stripe = localStripe(key);
-    stripe.confirmCardPayment = async (clientSecret, data) => {
-      const method = (data && data.payment_method) || {};
-      const response = await fetch(`${LOCALSTRIPE_BASE_API}/_test/confirm_card_payment`, {
-        method: "POST",
-        body: JSON.stringify({
-          client_secret: clientSecret,
-          card: method.card && method.card.value ? method.card.value.card : null,
-          billing_details: method.billing_details || {},
-        }),
-      });
-      return response.json();
-    };
-    return stripe;
-  };
-})();
-"""
-
-
-def _stripe_error(answer: httpx.Response) -> dict[str, Any]:
-    error: dict[str, Any] = answer.json().get("error", {})
-    return {"type": "card_error" if answer.status_code == 402 else error.get("type"), **error}
-
-
-def confirm_card_payment(stripe_url: str, body: dict[str, Any]) -> dict[str, Any]:
-    """What Stripe answers Stripe.js's confirmCardPayment: ``{paymentIntent}`` or ``{error}``."""
-    secret = str(body.get("client_secret") or "")
-    intent_id = secret.partition("_secret_")[0]
-    card = body.get("card") or {}
-    with httpx.Client(base_url=stripe_url, auth=(EmbeddedStripe.SECRET_KEY, "")) as api:
-        intent = api.get(f"/v1/payment_intents/{intent_id}")
-        if intent.status_code != 200 or intent.json()["client_secret"] != secret:
-            return {"error": {"type": "invalid_request_error", "message": "No such intent."}}
-        method = api.post(
-            "/v1/payment_methods",
-            data={
-                "type": "card",
-                **{f"card[{k}]": str(card.get(k, "")) for k in ("number", "cvc")},
-                "card[exp_month]": str(card.get("exp_month", "")),
-                "card[exp_year]": str(card.get("exp_year", "")),
-                **{f"billing_details[{k}]": v for k, v in body["billing_details"].items()},
-            },
-        )
-        if method.status_code != 200:
-            return {"error": {**_stripe_error(method), "message": "Your card number is invalid."}}
-        api.post(f"/v1/payment_intents/{intent_id}", data={"payment_method": method.json()["id"]})
-        confirmed = api.post(f"/v1/payment_intents/{intent_id}/confirm")
-        if confirmed.status_code != 200:
-            after = api.get(f"/v1/payment_intents/{intent_id}").json()
-            return {"error": {**_stripe_error(confirmed), "payment_intent": after}}
-        return {"paymentIntent": confirmed.json()}
-
-
-def with_stripe(context: BrowserContext, stripe_url: str) -> None:
-    """Serve the page the emulator's Stripe.js, completed as described above."""
-
-    def stripe_js(route: Route) -> None:
-        original = route.fetch()
-        route.fulfill(response=original, body=original.text() + STRIPE_JS_ADAPTER)
-
-    def confirm(route: Route) -> None:
-        answer = confirm_card_payment(stripe_url, json.loads(route.request.post_data or "{}"))
-        route.fulfill(json=answer, headers={"Access-Control-Allow-Origin": "*"})
-
-    context.route(f"{stripe_url}/js.stripe.com/v3/", stripe_js)
-    context.route(f"{stripe_url}/_test/confirm_card_payment", confirm)
 
 
 def has_command(name: str) -> bool:
@@ -200,7 +122,6 @@ def browser() -> Iterator[Browser]:
 def checkout_page(browser: Browser, stripe_url: str, **options: Any) -> Page:
     page = new_page(browser, **options)
     page.context.set_default_timeout(15_000)
-    with_stripe(page.context, stripe_url)
     return page
 
 

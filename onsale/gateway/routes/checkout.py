@@ -9,6 +9,7 @@ from typing import Any
 from litestar import MediaType, Response, get, post
 from litestar.params import FromPath
 
+from onsale.checkout import emulator
 from onsale.checkout.models import CheckoutIn, CheckoutOut, OrderOut, TicketOut
 from onsale.errors import ApiError, Code
 from onsale.gateway.auth import bearer
@@ -90,4 +91,14 @@ async def get_order(order_id: FromPath[str], request: AnyRequest, services: Deps
     )
 
 
-ROUTES = [checkout, stripe_webhook, get_order]
+@post("/dev/stripe/confirm_card_payment", status_code=200)
+async def emulated_card_payment(request: AnyRequest, services: Deps) -> Response[dict[str, Any]]:
+    """The Stripe emulator's card step (``onsale dev``); absent against real Stripe."""
+    if not services.settings.stripe.emulated:
+        raise ApiError(Code.NOT_FOUND)
+    body = decode(await request.body(), dict[str, Any])
+    answer = await emulator.confirm_card_payment(services.settings.stripe, body)
+    return Response(answer, media_type=MediaType.JSON)
+
+
+ROUTES = [checkout, stripe_webhook, get_order, emulated_card_payment]

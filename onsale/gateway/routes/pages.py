@@ -193,6 +193,8 @@ async def _event_page(services: Deps, event_id: str) -> bytes:
         # Without a publishable key the page says card payment is unavailable.
         stripe_js=stripe_js(stripe) if stripe.publishable_key else "",
         stripe_key=stripe.publishable_key,
+        # The emulator's Stripe.js cannot take a card alone: this completes it (dev only).
+        stripe_bridge="/static/stripe-emulator.js" if stripe.emulated else "",
     )
     if len(_cache) >= _MAX_CACHED:
         _cache.clear()
