@@ -1,4 +1,4 @@
-"""The ``onsale`` command: dev | serve | migrate | bench."""
+"""The ``onsale`` command: dev | serve | committer | migrate | reconcile | bench."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from onsale import config
+from onsale.checkout.writer import COPY, METHODS
 from onsale.db.url import redact
 
 
@@ -30,6 +31,35 @@ def _serve(args: argparse.Namespace) -> int:
                      "ONSALE_SIGNING_KEY")  # fmt: skip
     serve(host=args.host, port=args.port, workers=args.workers)
     return 0
+
+
+def _committer(args: argparse.Namespace) -> int:
+    from onsale.checkout.committer import CommitterOptions, main
+
+    settings = config.load()
+    settings.require("ONSALE_REDIS_URL", "ONSALE_DATABASE_URL")
+    options = CommitterOptions(
+        batch=args.batch,
+        claim_idle_ms=int(args.claim_idle * 1000),
+        max_attempts=args.max_attempts,
+        method=args.method,
+        events=tuple(args.event),
+    )
+    return main(settings, options)
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    import stripe
+
+    from onsale.checkout import reconcile
+
+    settings = config.load()
+    settings.require("ONSALE_REDIS_URL", "ONSALE_DATABASE_URL", "ONSALE_STRIPE_SECRET_KEY")
+    try:
+        return asyncio.run(reconcile.run(settings, args.event))
+    except stripe.StripeError as exc:
+        print(f"onsale: reconcile: Stripe failed: {exc.user_message or exc}", file=sys.stderr)
+        return 2
 
 
 def _dev(args: argparse.Namespace) -> int:
@@ -57,14 +87,38 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1)
     serve.set_defaults(func=_serve)
 
+    com = sub.add_parser("committer", help="the write-behind worker (any number may run)")
+    com.add_argument("--batch", type=int, default=500, help="entries per read and transaction")
+    com.add_argument(
+        "--claim-idle",
+        type=float,
+        default=30.0,
+        help="seconds before another committer's unacknowledged entries are reclaimed",
+    )
+    com.add_argument(
+        "--max-attempts", type=int, default=5, help="failures before an entry is dead-lettered"
+    )
+    com.add_argument("--method", choices=METHODS, default=COPY, help="how batches are sent")
+    com.add_argument(
+        "--event", action="append", default=[], help="only this event (repeatable; default all)"
+    )
+    com.set_defaults(func=_committer)
+
+    rec = sub.add_parser("reconcile", help="compare Redis, Postgres and Stripe")
+    rec.add_argument(
+        "--event", action="append", default=[], help="this event (repeatable; default all armed)"
+    )
+    rec.set_defaults(func=_reconcile)
+
     mig = sub.add_parser("migrate", help="apply database migrations (idempotent)")
     mig.set_defaults(func=_migrate)
 
     bench = sub.add_parser("bench", help="benchmarks that print ratios against a baseline")
     bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="benchmark")
-    from onsale.bench import inventory, queue
+    from onsale.bench import commit, inventory, queue
 
     for module, help_ in (
+        (commit, "committer: COPY against executemany, and its lag under a steady load"),
         (inventory, "Redis Lua holds against Postgres locking"),
         (queue, "queue joins and status polls over HTTP against a bare endpoint"),
     ):

@@ -11,8 +11,10 @@ import asyncpg
 import msgspec
 
 from onsale import keys
+from onsale.checkout.stream import lag
 from onsale.errors import ApiError, Code
 from onsale.events.models import (
+    CommitterLag,
     Event,
     EventIn,
     EventPage,
@@ -277,10 +279,12 @@ async def stats(
             "SELECT count(*) FROM orders WHERE event_id = $1 AND status = 'confirmed'",
             parse_id(event.id),
         )
+    behind = await lag(inventory.redis, event.id)
     return Stats(
         queue=queue,
         tiers=tiers,
         orders=OrderCounts(confirmed=confirmed, committed=committed),
         revenue=revenue,
         currency=event.currency,
+        committer_lag=CommitterLag(pending=behind.pending, oldest_ms=behind.oldest_ms),
     )

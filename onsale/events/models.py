@@ -148,9 +148,17 @@ class OrderCounts(msgspec.Struct):
     committed: int
 
 
+class CommitterLag(msgspec.Struct):
+    #: Orders on the event's stream not yet committed to Postgres.
+    pending: int
+    #: Age in ms of the oldest of them (0: none).
+    oldest_ms: int
+
+
 class Stats(msgspec.Struct):
     queue: QueueCounts
     tiers: list[TierStats]
     orders: OrderCounts
     revenue: int
     currency: str
+    committer_lag: CommitterLag | None = None

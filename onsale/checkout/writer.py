@@ -1,0 +1,278 @@
+"""Orders into Postgres in one transaction per batch, idempotently by order id.
+
+Two ways to send a batch, measured by ``onsale bench commit``: COPY into temporary tables
+then ``INSERT ... SELECT ... ON CONFLICT`` (:data:`COPY`, the default: it was the faster),
+and ``executemany`` of the same upserts (:data:`EXECUTEMANY`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import asyncpg.exceptions
+import msgspec
+
+from onsale.checkout.models import Order, OrderStatus
+
+COPY = "copy"
+EXECUTEMANY = "executemany"
+METHODS = (COPY, EXECUTEMANY)
+
+#: The outcome an entry may carry; anything else on the stream is malformed.
+FINAL = (OrderStatus.CONFIRMED, OrderStatus.REFUNDED)
+
+_ORDER_COLUMNS = (
+    "id", "event_id", "email", "name", "amount", "currency", "status", "payment_intent_id",
+    "hold_id", "created_at", "confirmed_at",
+)  # fmt: skip
+_ITEM_COLUMNS = ("order_id", "tier_id", "quantity", "unit_price")
+_TICKET_COLUMNS = (
+    "id", "order_id", "event_id", "tier_id", "qr_secret", "attendee_name", "attendee_email",
+    "status",
+)  # fmt: skip
+
+# A status changes only forward: a refund is final, so a late or replayed "confirmed"
+# entry never undoes it, and a replayed entry changes nothing (not even updated_at).
+_ON_ORDER_CONFLICT = """
+ON CONFLICT (id) DO UPDATE SET
+    status = EXCLUDED.status,
+    confirmed_at = coalesce(EXCLUDED.confirmed_at, orders.confirmed_at),
+    payment_intent_id = coalesce(EXCLUDED.payment_intent_id, orders.payment_intent_id),
+    updated_at = now()
+WHERE orders.status <> EXCLUDED.status AND orders.status <> 'refunded'
+"""
+# After the tickets: the tickets of a refunded order are refunded too, also when a stale
+# "confirmed" entry (say, reclaimed late from a dead committer) brought them after the refund.
+_REFUND_TICKETS = """
+UPDATE tickets t SET status = 'refunded' FROM orders o
+WHERE o.id = ANY($1::uuid[]) AND o.status = 'refunded' AND t.order_id = o.id
+  AND t.status = 'valid'
+"""
+
+_INSERT_ORDER = f"""
+INSERT INTO orders ({", ".join(_ORDER_COLUMNS)})
+VALUES ($1, $2, $3, $4, $5, $6, $7::order_status, $8, $9, $10, $11) {_ON_ORDER_CONFLICT}
+"""
+_INSERT_ITEM = """
+INSERT INTO order_items (order_id, tier_id, quantity, unit_price) VALUES ($1, $2, $3, $4)
+ON CONFLICT DO NOTHING
+"""
+_INSERT_TICKET = f"""
+INSERT INTO tickets ({", ".join(_TICKET_COLUMNS)})
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8::ticket_status) ON CONFLICT DO NOTHING
+"""
+
+# Temporary tables live as long as the connection; ON COMMIT DELETE ROWS empties them.
+_TEMP_TABLES = """
+CREATE TEMP TABLE IF NOT EXISTS commit_orders (
+    id uuid, event_id uuid, email text, name text, amount bigint, currency text, status text,
+    payment_intent_id text, hold_id uuid, created_at timestamptz, confirmed_at timestamptz
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS commit_items (
+    order_id uuid, tier_id uuid, quantity integer, unit_price bigint
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS commit_tickets (
+    id uuid, order_id uuid, event_id uuid, tier_id uuid, qr_secret text, attendee_name text,
+    attendee_email text, status text
+) ON COMMIT DELETE ROWS;
+"""
+_FROM_TEMP = f"""
+INSERT INTO orders ({", ".join(_ORDER_COLUMNS)})
+SELECT id, event_id, email, name, amount, currency, status::order_status, payment_intent_id,
+       hold_id, created_at, confirmed_at
+FROM commit_orders {_ON_ORDER_CONFLICT};
+INSERT INTO order_items ({", ".join(_ITEM_COLUMNS)})
+SELECT {", ".join(_ITEM_COLUMNS)} FROM commit_items ON CONFLICT DO NOTHING;
+INSERT INTO tickets ({", ".join(_TICKET_COLUMNS)})
+SELECT id, order_id, event_id, tier_id, qr_secret, attendee_name, attendee_email,
+       status::ticket_status
+FROM commit_tickets ON CONFLICT DO NOTHING;
+"""
+
+
+class Malformed(ValueError):
+    """An entry that can never be written as it is."""
+
+
+class Rows(msgspec.Struct):
+    """A batch as rows of the three tables."""
+
+    orders: list[tuple[Any, ...]] = msgspec.field(default_factory=list)
+    items: list[tuple[Any, ...]] = msgspec.field(default_factory=list)
+    tickets: list[tuple[Any, ...]] = msgspec.field(default_factory=list)
+    order_ids: list[str] = msgspec.field(default_factory=list)
+
+    def extend(self, other: Rows) -> None:
+        self.orders += other.orders
+        self.items += other.items
+        self.tickets += other.tickets
+        self.order_ids += other.order_ids
+
+
+def _time(ms: int | None) -> datetime | None:
+    return datetime.fromtimestamp(ms / 1000, UTC) if ms else None
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _uuid(value: str) -> str:
+    """A UUID as the driver takes it. Canonical ids (all of ours) pass a regular expression
+    instead of ``uuid.UUID``, whose parsing was the committer's largest CPU cost."""
+    if _UUID.fullmatch(value):
+        return value
+    return str(uuid.UUID(value))
+
+
+def _hold_uuid(hold_id: str) -> str | None:
+    """The hold's UUID, or None: hold ids are ``<event_id>.<uuid hex>``, and the column
+    is only informational, so an unexpected form must not cost the order."""
+    for candidate in (hold_id, hold_id.rpartition(".")[2]):
+        try:
+            return _uuid(candidate)
+        except ValueError:
+            continue
+    return None
+
+
+def rows(order: Order) -> Rows:
+    """One order's rows; :class:`Malformed` if it cannot be an order of ours."""
+    if order.status not in FINAL:
+        raise Malformed(f"status {str(order.status)!r} is not a final state")
+    try:
+        order_id, event_id = _uuid(order.order_id), _uuid(order.event_id)
+        items = [(order_id, _uuid(i.tier_id), i.quantity, i.unit_price) for i in order.items]
+        ticket_status = "valid" if order.status is OrderStatus.CONFIRMED else "refunded"
+        tickets = [
+            (_uuid(t.ticket_id), order_id, event_id, _uuid(t.tier_id), t.qr, order.name,
+             order.email, ticket_status)
+            for t in order.tickets
+        ]  # fmt: skip
+    except ValueError as exc:
+        raise Malformed(f"not a UUID: {exc}") from None
+    confirmed_at = _time(order.confirmed_ms)
+    created_at = _time(order.created_ms) or confirmed_at or datetime.now(UTC)
+    return Rows(
+        orders=[
+            (
+                order_id,
+                event_id,
+                order.email,
+                order.name,
+                order.amount,
+                order.currency,
+                str(order.status),
+                order.payment_intent_id,
+                _hold_uuid(order.hold_id),
+                created_at,
+                confirmed_at,
+            )
+        ],
+        items=items,
+        tickets=tickets,
+        order_ids=[order_id],
+    )
+
+
+#: An order and its rows, converted once.
+Prepared = tuple[Order, Rows]
+
+
+def prepared(orders: Iterable[Order]) -> list[Prepared]:
+    """Orders with their rows, by order id: concurrent committers then lock rows in the same
+    order and never deadlock."""
+    return [(o, rows(o)) for o in sorted(orders, key=lambda o: o.order_id)]
+
+
+def merge(batch: Iterable[Prepared]) -> Rows:
+    out = Rows()
+    for _, part in batch:
+        out.extend(part)
+    return out
+
+
+def batch_rows(orders: Iterable[Order]) -> Rows:
+    return merge(prepared(orders))
+
+
+Writer = Callable[[asyncpg.Connection, Rows], Awaitable[None]]
+
+
+async def write_executemany(conn: asyncpg.Connection, batch: Rows) -> None:
+    async with conn.transaction():
+        await conn.executemany(_INSERT_ORDER, batch.orders)
+        if batch.items:
+            await conn.executemany(_INSERT_ITEM, batch.items)
+        if batch.tickets:
+            await conn.executemany(_INSERT_TICKET, batch.tickets)
+        await conn.execute(_REFUND_TICKETS, batch.order_ids)
+
+
+async def create_temp_tables(conn: asyncpg.Connection) -> None:
+    """Once per connection, before :func:`write_copy`: its temporary tables."""
+    await conn.execute(_TEMP_TABLES)
+
+
+async def write_copy(conn: asyncpg.Connection, batch: Rows) -> None:
+    async with conn.transaction():
+        await conn.copy_records_to_table(
+            "commit_orders", records=batch.orders, columns=_ORDER_COLUMNS
+        )
+        if batch.items:
+            await conn.copy_records_to_table(
+                "commit_items", records=batch.items, columns=_ITEM_COLUMNS
+            )
+        if batch.tickets:
+            await conn.copy_records_to_table(
+                "commit_tickets", records=batch.tickets, columns=_TICKET_COLUMNS
+            )
+        await conn.execute(_FROM_TEMP)
+        await conn.execute(_REFUND_TICKETS, batch.order_ids)
+
+
+WRITERS: dict[str, Writer] = {COPY: write_copy, EXECUTEMANY: write_executemany}
+
+#: Errors of the rows themselves: the same rows would fail again, whatever the server's state.
+ROW_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.IntegrityConstraintViolationError,
+    asyncpg.exceptions.DataError,  # SQLSTATE class 22: a value the column cannot take
+    asyncpg.exceptions._base.DataError,  # a value the driver cannot encode
+)
+#: Errors of the server or the connection: try again later, with the same rows.
+SERVER_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions._base.InternalClientError,
+)
+
+
+def describe(exc: BaseException) -> str:
+    """One line: the error's class and message."""
+    text = " ".join(str(exc).split()) or repr(exc)
+    detail = getattr(exc, "detail", None)  # Postgres says which value, e.g. "Key (id)=..."
+    return f"{type(exc).__name__}: {text}{f' ({detail})' if detail else ''}"[:500]
+
+
+async def write_each(
+    conn: asyncpg.Connection, writer: Writer, batch: Sequence[Prepared]
+) -> list[tuple[Order, str]]:
+    """Write the batch in one transaction; when a row error fails it, find the orders at
+    fault by halving (the others are committed). Returns the failed orders and why.
+
+    Server errors propagate: nothing is known about the rows then."""
+    try:
+        await writer(conn, merge(batch))
+        return []
+    except ROW_ERRORS as exc:
+        if len(batch) == 1:
+            return [(batch[0][0], describe(exc))]
+    mid = len(batch) // 2
+    return await write_each(conn, writer, batch[:mid]) + await write_each(conn, writer, batch[mid:])

@@ -1,0 +1,137 @@
+"""What the committer tests share: events, sales through the real confirm path, committers
+running in-process or as ``onsale committer`` processes, and polls with deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import asyncpg
+import msgspec
+
+from onsale import keys
+from onsale.bench.commit import synthetic_order
+from onsale.checkout.committer import Committer
+from onsale.checkout.models import Order, encode
+from onsale.checkout.stream import CommitLag, commit_state, dead_letters, lag
+from onsale.events import catalog
+from onsale.events.models import Event, EventIn
+from onsale.inventory import Inventory
+
+T = TypeVar("T")
+
+
+async def create_event(
+    pool: asyncpg.Pool, redis: Any, prices: tuple[int, ...] = (4500, 15000)
+) -> Event:
+    now = datetime.now(UTC)
+    doc = {
+        "title": "committer test",
+        "starts_at": (now + timedelta(days=30)).isoformat(),
+        "currency": "USD",
+        "tiers": [
+            {"name": f"tier {i}", "price": p, "capacity": 100_000} for i, p in enumerate(prices)
+        ],
+        "onsale": {"opens_at": now.isoformat(), "admit_per_minute": 1000},
+    }
+    return await catalog.create(pool, redis, Inventory(redis), msgspec.convert(doc, EventIn))
+
+
+async def forget(redis: Any, event_id: str) -> None:
+    """Every Redis key of a test event, and the event from the armed set."""
+    await redis.delete(
+        *keys.inventory_keys(event_id), *keys.queue_keys(event_id), keys.orders(event_id),
+        commit_state(event_id), dead_letters(event_id),
+    )  # fmt: skip
+    await redis.srem(keys.ARMED_EVENTS, event_id)
+
+
+async def sell(redis: Any, event: Event, n: int, seed: int = 0) -> list[Order]:
+    """``n`` orders of 1 to 4 tickets, each held then confirmed by the real scripts."""
+    inventory, rng = Inventory(redis), random.Random(seed)
+    orders = [synthetic_order(event, rng) for _ in range(n)]
+    slots = asyncio.Semaphore(50)
+
+    async def one(order: Order) -> None:
+        async with slots:
+            hold = await inventory.hold(event.id, [(i.tier_id, i.quantity) for i in order.items])
+            order.hold_id = hold.hold_id
+            done = await inventory.confirm(event.id, hold.hold_id, order.order_id, encode(order))
+            assert not done.duplicate
+
+    await asyncio.gather(*(one(o) for o in orders))
+    return orders
+
+
+async def until(check: Callable[[], Awaitable[T | None]], what: str, timeout: float = 30.0) -> T:
+    """Poll ``check`` until it returns something truthy, or fail saying what was awaited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = await check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+async def drained(redis: Any, event_id: str, timeout: float = 30.0) -> CommitLag:
+    async def check() -> CommitLag | None:
+        now = await lag(redis, event_id)
+        return now if now.pending == 0 else None
+
+    return await until(check, f"the committer to drain event {event_id}", timeout)
+
+
+@contextlib.asynccontextmanager
+async def running(committer: Committer) -> AsyncIterator[Committer]:
+    """A committer in this event loop, stopped (its batch finished) on the way out."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(committer.run(stop))
+    try:
+        yield committer
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+def committer_process(redis_url: str, database_url: str, *args: str) -> subprocess.Popen[str]:
+    """``onsale committer`` as an operator runs it; its log goes to a pipe."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONSALE_")}
+    env |= {"ONSALE_REDIS_URL": redis_url, "ONSALE_DATABASE_URL": database_url}
+    return subprocess.Popen(
+        [sys.executable, "-m", "onsale", "committer", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+async def counts(pool: asyncpg.Pool, event_id: str) -> tuple[int, int, dict[str, int]]:
+    """(orders, order items, valid tickets per tier) of an event in Postgres."""
+    eid = uuid.UUID(event_id)
+    orders = await pool.fetchval("SELECT count(*) FROM orders WHERE event_id = $1", eid)
+    items = await pool.fetchval(
+        "SELECT count(*) FROM order_items i JOIN orders o ON o.id = i.order_id "
+        "WHERE o.event_id = $1",
+        eid,
+    )
+    rows = await pool.fetch(
+        "SELECT tier_id, count(*) AS n FROM tickets WHERE event_id = $1 AND status = 'valid' "
+        "GROUP BY tier_id",
+        eid,
+    )
+    return orders, items, {str(r["tier_id"]): r["n"] for r in rows}
+
+
+async def sold(redis: Any, event_id: str) -> dict[str, int]:
+    return {lv.tier_id: lv.sold for lv in await Inventory(redis).levels(event_id) if lv.sold}
