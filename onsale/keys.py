@@ -109,3 +109,13 @@ def idempotency(event_id: str) -> str:
 
 #: The committer's consumer group on every event's orders stream.
 COMMITTERS = "committers"
+
+
+def commit_state(event_id: str) -> str:
+    """Hash: ``last_id``, ``last_ms``, ``committed``, ``dead``, ``batch`` of the committers."""
+    return tag(event_id) + ":commit"
+
+
+def dead_letters(event_id: str) -> str:
+    """Stream: entries the committer could not write, with ``source_id`` and ``reason``."""
+    return orders_stream(event_id) + ":dead"

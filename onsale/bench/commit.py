@@ -34,7 +34,7 @@ from onsale.bench.harness import percentile, table
 from onsale.bench.inventory import servers
 from onsale.checkout.committer import Committer, CommitterOptions
 from onsale.checkout.models import Item, Order, OrderStatus, Ticket, encode
-from onsale.checkout.stream import commit_state, dead_letters, lag
+from onsale.checkout.stream import lag
 from onsale.checkout.writer import COPY, METHODS
 from onsale.connections import redis_client
 from onsale.db import create_pool, migrate
@@ -96,7 +96,7 @@ async def _drop(pool: asyncpg.Pool, redis: Any, event_id: str) -> None:
     """The bench's event, gone from both stores (the servers may be someone's own)."""
     await redis.delete(
         *keys.inventory_keys(event_id), *keys.queue_keys(event_id), keys.orders(event_id),
-        commit_state(event_id), dead_letters(event_id),
+        keys.commit_state(event_id), keys.dead_letters(event_id),
     )  # fmt: skip
     await redis.srem(keys.ARMED_EVENTS, event_id)
     eid = uuid.UUID(event_id)

@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 
 from onsale import keys
 from onsale.checkout.models import Order, OrderStatus, decode_order
-from onsale.checkout.stream import Entry, OrderStreams, dead_letters
+from onsale.checkout.stream import Entry, OrderStreams
 from onsale.checkout.writer import (
     COPY,
     SERVER_ERRORS,
@@ -269,7 +269,7 @@ class Committer:
             self.dead += 1
             log.error("DEAD LETTER: entry %s of event %s moved to %s and acknowledged, "
                       "it will NOT reach Postgres: %s", entry.id, entry.event_id,
-                      dead_letters(entry.event_id), why)  # fmt: skip
+                      keys.dead_letters(entry.event_id), why)  # fmt: skip
 
     def _down_once(self, what: str, exc: BaseException, doing: str) -> None:
         """Say it once when a dependency goes away, not at every retry."""

@@ -97,25 +97,10 @@ async def _tiers(conn: asyncpg.Connection, redis: Any, eid: uuid.UUID, report: E
         report.differences.append(f"tier {tier_id}: armed in Redis (sold {n}), not in Postgres")
 
 
-async def _succeeded(payments: Payments, event_id: str) -> list[tuple[Any, dict[str, str]]]:
-    """The event's succeeded PaymentIntents with their metadata as a dict.
-
-    Not ``Payments.succeeded_intents``: it calls ``.get`` on the metadata, which the stripe
-    library's objects (v16) refuse (they are not dicts).
-    """
-    found = []
-    page = await payments.client.v1.payment_intents.list_async(params={"limit": 100})
-    async for intent in page.auto_paging_iter():
-        metadata = intent.metadata.to_dict() if intent.metadata else {}
-        if intent.status == "succeeded" and metadata.get("event_id") == event_id:
-            found.append((intent, metadata))
-    return found
-
-
 async def _payments(payments: Payments, eid: uuid.UUID, report: EventReport) -> dict[str, Any]:
     """The event's succeeded PaymentIntents by order id (the first when paid twice)."""
     intents: dict[str, list[Any]] = {}
-    for intent, metadata in await _succeeded(payments, str(eid)):
+    for intent, metadata in await payments.succeeded_intents(str(eid)):
         order_id = metadata.get("order_id")
         if not order_id:
             report.differences.append(f"PaymentIntent {intent.id} succeeded with no order_id")

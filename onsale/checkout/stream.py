@@ -20,16 +20,6 @@ from redis.exceptions import ResponseError
 from onsale import keys
 
 
-def commit_state(event_id: str) -> str:
-    """Hash: ``last_id``, ``last_ms``, ``committed``, ``dead``, ``batch`` of the committers."""
-    return keys.tag(event_id) + ":commit"
-
-
-def dead_letters(event_id: str) -> str:
-    """Stream: entries the committer could not write, with ``source_id`` and ``reason``."""
-    return keys.orders_stream(event_id) + ":dead"
-
-
 @cache
 def _lua(name: str) -> str:
     return (resources.files("onsale") / "lua" / f"{name}.lua").read_text()
@@ -155,7 +145,7 @@ class OrderStreams:
             chunk = ids[i : i + 1000]
             done += int(
                 await self._ack(
-                    keys=[keys.orders_stream(event_id), commit_state(event_id)],
+                    keys=[keys.orders_stream(event_id), keys.commit_state(event_id)],
                     args=[self.group, now_ms, batch, _newest(chunk), *chunk],
                 )
             )
@@ -167,8 +157,8 @@ class OrderStreams:
         moved = await self._dead(
             keys=[
                 keys.orders_stream(entry.event_id),
-                commit_state(entry.event_id),
-                dead_letters(entry.event_id),
+                keys.commit_state(entry.event_id),
+                keys.dead_letters(entry.event_id),
             ],
             args=[self.group, entry.id, reason[:1000], now_ms, *flat],
         )
@@ -203,7 +193,7 @@ async def lag(redis: Any, event_id: str) -> CommitLag:
     """The committers' lag on one event, from the stream, its consumer group and the state
     the committers record, read in one script (a handful of O(1) or O(log n) steps)."""
     reply = await redis.register_script(_lua("commit_lag"))(
-        keys=[keys.orders_stream(event_id), commit_state(event_id)], args=[keys.COMMITTERS]
+        keys=[keys.orders_stream(event_id), keys.commit_state(event_id)], args=[keys.COMMITTERS]
     )
     entries, now_ms, _, in_flight, oldest_pending, first_unread, unread, flat = reply
     state = dict(zip(flat[::2], flat[1::2], strict=True))

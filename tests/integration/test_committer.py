@@ -22,7 +22,7 @@ from onsale import keys
 from onsale.bench.commit import synthetic_order
 from onsale.checkout.committer import Committer, CommitterOptions
 from onsale.checkout.models import Item, Order, OrderStatus, encode
-from onsale.checkout.stream import OrderStreams, dead_letters, lag
+from onsale.checkout.stream import OrderStreams, lag
 from onsale.checkout.writer import COPY, METHODS, WRITERS, batch_rows, create_temp_tables
 from onsale.db import create_pool, migrate
 from onsale.embedded import EmbeddedPostgres
@@ -174,7 +174,7 @@ async def test_malformed_entries_go_to_the_dead_letters(
     assert c.dead == 3 and after.dead == 3
     n_orders, _, _ = await counts(pool, event.id)
     assert n_orders == len(good) + len(more)
-    dead = await redis.xrange(dead_letters(event.id))
+    dead = await redis.xrange(keys.dead_letters(event.id))
     reasons = " | ".join(fields["reason"] for _, fields in dead)
     assert len(dead) == 3
     assert "undecodable order" in reasons and "no data field" in reasons
