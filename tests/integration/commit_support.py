@@ -22,7 +22,7 @@ from onsale import keys
 from onsale.bench.commit import synthetic_order
 from onsale.checkout.committer import Committer
 from onsale.checkout.models import Order, encode
-from onsale.checkout.stream import CommitLag, commit_state, dead_letters, lag
+from onsale.checkout.stream import CommitLag, lag
 from onsale.events import catalog
 from onsale.events.models import Event, EventIn
 from onsale.inventory import Inventory
@@ -50,7 +50,7 @@ async def forget(redis: Any, event_id: str) -> None:
     """Every Redis key of a test event, and the event from the armed set."""
     await redis.delete(
         *keys.inventory_keys(event_id), *keys.queue_keys(event_id), keys.orders(event_id),
-        commit_state(event_id), dead_letters(event_id),
+        keys.commit_state(event_id), keys.dead_letters(event_id),
     )  # fmt: skip
     await redis.srem(keys.ARMED_EVENTS, event_id)
 
