@@ -1,7 +1,8 @@
 """``onsale dev``: the whole system on one machine, on embedded services.
 
 Embedded Redis and Postgres under the data dir (unless ``ONSALE_REDIS_URL`` /
-``ONSALE_DATABASE_URL`` name running ones), migrations, a demo event, the gateway.
+``ONSALE_DATABASE_URL`` name running ones), the Stripe emulator, migrations, a demo event,
+the gateway and a committer.
 Ctrl-C stops all of it; the data stays in the data dir for the next run.
 """
 
@@ -16,8 +17,10 @@ from pathlib import Path
 
 import msgspec
 import uvicorn
+import uvloop
 
 from onsale import config, signing
+from onsale.checkout.committer import Committer
 from onsale.config import Settings, StripeSettings
 from onsale.db import create_pool, migrate
 from onsale.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedStripe
@@ -69,6 +72,23 @@ async def _prepare(settings: Settings) -> str:
         return event.id
     finally:
         await pool.close()
+        await redis.aclose()
+
+
+async def _serve(settings: Settings, host: str, port: int) -> None:
+    """The gateway and a committer in one process, until Ctrl-C."""
+    config = uvicorn.Config(
+        create_app(settings), host=host, port=port, http="httptools", access_log=False,
+        log_level="warning",
+    )  # fmt: skip
+    redis = redis_client(settings)
+    stop = asyncio.Event()
+    committer = asyncio.create_task(Committer(redis, settings.database.url).run(stop))
+    try:
+        await uvicorn.Server(config).serve()
+    finally:
+        stop.set()  # the committer finishes the batch in hand
+        await committer
         await redis.aclose()
 
 
@@ -129,14 +149,7 @@ def run(*, host: str, port: int) -> int:
             f"Ctrl-C stops everything.\n",
             file=sys.stderr,
         )
-        uvicorn.run(
-            create_app(settings),
-            host=host,
-            port=port,
-            loop="uvloop",
-            http="httptools",
-            access_log=False,
-            log_level="warning",
-        )
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(_serve(settings, host, port))
         print("stopping embedded services ...", file=sys.stderr)
     return 0

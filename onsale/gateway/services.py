@@ -73,6 +73,9 @@ async def _tick_forever(inventory: Inventory, room: WaitingRoom) -> None:
 
 @contextlib.asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    # A log line per Stripe call (with URLs) is noise on the hot path, and not ours to emit.
+    for name in ("stripe", "httpx"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     key = signing.load(settings.security.signing_key)
     redis = redis_client(settings)
     # The pool connects lazily (min_size=0): a gateway starts, and says "not ready",
