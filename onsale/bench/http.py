@@ -33,12 +33,18 @@ class Connection:
     async def open(self) -> None:
         self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
 
-    def build(self, method: str, path: str, headers: Mapping[str, str] | None = None) -> bytes:
+    def build(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str] | None = None,
+        body: bytes = b"",
+    ) -> bytes:
         lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
         lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-        if method in ("POST", "PUT", "PATCH"):
-            lines.append("Content-Length: 0")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+        if body or method in ("POST", "PUT", "PATCH"):
+            lines.append(f"Content-Length: {len(body)}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
     async def request(self, raw: bytes) -> tuple[int, bytes]:
         assert self._reader is not None and self._writer is not None

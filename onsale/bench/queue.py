@@ -1,4 +1,4 @@
-"""``onsale bench queue``: queue joins and status polls over HTTP, beside a bare endpoint.
+"""``onsale bench queue``: queue polls, joins and holds over HTTP, beside a bare endpoint.
 
 Starts embedded Redis and Postgres (or uses ``--redis-url`` / ``--database-url``), an
 ``onsale serve`` and a bare Litestar app under the same uvicorn settings, then drives each
@@ -16,6 +16,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
@@ -27,9 +28,9 @@ from onsale.bench.inventory import servers
 from onsale.connections import redis_client
 from onsale.db import migrate
 from onsale.queue.room import WaitingRoom
-from onsale.queue.tokens import VisitorTokens
+from onsale.queue.tokens import AdmissionTokens, VisitorTokens
 
-BARE, JOIN, STATUS = "bare", "join", "status"
+BARE, JOIN, STATUS, HOLD = "bare", "join", "status", "hold"
 
 
 class Row(msgspec.Struct):
@@ -47,7 +48,7 @@ class HttpSession:
     """One load process's connections; each client polls its own slice of visitors."""
 
     def __init__(self, approach: str, url: str, clients: int) -> None:
-        base, self.event_id, tokens_path = url.split("|")
+        base, self.event_id, tokens_path, self.tier = url.split("|")
         self.approach = approach
         self.conns = [Connection(base) for _ in range(clients)]
         self.tokens = Path(tokens_path).read_text().split() if tokens_path else []
@@ -60,7 +61,16 @@ class HttpSession:
         queue = f"/api/events/{self.event_id}/queue"
         self.bare = conn.build("GET", "/bare")
         self.join = conn.build("POST", queue)
-        self.polls = [conn.build("GET", queue, {"X-Visitor-Token": t}) for t in self.tokens]
+        if self.approach == HOLD:
+            body = msgspec.json.encode({"items": [{"tier_id": self.tier, "quantity": 1}]})
+            path = f"/api/events/{self.event_id}/holds"
+            self.polls = [
+                conn.build("POST", path, {"Authorization": f"Bearer {t}",
+                                          "Content-Type": "application/json"}, body)
+                for t in self.tokens
+            ]  # fmt: skip
+        else:
+            self.polls = [conn.build("GET", queue, {"X-Visitor-Token": t}) for t in self.tokens]
 
     async def take(self, client: int, target: str) -> int:
         conn = self.conns[client]
@@ -78,7 +88,7 @@ class HttpSession:
                 self.next[client] = i + self.step
                 raw = self.polls[i]
             status, _ = await conn.request(raw)
-            if status == 200:
+            if status in (200, 201):
                 return attempts
             if attempts > 1000:
                 raise Exhausted
@@ -91,26 +101,29 @@ def make_session(approach: str, url: str, clients: int) -> Session:
     return HttpSession(approach, url, clients)
 
 
-async def _event(base: str, admin: str) -> str:
+async def _event(base: str, admin: str, *, holds: bool = False) -> tuple[str, str]:
+    """(event id, tier id). By default a launch in full swing: 10 admissions a second and a
+    long line polling as told; with ``holds``, a huge house that admits everyone at once."""
     now = datetime.now(UTC)
+    tier: dict[str, Any] = {"name": "GA", "price": 1000, "capacity": 100_000}
+    onsale: dict[str, Any] = {"opens_at": (now - timedelta(seconds=1)).isoformat(),
+                              "admit_per_minute": 600}  # fmt: skip
+    if holds:
+        tier |= {"capacity": 10_000_000, "per_order_limit": 100}
+        onsale["admit_per_minute"] = 1_000_000
     body = {
         "title": "bench",
         "starts_at": (now + timedelta(days=1)).isoformat(),
         "currency": "USD",
-        "tiers": [{"name": "GA", "price": 1000, "capacity": 100_000}],
-        # A launch in full swing: 10 admissions a second, a long line polling as told.
-        "onsale": {
-            "opens_at": (now - timedelta(seconds=1)).isoformat(),
-            "admit_per_minute": 600,
-        },
+        "tiers": [tier],
+        "onsale": onsale,
     }
     async with httpx.AsyncClient() as http:
         r = await http.post(
             f"{base}/api/events", json=body, headers={"Authorization": f"Bearer {admin}"}
         )
         r.raise_for_status()
-        event_id: str = r.json()["id"]
-        return event_id
+        return r.json()["id"], r.json()["tiers"][0]["id"]
 
 
 async def _visitors(redis_url: str, key: str, event_id: str, count: int, path: Path) -> None:
@@ -122,6 +135,23 @@ async def _visitors(redis_url: str, key: str, event_id: str, count: int, path: P
         await asyncio.gather(*(room.join(event_id, v) for v, _ in issued[i : i + 500]))
     await redis.aclose()
     path.write_text("\n".join(t for _, t in issued))
+
+
+async def _admitted(redis_url: str, key: str, event_id: str, count: int, path: Path) -> None:
+    """Admitted buyers and their admission tokens, as the hold requests need them."""
+    redis = redis_client(redis_url, max_connections=32)
+    room, admissions = WaitingRoom(redis), AdmissionTokens(signing.load(key))
+    visitors = [f"bench-{i}" for i in range(count)]
+    for i in range(0, count, 500):
+        await asyncio.gather(*(room.join(event_id, v) for v in visitors[i : i + 500]))
+    await room.advance(event_id)
+    tokens = []
+    for v in visitors:
+        place = await room.status(event_id, v)
+        assert place.admission_expires_ms, f"{v} was not admitted: {place}"
+        tokens.append(admissions.issue(event_id, v, place.admission_expires_ms, int(time.time())))
+    await redis.aclose()
+    path.write_text("\n".join(tokens))
 
 
 async def measure(args: argparse.Namespace, redis_url: str, database_url: str) -> list[Row]:
@@ -141,7 +171,10 @@ async def measure(args: argparse.Namespace, redis_url: str, database_url: str) -
         bare_serve(args.workers) as bare_url,
         tempfile.TemporaryDirectory() as tmp,
     ):
-        event_id = await _event(onsale_url, admin)
+        event_id, _ = await _event(onsale_url, admin)
+        hold_event, hold_tier = await _event(onsale_url, admin, holds=True)
+        admissions = Path(tmp) / "admissions"
+        await _admitted(redis_url, key, hold_event, args.admitted, admissions)
         tokens = Path(tmp) / "tokens"
         _progress(f"putting {args.visitors} visitors in the room ...")
         began = time.monotonic()
@@ -155,9 +188,10 @@ async def measure(args: argparse.Namespace, redis_url: str, database_url: str) -
         pool.start()
         try:
             for endpoint, url in (
-                (BARE, f"{bare_url}|{event_id}|"),
-                (STATUS, f"{onsale_url}|{event_id}|{tokens}"),
-                (JOIN, f"{onsale_url}|{event_id}|"),
+                (BARE, f"{bare_url}|{event_id}||"),
+                (STATUS, f"{onsale_url}|{event_id}|{tokens}|"),
+                (JOIN, f"{onsale_url}|{event_id}||"),
+                (HOLD, f"{onsale_url}|{hold_event}|{admissions}|{hold_tier}"),
             ):
                 _progress(f"{endpoint}: {args.clients} clients for {args.seconds} s ...")
                 await pool.open(endpoint, url, args.clients)
@@ -205,6 +239,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="server worker processes")
     parser.add_argument("--processes", type=int, default=1, help="load-generator processes")
     parser.add_argument("--visitors", type=int, default=100_000, help="visitors polled in turn")
+    parser.add_argument("--admitted", type=int, default=2_000, help="admitted buyers holding")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--redis-url", help="a running Redis (default: embedded, throwaway)")
     parser.add_argument("--database-url", help="a running Postgres (default: embedded)")
