@@ -47,7 +47,14 @@ async def _ticket_payload(request: AnyRequest, services: Deps, ticket_id: str) -
     # token learns nothing (not even whether the ticket exists).
     parts = token.split(".")
     order_id = parts[2] if len(parts) == 4 else ""
-    services.order_tokens.verify(order_id, token)
+    event_id = services.order_tokens.verify(order_id, token)
+    # A confirmed order's tickets are in Redis at once, in Postgres after the committer:
+    # look in Redis first, so the buyer never waits for the write-behind.
+    order = await services.checkout.load(event_id, order_id)
+    if order is not None:
+        for t in order.tickets:
+            if t.ticket_id == ticket_id:
+                return t.qr
     try:
         ticket = uuid.UUID(ticket_id)
     except ValueError:
