@@ -91,7 +91,10 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], seconds: float = 60) -> 
 def server(argv: list[str], env: Mapping[str, str], ready_path: str, port: int) -> Iterator[str]:
     """Run a server process until the block ends; yields its base URL once ready."""
     base = f"http://127.0.0.1:{port}"
-    with subprocess.Popen(argv, env={**os.environ, **env}, stdout=subprocess.DEVNULL) as proc:
+    # Quiet: the server's logs would drown the benchmark's own output.
+    with subprocess.Popen(
+        argv, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    ) as proc:
         try:
             wait_ready(base + ready_path, proc)
             yield base
