@@ -1,4 +1,4 @@
-"""The ``onsale`` command: dev | serve | committer | migrate | reconcile | bench."""
+"""The ``onsale`` command: dev | serve | committer | migrate | reconcile | bench | loadtest."""
 
 from __future__ import annotations
 
@@ -72,6 +72,12 @@ def _bench(args: argparse.Namespace) -> int:
     return int(asyncio.run(args.bench_module.main(args)))
 
 
+def _loadtest(args: argparse.Namespace) -> int:
+    from onsale import loadtest
+
+    return loadtest.run(args)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="onsale", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, metavar="command")
@@ -109,6 +115,14 @@ def parser() -> argparse.ArgumentParser:
         "--event", action="append", default=[], help="this event (repeatable; default all armed)"
     )
     rec.set_defaults(func=_reconcile)
+
+    from onsale import loadtest
+
+    load = sub.add_parser(
+        "loadtest", help="a Locust scenario against a deployment, then the invariants"
+    )
+    loadtest.add_arguments(load)
+    load.set_defaults(func=_loadtest)
 
     mig = sub.add_parser("migrate", help="apply database migrations (idempotent)")
     mig.set_defaults(func=_migrate)

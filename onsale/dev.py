@@ -19,7 +19,7 @@ import msgspec
 import uvicorn
 import uvloop
 
-from onsale import config, signing
+from onsale import config, logs, signing
 from onsale.checkout.committer import Committer
 from onsale.config import Settings, StripeSettings
 from onsale.db import create_pool, migrate
@@ -79,7 +79,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     """The gateway and a committer in one process, until Ctrl-C."""
     config = uvicorn.Config(
         create_app(settings), host=host, port=port, http="httptools", access_log=False,
-        log_level="warning",
+        log_level="warning", log_config=None,  # JSON lines, as configured by logs.configure
     )  # fmt: skip
     redis = redis_client(settings)
     stop = asyncio.Event()
@@ -93,6 +93,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
 
 
 def run(*, host: str, port: int) -> int:
+    logs.configure()
     base = config.load()
     data = base.data_path
     data.mkdir(parents=True, exist_ok=True)

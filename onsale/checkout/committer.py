@@ -25,7 +25,7 @@ import msgspec
 import uvloop
 from redis.exceptions import RedisError
 
-from onsale import keys
+from onsale import keys, logs
 from onsale.checkout.models import Order, OrderStatus, decode_order
 from onsale.checkout.stream import Entry, OrderStreams
 from onsale.checkout.writer import (
@@ -289,9 +289,7 @@ class Committer:
 def main(settings: Settings, options: CommitterOptions) -> int:
     """``onsale committer``: until SIGINT or SIGTERM, then the batch in hand is finished."""
     if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        logs.configure()
 
     async def run() -> None:
         stop = asyncio.Event()

@@ -10,6 +10,7 @@ from litestar.di import Provide
 
 from onsale import config
 from onsale.config import Settings
+from onsale.gateway import metrics
 from onsale.gateway.errors import HANDLERS
 from onsale.gateway.routes import checkout, events, health, holds, pages, queue, tickets
 from onsale.gateway.services import Services, open_services
@@ -31,7 +32,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # No parameters: Litestar then has nothing to parse per request (hot path).
         return opened[0]
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             *health.ROUTES,
             *events.ROUTES,
@@ -40,9 +41,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *checkout.ROUTES,
             *tickets.ROUTES,
             *pages.ROUTES,
+            *metrics.ROUTES,
         ],
         lifespan=[lifespan],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         openapi_config=None,
     )
+    # Outside Litestar's exception handling, so every answer (404s and 500s too) is seen.
+    app.asgi_handler = metrics.RequestObserver(app.asgi_handler)
+    return app

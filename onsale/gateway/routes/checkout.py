@@ -14,6 +14,7 @@ from onsale.checkout.models import CheckoutIn, CheckoutOut, OrderOut, TicketOut
 from onsale.errors import ApiError, Code
 from onsale.gateway.auth import bearer
 from onsale.gateway.body import decode
+from onsale.gateway.metrics import WEBHOOKS
 from onsale.gateway.types import AnyRequest, Deps
 
 log = logging.getLogger("onsale.checkout")
@@ -36,9 +37,14 @@ async def stripe_webhook(request: AnyRequest, services: Deps) -> Response[dict[s
     if services.payments is None:
         raise ApiError(Code.PAYMENT_PROVIDER_ERROR, "payments are not configured", status=503)
     payload = await request.body()
-    event = services.payments.verify(payload, request.headers.get("stripe-signature"))
+    try:
+        event = services.payments.verify(payload, request.headers.get("stripe-signature"))
+    except ApiError:
+        WEBHOOKS.labels("invalid_signature").inc()
+        raise
     seen = f"onsale:stripe:event:{event.id}"
     if await services.redis.get(seen):
+        WEBHOOKS.labels("duplicate").inc()
         return Response({"received": True, "duplicate": True}, media_type=MediaType.JSON)
     intent = event.data.object.to_dict()
     metadata = intent.get("metadata") or {}
@@ -48,12 +54,16 @@ async def stripe_webhook(request: AnyRequest, services: Deps) -> Response[dict[s
     ):
         if event.type == "payment_intent.succeeded":
             await services.checkout.confirm(event_id, order_id, payment_intent_id=intent["id"])
+            outcome = "confirmed"
         else:
             await services.checkout.fail(event_id, order_id)
+            outcome = "failed"
     else:
         log.info("stripe event %s (%s) needs nothing from us", event.id, event.type)
+        outcome = "ignored"
     # Remembered only once handled: a failure above answers 5xx and Stripe delivers again.
     await services.redis.set(seen, 1, ex=SEEN_EVENT_S)
+    WEBHOOKS.labels(outcome).inc()
     return Response({"received": True}, media_type=MediaType.JSON)
 
 

@@ -15,6 +15,7 @@ from onsale.checkout.orders import new_hold_id
 from onsale.errors import ApiError, Code
 from onsale.gateway.auth import bearer
 from onsale.gateway.body import decode
+from onsale.gateway.metrics import HOLD_FAILURES, HOLDS
 from onsale.gateway.types import AnyRequest, Deps
 from onsale.inventory import HoldRejected, Rejection, ReleaseOutcome
 
@@ -84,20 +85,30 @@ async def _event_terms(services: Deps, event_id: str) -> tuple[str, int]:
 
 @post("/api/events/{event_id:str}/holds", status_code=201)
 async def create_hold(event_id: FromPath[str], request: AnyRequest, services: Deps) -> HoldOut:
+    try:
+        out = await _create_hold(event_id, request, services)
+    except HoldRejected as exc:
+        HOLD_FAILURES.labels(str(exc.reason)).inc()
+        raise _rejected(exc) from None
+    except ApiError as exc:
+        HOLD_FAILURES.labels(str(exc.code)).inc()
+        raise
+    HOLDS.inc()
+    return out
+
+
+async def _create_hold(event_id: str, request: AnyRequest, services: Deps) -> HoldOut:
     visitor = _admission(request, services, event_id)
     data = decode(await request.body(), HoldIn)
     currency, limit = await _event_terms(services, event_id)
-    try:
-        hold = await services.inventory.hold(
-            event_id,
-            [(i.tier_id, i.quantity) for i in data.items],
-            owner=visitor,
-            owner_limit=limit,
-            admitted=True,
-            hold_id=new_hold_id(event_id),
-        )
-    except HoldRejected as exc:
-        raise _rejected(exc) from None
+    hold = await services.inventory.hold(
+        event_id,
+        [(i.tier_id, i.quantity) for i in data.items],
+        owner=visitor,
+        owner_limit=limit,
+        admitted=True,
+        hold_id=new_hold_id(event_id),
+    )
     return HoldOut(
         hold_id=hold.hold_id,
         expires_at=datetime.fromtimestamp(hold.expires_ms / 1000, UTC),

@@ -1,0 +1,303 @@
+"""What every scenario's buyer does, as the buyer's page does it: join the waiting room,
+poll as told (``poll_after_seconds``, ``Retry-After``), hold, check out, pay at Stripe (the
+part Stripe.js does in the browser), wait for the webhook to confirm the order, fetch the
+tickets. A buyer told ``sold_out`` stops.
+
+Configuration comes from the environment (``onsale loadtest`` sets it):
+
+- ``LOADTEST_EVENT_ID``: the event; ``LOADTEST_TIERS``: its tier ids, comma-separated.
+- ``LOADTEST_OPENS_AT``: epoch seconds of the opening (the stampede joins at it).
+- ``LOADTEST_STRIPE_URL`` and ``LOADTEST_STRIPE_KEY``: the Stripe API (localstripe) and a
+  secret key to pay with; without them buyers stop after checkout.
+- ``LOADTEST_OUT``: a directory; ``codes.json`` (error codes seen, counted) is written there.
+
+Requests are named by route template (``/api/events/[id]/queue``) so the stats group.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust import FastHttpUser, events, task
+from locust.exception import StopUser
+
+EVENT_ID = os.environ.get("LOADTEST_EVENT_ID", "")
+TIERS = [t for t in os.environ.get("LOADTEST_TIERS", "").split(",") if t]
+OPENS_AT = float(os.environ.get("LOADTEST_OPENS_AT", "0") or 0)
+STRIPE_URL = os.environ.get("LOADTEST_STRIPE_URL", "").rstrip("/")
+STRIPE_KEY = os.environ.get("LOADTEST_STRIPE_KEY", "")
+OUT = os.environ.get("LOADTEST_OUT", "")
+
+QUEUE = "/api/events/[id]/queue"
+HOLDS = "/api/events/[id]/holds"
+CHECKOUT = "/api/holds/[id]/checkout"
+ORDER = "/api/orders/[id]"
+QR = "/api/tickets/[id]/qr.png"
+
+#: Error codes (the ``code`` of error bodies, or ``http_<status>``) by endpoint name.
+CODES: Counter[str] = Counter()
+#: Buyers finished (bought, sold out, or gave up), to end the run when all are.
+FINISHED = 0
+#: Rough completion counters for the run's own summary.
+OUTCOMES: Counter[str] = Counter()
+
+
+class Done(Exception):
+    """This buyer is finished; ``reason`` says how."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _code(response: Any) -> str:
+    try:
+        body = json.loads(response.content or b"{}")
+        return str(body.get("code") or f"http_{response.status_code}")
+    except (ValueError, AttributeError):
+        return f"http_{response.status_code}"
+
+
+class Buyer(FastHttpUser):
+    """One buyer; subclasses choose the quantities and timing."""
+
+    abstract = True
+    #: Each buyer has its own keep-alive connection, like a browser.
+    connection_timeout = 30.0
+    network_timeout = 60.0
+    #: After buying, start again as a new visitor (steady load) or stop.
+    repeat = False
+    #: Chance of releasing the hold instead of paying (steady load's window shoppers).
+    abandon = 0.0
+
+    def quantity(self) -> list[dict[str, Any]]:
+        return [{"tier_id": TIERS[0], "quantity": 1}]
+
+    def before_join(self) -> None:
+        """Called once before the first join (the stampede waits for the opening here)."""
+
+    def on_start(self) -> None:
+        self.before_join()
+
+    def call(
+        self, method: str, path: str, name: str, ok: tuple[int, ...], **kwargs: Any
+    ) -> tuple[int, Any]:
+        """One request; statuses in ``ok`` (and expected refusals) count as successes.
+        Every non-2xx answer's ``code`` is counted."""
+        with self.client.request(
+            method, path, name=name, catch_response=True, **kwargs
+        ) as response:
+            status = response.status_code
+            if status >= 300 or status == 0:
+                CODES[f"{name} {_code(response) if status else 'connection_error'}"] += 1
+            if status in ok:
+                response.success()
+            else:
+                response.failure(f"{status} {_code(response)}")
+            body = None
+            if response.content and "json" in (response.headers.get("Content-Type") or ""):
+                try:
+                    body = response.json()
+                except (ValueError, TypeError):
+                    body = None
+            return status, (body, response.headers)
+
+    # The flow ----------------------------------------------------------------------
+
+    def place(self) -> dict[str, Any]:
+        """Join, then poll as told until admitted; ``Done`` when sold out or closed."""
+        queue = f"/api/events/{EVENT_ID}/queue"
+        token: str | None = None
+        while True:
+            headers = {"X-Visitor-Token": token} if token else {}
+            if token is None:
+                status, (body, answer) = self.call(
+                    "POST", queue, f"POST {QUEUE}", (200, 429), headers=headers
+                )
+            else:
+                status, (body, answer) = self.call(
+                    "GET", queue, f"GET {QUEUE}", (200, 429), headers=headers
+                )
+            if status == 429:
+                time.sleep(float(answer.get("Retry-After") or 1))
+                continue
+            if status != 200 or not body:
+                time.sleep(1)
+                continue
+            token = body["visitor_token"]
+            if body["state"] == "admitted":
+                return body
+            if body["state"] in ("sold_out", "closed"):
+                raise Done(body["state"])
+            time.sleep(max(float(body["poll_after_seconds"]), 0.2))
+
+    def hold(self, admission: str) -> dict[str, Any]:
+        status, (body, _) = self.call(
+            "POST",
+            f"/api/events/{EVENT_ID}/holds",
+            f"POST {HOLDS}",
+            (201, 409),
+            json={"items": self.quantity()},
+            headers={"Authorization": f"Bearer {admission}"},
+        )
+        if status == 409:
+            # One tier gone is the end for a one-tier buyer; a steady buyer comes back.
+            raise Done("hold_refused" if self.repeat else "sold_out")
+        if status != 201:
+            raise Done(f"hold_{status}")
+        OUTCOMES["holds"] += 1
+        return dict(body)
+
+    def checkout(self, hold_id: str) -> dict[str, Any]:
+        who = uuid.uuid4().hex[:12]
+        status, (body, _) = self.call(
+            "POST",
+            f"/api/holds/{hold_id}/checkout",
+            f"POST {CHECKOUT}",
+            (201,),
+            json={"email": f"{who}@example.com", "name": f"Buyer {who}"},
+            headers={"Idempotency-Key": f"lt-{hold_id}"},
+        )
+        if status != 201:
+            raise Done(f"checkout_{status}")
+        return dict(body)
+
+    def stripe(self, path: str, name: str, form: dict[str, str]) -> dict[str, Any]:
+        status, (body, _) = self.call(
+            "POST",
+            f"{STRIPE_URL}{path}",
+            name,
+            (200,),
+            data=form,
+            headers={
+                "Authorization": f"Bearer {STRIPE_KEY}",
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+        )
+        if status != 200:
+            raise Done(f"stripe_{status}")
+        return dict(body)
+
+    def pay(self, intent_id: str) -> None:
+        """What Stripe.js does: a card payment method, attached, then confirmed."""
+        method = self.stripe(
+            "/v1/payment_methods",
+            "stripe: POST /v1/payment_methods",
+            {
+                "type": "card",
+                "card[number]": "4242424242424242",
+                "card[exp_month]": "12",
+                "card[exp_year]": "2035",
+                "card[cvc]": "123",
+            },
+        )
+        self.stripe(
+            f"/v1/payment_intents/{intent_id}",
+            "stripe: POST /v1/payment_intents/[id]",
+            {"payment_method": method["id"]},
+        )
+        intent = self.stripe(
+            f"/v1/payment_intents/{intent_id}/confirm",
+            "stripe: POST /v1/payment_intents/[id]/confirm",
+            {},
+        )
+        if intent.get("status") != "succeeded":
+            raise Done("payment_failed")
+
+    def confirmed(self, order: dict[str, Any], deadline_s: float = 120) -> dict[str, Any]:
+        """Polls the order until the webhook has confirmed it, as the buyer's page does."""
+        auth = {"Authorization": f"Bearer {order['order_token']}"}
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline:
+            status, (body, _) = self.call(
+                "GET", f"/api/orders/{order['order_id']}", f"GET {ORDER}", (200,), headers=auth
+            )
+            if status == 200 and body["status"] != "pending":
+                if body["status"] != "confirmed":
+                    raise Done(f"order_{body['status']}")
+                return dict(body)
+            time.sleep(0.5)
+        raise Done("order_not_confirmed")
+
+    def buy(self) -> str:
+        admitted = self.place()
+        hold = self.hold(admitted["admission_token"])
+        if self.abandon and random.random() < self.abandon:
+            self.call(
+                "DELETE",
+                f"/api/holds/{hold['hold_id']}",
+                "DELETE /api/holds/[id]",
+                (204,),
+                headers={"Authorization": f"Bearer {admitted['admission_token']}"},
+            )
+            return "abandoned"
+        order = self.checkout(hold["hold_id"])
+        if not (STRIPE_URL and STRIPE_KEY) or order["payment"] is None:
+            return "checked_out"
+        self.pay(order["payment"]["payment_intent_id"])
+        mine = self.confirmed(order)
+        OUTCOMES["orders"] += 1
+        auth = {"Authorization": f"Bearer {order['order_token']}"}
+        for ticket in mine["tickets"]:
+            self.ticket(ticket["ticket_id"], auth)
+        return "bought"
+
+    def ticket(self, ticket_id: str, auth: dict[str, str], deadline_s: float = 60) -> None:
+        """The QR image; ``ticket_not_found`` until the committer has written the ticket to
+        Postgres (the order reads as confirmed from Redis before that), so retried."""
+        deadline = time.monotonic() + deadline_s
+        while True:
+            last = time.monotonic() >= deadline
+            status, _ = self.call(
+                "GET",
+                f"/api/tickets/{ticket_id}/qr.png",
+                f"GET {QR}",
+                (200,) if last else (200, 404),
+                headers=auth,
+            )
+            if status != 404 or last:
+                return
+            time.sleep(0.5)
+
+    @task
+    def shop(self) -> None:
+        try:
+            outcome = self.buy()
+        except Done as done:
+            outcome = done.reason
+        OUTCOMES[outcome] += 1
+        if self.repeat and outcome != "sold_out":
+            return
+        _finish(self)
+        raise StopUser
+
+
+def _finish(user: Buyer) -> None:
+    global FINISHED
+    FINISHED += 1
+    options = user.environment.parsed_options
+    wanted = getattr(options, "num_users", None) if options else None
+    if wanted and wanted <= FINISHED and user.environment.runner is not None:
+        # Every buyer is done: end the run now rather than at --run-time.
+        # Not from this greenlet, which the quit kills.
+        gevent.spawn_later(0.2, user.environment.runner.quit)
+
+
+@events.user_error.add_listener
+def _count_exception(user_instance: Any, exception: Exception, tb: Any, **_: Any) -> None:
+    CODES[f"exception {type(exception).__name__}"] += 1
+
+
+@events.quitting.add_listener
+def _write_codes(environment: Any, **_: Any) -> None:
+    if OUT:
+        doc = {"codes": dict(CODES), "outcomes": dict(OUTCOMES)}
+        Path(OUT, "codes.json").write_text(json.dumps(doc, indent=1, sort_keys=True))

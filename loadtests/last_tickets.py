@@ -1,0 +1,10 @@
+"""Last tickets: more buyers than tickets, all admitted at once (a very high admission
+rate), each holding 1. The fight is in the hold script: it must never oversell."""
+
+from __future__ import annotations
+
+from common import Buyer  # type: ignore[import-not-found]
+
+
+class LastTicketsBuyer(Buyer):
+    pass

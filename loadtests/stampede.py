@@ -1,0 +1,21 @@
+"""Stampede: every buyer joins within the same second of the opening, then waits, holds
+1 or 2 tickets, pays, and collects the tickets. Buyers told ``sold_out`` stop."""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+from common import OPENS_AT, TIERS, Buyer  # type: ignore[import-not-found]
+
+
+class StampedeBuyer(Buyer):
+    def before_join(self) -> None:
+        # Everyone is spawned before the opening and arrives in the second around it.
+        delay = OPENS_AT - time.time() + random.uniform(-0.5, 0.5)
+        if delay > 0:
+            time.sleep(delay)
+
+    def quantity(self) -> list[dict[str, Any]]:
+        return [{"tier_id": TIERS[0], "quantity": random.choice((1, 1, 2))}]
