@@ -76,11 +76,23 @@ def _admission(request: AnyRequest, services: Deps, event_id: str) -> str:
     return str(services.admissions.verify(event_id, token)["sub"])
 
 
+#: event id -> (currency, buyer limit). Both are fixed when the event is created, so each
+#: gateway process reads them from Redis once (a round trip less on every hold).
+_terms: dict[str, tuple[str, int]] = {}
+
+
 async def _event_terms(services: Deps, event_id: str) -> tuple[str, int]:
-    currency, limit = await services.redis.hmget(keys.onsale(event_id), "currency", "buyer_limit")
-    if currency is None:
-        raise ApiError(Code.EVENT_NOT_FOUND)
-    return currency, int(limit)
+    terms = _terms.get(event_id)
+    if terms is None:
+        currency, limit = await services.redis.hmget(
+            keys.onsale(event_id), "currency", "buyer_limit"
+        )
+        if currency is None:
+            raise ApiError(Code.EVENT_NOT_FOUND)
+        if len(_terms) > 10_000:
+            _terms.clear()
+        terms = _terms[event_id] = (currency, int(limit))
+    return terms
 
 
 @post("/api/events/{event_id:str}/holds", status_code=201)
