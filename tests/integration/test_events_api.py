@@ -250,3 +250,10 @@ async def test_health(client: Client) -> None:
     jwks = (await client.get("/.well-known/jwks.json")).json()
     (key,) = jwks["keys"]
     assert key["kty"] == "OKP" and key["crv"] == "Ed25519" and key["kid"]
+
+
+async def test_readiness_can_require_only_redis(client: Client) -> None:
+    r = await client.get("/readyz", params={"require": "redis"})
+    assert r.status_code == 200 and r.json()["redis"] == "ok"
+    r = await client.get("/readyz", params={"require": "kafka"})
+    assert (r.status_code, r.json()["code"]) == (422, "invalid_request")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import MediaType, Response, get
+from litestar.params import QueryParameter
 
 from onsale import keys, signing
 from onsale.checkout.stream import lag
+from onsale.errors import ApiError, Code
 from onsale.gateway.types import Deps
 
 READY_TIMEOUT_S = 2.0
@@ -43,8 +45,20 @@ async def _informational(what: Any) -> Any:
         return f"unavailable: {type(exc).__name__}: {exc}"[:200]
 
 
+BACKENDS = ("redis", "postgres")
+
+
 @get("/readyz", media_type=MediaType.JSON)
-async def readyz(services: Deps) -> Response[dict[str, Any]]:
+async def readyz(
+    services: Deps, require: Annotated[str, QueryParameter(max_length=40)] = "redis,postgres"
+) -> Response[dict[str, Any]]:
+    """200 when the required backends answer (both by default; ``?require=redis`` for a
+    probe that keeps a gateway in service while Postgres is away: selling needs only
+    Redis, and the committer catches up)."""
+    needed = {b.strip() for b in require.split(",") if b.strip()}
+    if not needed or not needed <= set(BACKENDS):
+        raise ApiError(Code.INVALID_REQUEST, "require is a comma-separated subset of "
+                       "redis,postgres")  # fmt: skip
     redis, postgres, behind = await asyncio.gather(
         _check(services.redis.ping()),
         _check(services.pool.fetchval("SELECT 1")),
@@ -52,7 +66,7 @@ async def readyz(services: Deps) -> Response[dict[str, Any]]:
     )
     # The committer's lag is for operators: a gateway serves buyers whatever it is.
     body = {"redis": redis, "postgres": postgres, "committer_lag": behind}
-    ready = redis == "ok" and postgres == "ok"
+    ready = all(body[b] == "ok" for b in needed)
     return Response(body, status_code=200 if ready else 503)
 
 
