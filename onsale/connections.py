@@ -7,6 +7,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 
@@ -49,7 +50,15 @@ class Lanes:
         async with self._slots:
             conn = self._idle.pop() if self._idle else self._new()
             try:
-                await conn.send_command(*args)
+                await self._send(conn, args)
+            except (RedisConnectionError, OSError):
+                # The command did not go out (and every script is idempotent anyway: hold ids
+                # are chosen here, confirms are per order): after a Redis restart every
+                # idle lane is dead. Drop them all and try once more on a fresh connection.
+                await self._drop_idle()
+                conn = self._new()
+                await self._send(conn, args)
+            try:
                 reply = await conn.read_response()
             except ResponseError:
                 self._idle.append(conn)  # an error reply: the connection is fine
@@ -62,6 +71,20 @@ class Lanes:
                 raise
             self._idle.append(conn)
             return reply
+
+    async def _send(self, conn: Any, args: tuple[Any, ...]) -> None:
+        try:
+            await conn.send_command(*args)
+        except BaseException:
+            self._open.discard(conn)
+            await conn.disconnect()
+            raise
+
+    async def _drop_idle(self) -> None:
+        for conn in self._idle:
+            self._open.discard(conn)
+            await conn.disconnect()
+        self._idle.clear()
 
     def _new(self) -> Any:
         conn = self._make()

@@ -1,0 +1,47 @@
+"""While Redis or Postgres is down the gateway says so clearly: 503 with a code, never a 500."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import msgspec
+from litestar.testing import AsyncTestClient
+
+from onsale.config import Settings
+from onsale.embedded import EmbeddedRedis
+from onsale.gateway.app import create_app
+from tests.integration.test_events_api import EVENT
+
+
+async def test_redis_outage_is_a_clear_503(settings: Settings) -> None:
+    base = Path(tempfile.mkdtemp(prefix="onsale-outage-"))
+    redis = EmbeddedRedis(base, durable=False)
+    try:
+        url = redis.start()
+        own = msgspec.structs.replace(
+            settings, redis=msgspec.structs.replace(settings.redis, url=url)
+        )
+        admin = {"Authorization": f"Bearer {settings.security.admin_token}"}
+        async with AsyncTestClient(app=create_app(own)) as client:
+            created = await client.post("/api/events", json=EVENT, headers=admin)
+            assert created.status_code == 201
+            event_id = created.json()["id"]
+            redis.stop()
+            r = await client.post(f"/api/events/{event_id}/queue")
+            assert r.status_code == 503, r.text
+            assert r.json()["code"] == "unavailable" and "Redis" in r.json()["detail"]
+            assert r.headers["Retry-After"]
+            ready = await client.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["redis"].startswith("unavailable")
+            assert ready.json()["postgres"] == "ok"
+            # Back again: the same gateway serves without a restart.
+            redis.start()
+            r = await client.post(f"/api/events/{event_id}/queue")
+            assert r.status_code in (200, 404), r.text  # 404: a fresh Redis forgot the event
+            assert (await client.get("/readyz", params={"require": "redis"})).status_code == 200
+    finally:
+        redis.stop()
+        shutil.rmtree(base, ignore_errors=True)
