@@ -60,6 +60,17 @@ async def paid_order(
     return order
 
 
+async def reconciled(pool: asyncpg.Pool, redis: Any, settings: Settings, event_id: str) -> None:
+    """``onsale reconcile`` finds nothing: Redis, Postgres and Stripe agree."""
+    payments = Payments(settings.stripe)
+    try:
+        async with pool.acquire() as conn:
+            report = await reconcile_event(conn, redis, payments, event_id)
+    finally:
+        await payments.aclose()
+    assert report.differences == [], report.text()
+
+
 async def join_until_settled(client: Client, event_id: str) -> dict[str, Any]:
     """Join, then poll as told (poll_after_seconds, Retry-After) until admitted or sold out."""
     r = await client.post(f"/api/events/{event_id}/queue")
@@ -139,13 +150,7 @@ async def test_one_buyer_from_join_to_check_in(
     assert (second.status_code, second.json()["code"]) == (409, "already_checked_in")
     assert second.json()["checked_in_at"] == first.json()["checked_in_at"]
 
-    payments = Payments(settings.stripe)
-    try:
-        async with pool.acquire() as conn:
-            report = await reconcile_event(conn, redis, payments, event["id"])
-    finally:
-        await payments.aclose()
-    assert report.differences == []
+    await reconciled(pool, redis, settings, event["id"])
 
 
 async def test_five_hundred_buyers_for_fifty_tickets(
@@ -184,10 +189,4 @@ async def test_five_hundred_buyers_for_fifty_tickets(
     )
     assert (tickets, confirmed) == (50, 50)
     assert await redis.xlen(keys.orders_stream(event["id"])) == 50
-    payments = Payments(settings.stripe)
-    try:
-        async with pool.acquire() as conn:
-            report = await reconcile_event(conn, redis, payments, event["id"])
-    finally:
-        await payments.aclose()
-    assert report.differences == [], report.text()
+    await reconciled(pool, redis, settings, event["id"])
