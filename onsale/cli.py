@@ -129,12 +129,13 @@ def parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks that print ratios against a baseline")
     bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="benchmark")
-    from onsale.bench import commit, inventory, queue
+    from onsale.bench import commit, inventory, queue, report
 
     for module, help_ in (
         (commit, "committer: COPY against executemany, and its lag under a steady load"),
         (inventory, "Redis Lua holds against Postgres locking"),
         (queue, "queue joins and status polls over HTTP against a bare endpoint"),
+        (report, "all of the above and a profile: regenerates docs/performance.md"),
     ):
         sub_parser = bench_sub.add_parser(module.__name__.rsplit(".", 1)[1], help=help_)
         module.add_arguments(sub_parser)
