@@ -137,9 +137,11 @@ async def _visitors(redis_url: str, key: str, event_id: str, count: int, path: P
     path.write_text("\n".join(t for _, t in issued))
 
 
-async def _admitted(redis_url: str, key: str, event_id: str, count: int, path: Path) -> None:
+async def admitted(
+    redis_url: str, key: str, event_id: str, count: int, path: Path, *, cluster: bool = False
+) -> None:
     """Admitted buyers and their admission tokens, as the hold requests need them."""
-    redis = redis_client(redis_url, max_connections=32)
+    redis = redis_client(redis_url, cluster=cluster, max_connections=32)
     room, admissions = WaitingRoom(redis), AdmissionTokens(signing.load(key))
     visitors = [f"bench-{i}" for i in range(count)]
     for i in range(0, count, 500):
@@ -174,7 +176,7 @@ async def measure(args: argparse.Namespace, redis_url: str, database_url: str) -
         event_id, _ = await _event(onsale_url, admin)
         hold_event, hold_tier = await _event(onsale_url, admin, holds=True)
         admissions = Path(tmp) / "admissions"
-        await _admitted(redis_url, key, hold_event, args.admitted, admissions)
+        await admitted(redis_url, key, hold_event, args.admitted, admissions)
         tokens = Path(tmp) / "tokens"
         _progress(f"putting {args.visitors} visitors in the room ...")
         began = time.monotonic()

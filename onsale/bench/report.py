@@ -43,12 +43,9 @@ from onsale.bench.bare import _BODY
 from onsale.bench.harness import LoadPool, percentile
 from onsale.bench.http import bare_serve, free_port, wait_ready
 from onsale.bench.inventory import servers
-from onsale.connections import redis_client
 from onsale.db import migrate
 from onsale.embedded import postgres_bin_dir, redis_binary
 from onsale.loadtest import report as loadtest_report
-from onsale.queue.room import WaitingRoom
-from onsale.queue.tokens import AdmissionTokens
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILES = ROOT / "loadtests"
@@ -664,25 +661,6 @@ def gateway(env: Mapping[str, str], log: Path) -> Iterator[tuple[str, int]]:
                 proc.kill()
 
 
-async def _admitted(
-    redis_url: str, cluster: bool, key: str, event_id: str, count: int, path: Path
-) -> None:
-    """As ``bench queue``'s, with a cluster client when the Redis is a cluster."""
-    redis = redis_client(redis_url, cluster=cluster, max_connections=32)
-    room, admissions = WaitingRoom(redis), AdmissionTokens(signing.load(key))
-    visitors = [f"bench-{i}" for i in range(count)]
-    for i in range(0, count, 500):
-        await asyncio.gather(*(room.join(event_id, v) for v in visitors[i : i + 500]))
-    await room.advance(event_id)
-    tokens = []
-    for v in visitors:
-        place = await room.status(event_id, v)
-        assert place.admission_expires_ms, f"{v} was not admitted: {place}"
-        tokens.append(admissions.issue(event_id, v, place.admission_expires_ms, int(time.time())))
-    await redis.aclose()
-    path.write_text("\n".join(tokens))
-
-
 async def holds(
     env: Mapping[str, str],
     clients: int,
@@ -697,14 +675,10 @@ async def holds(
     with gateway(env, tmp / f"gateway-{uuid.uuid4().hex[:6]}.log") as (base, pid):
         event_id, tier = await queue._event(base, env["ONSALE_ADMIN_TOKEN"], holds=True)
         tokens = tmp / f"admissions-{event_id}"
-        await _admitted(
-            env["ONSALE_REDIS_URL"],
-            cluster,
-            env["ONSALE_SIGNING_KEY"],
-            event_id,
-            admitted,
-            tokens,
-        )
+        await queue.admitted(
+            env["ONSALE_REDIS_URL"], env["ONSALE_SIGNING_KEY"], event_id, admitted, tokens,
+            cluster=cluster,
+        )  # fmt: skip
         pool = LoadPool(queue.make_session, 1)
         pool.start()
         try:
