@@ -25,11 +25,34 @@ def redis_client(url: str, *, cluster: bool = False, max_connections: int = 64) 
         "socket_connect_timeout": 2,
     }
     if cluster:
-        return RedisCluster.from_url(url, **options)
+        return _Cluster.from_url(url, in_flight=max_connections, **options)
     pool = aioredis.BlockingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=10, **options
     )
     return aioredis.Redis.from_pool(pool)
+
+
+class _Cluster(RedisCluster):
+    """A cluster client whose bursts wait, like the single Redis's blocking pool.
+
+    redis-py's cluster client has no blocking pool: past ``max_connections`` to a node it
+    fails the command (MaxConnectionsError). At most ``in_flight`` commands run at once
+    here, so no node ever needs more connections than that.
+    """
+
+    def __init__(self, *args: Any, in_flight: int = 64, **kwargs: Any) -> None:
+        # Pipelines (the rate limiter's) do not pass through execute_command: headroom.
+        kwargs.setdefault("max_connections", 2 * in_flight)
+        super().__init__(*args, **kwargs)
+        self._in_flight = asyncio.Semaphore(in_flight)
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._in_flight:
+            # Before its first command the client knows no slots and sends a burst to one
+            # node; the MOVED replies then reset connections in use, and their commands are
+            # retried (a hold taken twice). Learning the slots first costs nothing after.
+            await self.initialize()
+            return await super().execute_command(*args, **kwargs)
 
 
 class Lanes:

@@ -23,7 +23,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,13 +32,14 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import msgspec
 
 from onsale import signing
 from onsale.bench import queue
 from onsale.bench.bare import _BODY
+from onsale.bench.cluster import redis_servers
 from onsale.bench.harness import LoadPool, percentile
 from onsale.bench.http import bare_serve, free_port, wait_ready
 from onsale.bench.inventory import servers
@@ -746,96 +746,11 @@ async def profile(
     return Profile(load, secs, samples, frames)
 
 
-def _plain_redis_options(port: int, workdir: Path) -> list[str]:
-    options = {"port": str(port), "bind": "127.0.0.1", "dir": str(workdir),
-               "appendonly": "no", "save": "", "logfile": str(workdir / "redis.log")}  # fmt: skip
-    return [redis_binary(), *(x for k, v in options.items() for x in (f"--{k}", v))]
-
-
-def _until(check: Callable[[], object], what: str, timeout: float = 15.0) -> None:
-    import redis
-
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(redis.RedisError):
-            if check():
-                return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def _bus_free_port() -> int:
-    """A free port whose cluster bus port (+10000) is free too."""
-    while True:
-        port = free_port()
-        if port + 10000 > 65535:
-            continue
-        with socket.socket() as bus:
-            try:
-                bus.bind(("127.0.0.1", port + 10000))
-            except OSError:
-                continue
-        return port
-
-
-#: The slots of each primary, as ``redis-cli --cluster create`` would split them.
-RANGES = ((0, 5460), (5461, 10922), (10923, 16383))
-
-
-def _form_cluster(nodes: Sequence[Any], ports: Sequence[int]) -> None:
-    """Slots to each primary, then the primaries meet, until every node says ok."""
-    for n, (first, last) in zip(nodes, RANGES, strict=True):
-        slots = list(range(first, last + 1))
-        for i in range(0, len(slots), 1000):
-            n.execute_command("CLUSTER ADDSLOTS", *slots[i : i + 1000])
-    for port in ports[1:]:
-        nodes[0].execute_command("CLUSTER MEET", "127.0.0.1", port)
-
-    def ok() -> bool:
-        infos = [n.cluster("INFO") for n in nodes]
-        return all(
-            i["cluster_state"] == "ok" and int(i["cluster_known_nodes"]) == len(ports)
-            for i in infos
-        )
-
-    _until(ok, "cluster_state:ok on every node", 30)
-
-
 @contextlib.contextmanager
 def redis_nodes(cluster: bool) -> Iterator[str]:
-    """One plain Redis, or a three-primary Redis Cluster on loopback (the same minimal
-    logic as tests/integration/cluster_support.py); yields a URL of one node."""
-    import redis
-
-    workdir = Path(tempfile.mkdtemp(prefix="onsale-report-redis-"))
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        ports = [_bus_free_port() for _ in RANGES] if cluster else [free_port()]
-        for i, port in enumerate(ports):
-            node = workdir / str(i)
-            node.mkdir()
-            argv = _plain_redis_options(port, node)
-            if cluster:
-                argv += ["--cluster-enabled", "yes", "--cluster-config-file",
-                         str(node / "nodes.conf"), "--cluster-node-timeout", "5000"]  # fmt: skip
-            procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL))
-        nodes = [redis.Redis(port=p, socket_timeout=5) for p in ports]
-        try:
-            for n in nodes:
-                _until(n.ping, "redis-server to start")
-            if cluster:
-                _form_cluster(nodes, ports)
-        finally:
-            for n in nodes:
-                n.close()
+    """One plain Redis, or a three-primary Redis Cluster on loopback; a URL of one node."""
+    with redis_servers(cluster) as ports:
         yield f"redis://127.0.0.1:{ports[0]}/0"
-    finally:
-        for proc in procs:
-            proc.kill()
-        for proc in procs:
-            proc.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 async def shards(args: argparse.Namespace, database_url: str, tmp: Path) -> list[ShardRow]:
