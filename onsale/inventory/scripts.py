@@ -10,7 +10,7 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-from onsale.connections import Lanes
+from onsale.connections import Lanes, bulk
 
 #: Script name -> the preludes it is built on (``_clock`` always comes first).
 PRELUDES: dict[str, tuple[str, ...]] = {
@@ -48,16 +48,34 @@ class Scripts:
 
     def __init__(self, redis: Any, lanes: Lanes | None = None) -> None:
         self.redis = redis
+        self._lanes = lanes
         self._call = lanes.call if lanes else redis.execute_command
+        # (script, keys) -> "EVALSHA sha numkeys keys..." in RESP: the same for every call
+        # of a script on an event, so packed once.
+        self._heads: dict[tuple[str, tuple[str, ...]], bytes] = {}
 
     async def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         try:
+            if self._lanes is not None:
+                return await self._lanes.call_packed(self._packed(name, keys, args))
             return await self._call("EVALSHA", sha(name), len(keys), *keys, *args)
         except NoScriptError:
             # One command name, "SCRIPT LOAD": a Redis Cluster client sends it to every
             # primary (as two words it finds no key to route by); the wire bytes are the same.
             await self._call("SCRIPT LOAD", source(name))
             return await self._call("EVALSHA", sha(name), len(keys), *keys, *args)
+
+    def _packed(self, name: str, keys: list[str], args: list[Any]) -> bytes:
+        head_key = (name, tuple(keys))
+        head = self._heads.get(head_key)
+        if head is None:
+            if len(self._heads) > 50_000:
+                self._heads.clear()
+            head = self._heads[head_key] = b"".join(
+                bulk(x) for x in ("EVALSHA", sha(name), len(keys), *keys)
+            )
+        count = 3 + len(keys) + len(args)
+        return b"*%d\r\n" % count + head + b"".join(bulk(a) for a in args)
 
 
 Clock = Callable[[], int]
