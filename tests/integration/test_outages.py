@@ -28,7 +28,13 @@ async def test_redis_outage_is_a_clear_503(settings: Settings) -> None:
             created = await client.post("/api/events", json=EVENT, headers=admin)
             assert created.status_code == 201
             event_id = created.json()["id"]
+            token = (await client.post(f"/api/events/{event_id}/queue")).json()["visitor_token"]
             redis.stop()
+            r = await client.get(
+                f"/api/events/{event_id}/queue", headers={"X-Visitor-Token": token}
+            )
+            assert (r.status_code, r.json()["code"]) == (503, "unavailable")
+            assert r.headers["Retry-After"] == "2"
             r = await client.post(f"/api/events/{event_id}/queue")
             assert r.status_code == 503, r.text
             assert r.json()["code"] == "unavailable" and "Redis" in r.json()["detail"]

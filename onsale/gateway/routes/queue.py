@@ -31,9 +31,11 @@ class QueueOut(msgspec.Struct):
 _encode = msgspec.json.Encoder().encode
 
 
-def _answer(
-    services: Deps, event_id: str, visitor: str, token: str, place: Place
-) -> Response[bytes]:
+#: Every queue answer's headers: positions change by the second, never cache one.
+HEADERS = {"Cache-Control": "no-store"}
+
+
+def _body(services: Deps, event_id: str, visitor: str, token: str, place: Place) -> bytes:
     if place.state is State.UNKNOWN_EVENT:
         raise ApiError(Code.EVENT_NOT_FOUND)
     if place.state is State.TOO_FAST:
@@ -59,7 +61,14 @@ def _answer(
         admission_expires_at=expires,
         note=place.note or None,
     )
-    return Response(_encode(body), media_type=MediaType.JSON, headers={"Cache-Control": "no-store"})
+    return _encode(body)
+
+
+def _answer(
+    services: Deps, event_id: str, visitor: str, token: str, place: Place
+) -> Response[bytes]:
+    body = _body(services, event_id, visitor, token, place)
+    return Response(body, media_type=MediaType.JSON, headers=HEADERS)
 
 
 @post("/api/events/{event_id:str}/queue", status_code=200)
@@ -75,9 +84,8 @@ async def join(event_id: FromPath[str], request: AnyRequest, services: Deps) -> 
     return _answer(services, event_id, visitor, token, place)
 
 
-@get("/api/events/{event_id:str}/queue")
-async def status(event_id: FromPath[str], request: AnyRequest, services: Deps) -> Response[bytes]:
-    token = request.headers.get("x-visitor-token")
+async def poll(services: Deps, event_id: str, token: str | None) -> bytes:
+    """A status poll's answer (``GET .../queue``), or :class:`ApiError`."""
     if not token:
         raise ApiError(Code.VISITOR_TOKEN_INVALID, "send the X-Visitor-Token from your join")
     visitor = services.visitors.verify(event_id, token)
@@ -85,7 +93,14 @@ async def status(event_id: FromPath[str], request: AnyRequest, services: Deps) -
     if place.state is State.UNKNOWN:
         # A valid token whose place Redis no longer knows: give it one rather than an error.
         place = await services.room.join(event_id, visitor)
-    return _answer(services, event_id, visitor, token, place)
+    return _body(services, event_id, visitor, token, place)
+
+
+@get("/api/events/{event_id:str}/queue")
+async def status(event_id: FromPath[str], request: AnyRequest, services: Deps) -> Response[bytes]:
+    """Served by :class:`onsale.gateway.fastpath.QueuePolls` first; the same answer here."""
+    body = await poll(services, event_id, request.headers.get("x-visitor-token"))
+    return Response(body, media_type=MediaType.JSON, headers=HEADERS)
 
 
 @delete("/api/events/{event_id:str}/queue", status_code=204)
