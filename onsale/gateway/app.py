@@ -12,7 +12,7 @@ from onsale import config
 from onsale.config import Settings
 from onsale.gateway import metrics
 from onsale.gateway.errors import HANDLERS
-from onsale.gateway.fastpath import QueuePolls
+from onsale.gateway.fastpath import HotPaths
 from onsale.gateway.routes import checkout, events, health, holds, pages, queue, tickets
 from onsale.gateway.services import Services, open_services
 
@@ -49,8 +49,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         openapi_config=None,
     )
-    # The queue poll first, past Litestar (see fastpath.py); then, outside Litestar's
-    # exception handling, the observer, so every answer (404s and 500s too) is seen.
-    polls = QueuePolls(app.asgi_handler, provide_services)
-    app.asgi_handler = metrics.RequestObserver(polls)
+    # Queue polls and holds first, past Litestar (see fastpath.py); then, outside
+    # Litestar's exception handling, the observer, so every answer (404s, 500s) is seen.
+    hot = HotPaths(app.asgi_handler, provide_services)
+    app.asgi_handler = metrics.RequestObserver(hot)
     return app

@@ -1,16 +1,17 @@
-"""The hottest route, answered without Litestar's machinery.
+"""The two hottest routes, answered without Litestar's machinery.
 
-In a launch nearly every request is a waiting buyer's status poll. Routing, dependency
-injection, parameter parsing and the response object cost as much as the poll itself
-(py-spy, ``bench queue``), so ``GET /api/events/{event_id}/queue`` is answered here, by
-the same function as the Litestar route (``routes.queue.poll``) and with the same errors.
-Anything else passes through to Litestar.
+In a launch nearly every request is a waiting buyer's status poll or an admitted buyer's
+hold. Routing, dependency injection, parameter parsing and the response object cost as
+much as the work itself (py-spy, ``bench queue``), so ``GET /api/events/{id}/queue`` and
+``POST /api/events/{id}/holds`` are answered here, by the same functions as their Litestar
+routes (``routes.queue.poll``, ``routes.holds.place``) and with the same errors. Anything
+else passes through to Litestar.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -18,55 +19,82 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from onsale.errors import ApiError, Code
-from onsale.gateway.routes import queue
+from onsale.gateway.body import MAX_BODY
+from onsale.gateway.routes import holds, queue
 from onsale.gateway.services import Services
 
 log = logging.getLogger("onsale.gateway")
 
-PREFIX, SUFFIX = "/api/events/", "/queue"
-TEMPLATE = "/api/events/{event_id}/queue"
+PREFIX = "/api/events/"
 _JSON = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
 _encode = msgspec.json.Encoder().encode
 
+Headers = dict[bytes, str]
+Handler = Callable[[Services, str, Headers, bytes], Awaitable[bytes]]
 
-class QueuePolls:
+
+async def _poll(services: Services, event_id: str, headers: Headers, _: bytes) -> bytes:
+    return await queue.poll(services, event_id, headers.get(b"x-visitor-token"))
+
+
+async def _hold(services: Services, event_id: str, headers: Headers, body: bytes) -> bytes:
+    scheme, _, token = headers.get(b"authorization", "").partition(" ")
+    token = token.strip() if scheme.lower() == "bearer" else ""
+    return await holds.place(services, event_id, token, body)
+
+
+#: (method, last path segment) -> (route template, success status, handler)
+ROUTES: dict[tuple[str, str], tuple[str, int, Handler]] = {
+    ("GET", "/queue"): ("/api/events/{event_id}/queue", 200, _poll),
+    ("POST", "/holds"): ("/api/events/{event_id}/holds", 201, _hold),
+}
+
+
+async def _body(receive: Any) -> bytes:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise ApiError(Code.PAYLOAD_TOO_LARGE)
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+class HotPaths:
     def __init__(self, app: Any, services: Callable[[], Services]) -> None:
         self.app = app
         self.services = services
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        path = scope.get("path", "")
-        if (
-            scope["type"] != "http"
-            or scope["method"] != "GET"
-            or not path.startswith(PREFIX)
-            or not path.endswith(SUFFIX)
-            or "/" in path[len(PREFIX) : -len(SUFFIX)]
-        ):
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        cut = path.rfind("/")
+        route = ROUTES.get((scope.get("method", ""), path[cut:])) if cut > 0 else None
+        event_id = path[len(PREFIX) : cut]
+        if route is None or not path.startswith(PREFIX) or "/" in event_id:
             await self.app(scope, receive, send)
             return
-        scope["path_template"] = TEMPLATE  # for the latency histogram's label
-        event_id = path[len(PREFIX) : -len(SUFFIX)]
-        token = None
-        for name, value in scope["headers"]:
-            if name == b"x-visitor-token":
-                token = value.decode("latin-1")
-                break
-        status, headers = 200, _JSON
+        template, status, handler = route
+        scope["path_template"] = template  # the latency histogram's label
+        wanted = (b"x-visitor-token", b"authorization")
+        headers = {k: v.decode("latin-1") for k, v in scope["headers"] if k in wanted}
+        extra: list[tuple[bytes, bytes]] = []
         try:
-            body = await queue.poll(self.services(), event_id, token)
+            payload = await _body(receive) if scope["method"] == "POST" else b""
+            body = await handler(self.services(), event_id, headers, payload)
         except ApiError as exc:
             status, body = exc.status, _encode(exc.body())
-            headers = _JSON + [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
+            extra = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            log.error("Redis unavailable on GET %s: %s", TEMPLATE, exc)
+            log.error("Redis unavailable on %s %s: %s", scope["method"], template, exc)
             error = ApiError(Code.UNAVAILABLE, "Redis is unavailable; retry shortly.")
             status, body = error.status, _encode(error.body())
-            headers = [*_JSON, (b"retry-after", b"2")]
+            extra = [(b"retry-after", b"2")]
         except Exception:  # never a bare 500: the catalog's, as the Litestar routes answer
-            log.exception("unhandled error on GET %s", TEMPLATE)
-            error = ApiError(Code.INTERNAL_ERROR)
-            status, body = error.status, _encode(error.body())
-        headers = [*headers, (b"content-length", b"%d" % len(body))]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
+            log.exception("unhandled error on %s %s", scope["method"], template)
+            status, body = 500, _encode(ApiError(Code.INTERNAL_ERROR).body())
+        head = [*_JSON, *extra, (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": status, "headers": head})
         await send({"type": "http.response.body", "body": body})

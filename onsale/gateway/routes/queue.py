@@ -98,7 +98,7 @@ async def poll(services: Deps, event_id: str, token: str | None) -> bytes:
 
 @get("/api/events/{event_id:str}/queue")
 async def status(event_id: FromPath[str], request: AnyRequest, services: Deps) -> Response[bytes]:
-    """Served by :class:`onsale.gateway.fastpath.QueuePolls` first; the same answer here."""
+    """Served by :class:`onsale.gateway.fastpath.HotPaths` first; the same answer here."""
     body = await poll(services, event_id, request.headers.get("x-visitor-token"))
     return Response(body, media_type=MediaType.JSON, headers=HEADERS)
 
