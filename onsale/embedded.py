@@ -24,6 +24,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 PR_SET_PDEATHSIG = 1
 # Unix socket paths are limited to 107 bytes; Postgres adds "/.s.PGSQL.5432".
@@ -101,12 +102,15 @@ def _wait(ready: Callable[[], bool], proc: subprocess.Popen[bytes], what: str, l
     raise EmbeddedError(f"{what} did not become ready within 60 s; see {log}")
 
 
-def _stop(proc: subprocess.Popen[bytes] | None, sig: int) -> None:
+def stop(
+    proc: subprocess.Popen[Any] | None, sig: int = signal.SIGTERM, timeout: float = 30
+) -> None:
+    """Ask a child to stop (``sig``), and kill it if it has not within ``timeout``."""
     if proc is None or proc.poll() is not None:
         return
     proc.send_signal(sig)
     try:
-        proc.wait(timeout=30)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
@@ -181,7 +185,7 @@ class EmbeddedRedis(_Service):
             return False
 
     def stop(self) -> None:
-        _stop(self.proc, signal.SIGTERM)  # SIGTERM: redis fsyncs the AOF and exits.
+        stop(self.proc, signal.SIGTERM)  # SIGTERM: redis fsyncs the AOF and exits.
 
 
 class EmbeddedPostgres(_Service):
@@ -262,7 +266,7 @@ class EmbeddedPostgres(_Service):
                 raise EmbeddedError(created.stderr.decode(errors="replace"))
 
     def stop(self) -> None:
-        _stop(self.proc, signal.SIGINT)
+        stop(self.proc, signal.SIGINT)
 
 
 class EmbeddedStripe(_Service):
@@ -312,7 +316,7 @@ class EmbeddedStripe(_Service):
                 raise EmbeddedError(f"localstripe refused the webhook: {answer.status}")
 
     def stop(self) -> None:
-        _stop(self.proc, signal.SIGTERM)
+        stop(self.proc, signal.SIGTERM)
 
 
 def _free_port() -> int:

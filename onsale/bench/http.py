@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from onsale.embedded import stop
+
 
 class Connection:
     """One keep-alive connection; ``request`` returns (status, body)."""
@@ -99,11 +101,7 @@ def server(argv: list[str], env: Mapping[str, str], ready_path: str, port: int) 
             wait_ready(base + ready_path, proc)
             yield base
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc, timeout=20)
 
 
 def onsale_serve(env: Mapping[str, str], workers: int) -> contextlib.AbstractContextManager[str]:

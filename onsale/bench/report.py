@@ -44,7 +44,7 @@ from onsale.bench.harness import LoadPool, percentile
 from onsale.bench.http import bare_serve, free_port, wait_ready
 from onsale.bench.inventory import servers
 from onsale.db import migrate
-from onsale.embedded import postgres_bin_dir, redis_binary
+from onsale.embedded import postgres_bin_dir, redis_binary, stop
 from onsale.loadtest import report as loadtest_report
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -654,11 +654,7 @@ def gateway(env: Mapping[str, str], log: Path) -> Iterator[tuple[str, int]]:
             wait_ready(base + "/readyz", proc)
             yield base, proc.pid
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc, timeout=20)
 
 
 async def holds(

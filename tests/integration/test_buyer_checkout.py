@@ -24,7 +24,7 @@ from playwright.sync_api import Browser, Page, Request, expect
 
 from onsale import signing
 from onsale.config import StripeSettings
-from onsale.embedded import EmbeddedStripe
+from onsale.embedded import EmbeddedStripe, stop
 from onsale.gateway.routes import pages
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
 from tests.integration.test_buyer_page import (
@@ -105,12 +105,7 @@ def committing(env: dict[str, str], event_id: str, log: Path) -> Iterator[bool]:
     try:
         yield True
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout=20)
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from onsale import signing
+from onsale.embedded import stop
 from tests.conftest import ADMIN_TOKEN
 from tests.integration.test_cli import clean_env, free_port
 from tests.integration.test_events_api import event
@@ -68,12 +69,7 @@ def serving(log: Path, **env: str) -> Iterator[str]:
             pytest.fail(f"onsale serve did not become ready:\n{log.read_text()}")
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout=20)
 
 
 @pytest.fixture(scope="module")

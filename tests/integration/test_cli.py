@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from onsale import signing
+from onsale.embedded import stop
 from tests.conftest import ADMIN_TOKEN
 from tests.integration.test_events_api import EVENT
 
@@ -80,11 +81,7 @@ def server(redis_url: str, database_url: str) -> Iterator[str]:
                 time.sleep(0.1)
             yield base
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc, timeout=30)
 
 
 def test_serve_with_workers(server: str) -> None:
