@@ -102,6 +102,11 @@ def orders(event_id: str) -> str:
     return tag(event_id) + ":orders:data"
 
 
+def order_counts(event_id: str) -> str:
+    """Hash: ``refunded`` -> refund entries on the orders stream (the rest are confirmed)."""
+    return tag(event_id) + ":orders:count"
+
+
 def idempotency(event_id: str) -> str:
     """Hash: checkout Idempotency-Key -> ``<fingerprint>|<order_id>``."""
     return tag(event_id) + ":idem"

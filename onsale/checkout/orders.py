@@ -216,6 +216,7 @@ class Checkout:
         await self.redis.xadd(
             keys.orders_stream(order.event_id), {"order": order.order_id, "data": encode(order)}
         )
+        await self.redis.hincrby(keys.order_counts(order.event_id), "refunded", 1)
         await self._save(order)
         return order
 

@@ -273,7 +273,10 @@ async def stats(
         revenue += sold * t.price
         available = max(t.capacity - held - sold, 0)
         tiers.append(TierStats(t.id, t.name, t.capacity, sold, held, available))
-    confirmed = await inventory.redis.xlen(keys.orders_stream(event.id))
+    # Every stream entry is a confirmed order but for the refunds of late payments.
+    entries = await inventory.redis.xlen(keys.orders_stream(event.id))
+    refunded = await inventory.redis.hget(keys.order_counts(event.id), "refunded")
+    confirmed = entries - int(refunded or 0)
     async with pool.acquire() as conn:
         committed = await conn.fetchval(
             "SELECT count(*) FROM orders WHERE event_id = $1 AND status = 'confirmed'",

@@ -195,6 +195,8 @@ async def test_late_payment_without_tickets_is_refunded(
     assert levels.sold == 2  # not oversold
     entries = await redis.xrange(keys.orders_stream(event["id"]))
     assert json.loads(entries[-1][1]["data"])["status"] == "refunded"
+    stats = await client.get(f"/api/events/{event['id']}/stats", headers=admin)
+    assert stats.json()["orders"]["confirmed"] == 1  # the other buyer's; not the refund
 
 
 async def test_order_token_guards_the_order(client: Client, admin: dict[str, str]) -> None:
