@@ -7,6 +7,7 @@ uvicorn, which applies it again in each worker process).
 from __future__ import annotations
 
 import contextvars
+import itertools
 import json
 import logging
 import logging.config
@@ -44,8 +45,13 @@ def valid_request_id(value: str | None) -> str | None:
     return None
 
 
+#: A random prefix per process and a counter: unique ids without a system call per request.
+_ID_PREFIX = secrets.token_hex(4)
+_ids = itertools.count(1)
+
+
 def new_request_id() -> str:
-    return secrets.token_hex(8)
+    return f"{_ID_PREFIX}{next(_ids) & 0xFFFFFFFF:08x}"  # 16 hex digits, as before
 
 
 def redact(text: str) -> str:

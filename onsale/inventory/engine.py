@@ -116,11 +116,6 @@ class Inventory(ScriptClient):
             await self._scripts.run("sweep", keys.inventory_keys(event_id), [self._now(), limit])
         )
 
-    async def sweep_all(self, limit: int = 10_000) -> int:
-        """Expire due holds of every armed event (the periodic sweeper's pass)."""
-        events = await self.redis.smembers(keys.ARMED_EVENTS)
-        return sum([await self.sweep(event_id, limit) for event_id in events])
-
     async def levels(self, event_id: str) -> list[TierLevel]:
         """Capacity, held and sold per tier, in the order the tiers were armed."""
         inv: dict[str, str] = await self.redis.hgetall(keys.inventory(event_id))
