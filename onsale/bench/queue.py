@@ -226,13 +226,12 @@ def report(rows: list[Row]) -> str:
          f"{r.p99_ms:.2f}", f"{r.ratio_to_bare:.2f}", str(r.refused)]
         for r in rows
     ]  # fmt: skip
-    status = next(r for r in rows if r.endpoint == STATUS)
-    verdict = "met" if status.ratio_to_bare >= 0.5 else "NOT met"
-    return (
-        table(headers, body)
-        + f"\n\nstatus polls / bare: {status.ratio_to_bare:.2f} "
-        + (f"(target 0.5: {verdict})")
-    )
+    lines = [table(headers, body), ""]
+    for endpoint, what in ((STATUS, "status polls"), (HOLD, "holds (admitted buyers)")):
+        ratio = next(r for r in rows if r.endpoint == endpoint).ratio_to_bare
+        verdict = "met" if ratio >= 0.5 else "NOT met"
+        lines.append(f"{what} / bare: {ratio:.2f} (target 0.5: {verdict})")
+    return "\n".join(lines)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
