@@ -138,11 +138,18 @@ class _Service:
 
 
 class EmbeddedRedis(_Service):
-    """A redis-server on a Unix socket, with an append-only file under ``data_dir``."""
+    """A redis-server on a Unix socket, with an append-only file under ``data_dir``.
 
-    def __init__(self, data_dir: Path, *, durable: bool = True) -> None:
+    ``appendfsync`` is Redis's own setting: ``everysec`` (may lose the last second on a
+    crash) or ``always`` (fsync before each reply; what ``onsale loadtest --chaos`` kills).
+    """
+
+    def __init__(
+        self, data_dir: Path, *, durable: bool = True, appendfsync: str = "everysec"
+    ) -> None:
         self.data_dir = Path(data_dir).resolve() / "redis"
         self.durable = durable
+        self.appendfsync = appendfsync
         self.socket = _socket_dir(self.data_dir, "run") / "redis.sock"
 
     @property
@@ -161,7 +168,7 @@ class EmbeddedRedis(_Service):
             "--logfile", str(log),
             "--save", "",
             "--appendonly", "yes" if self.durable else "no",
-            "--appendfsync", "everysec",
+            "--appendfsync", self.appendfsync,
             "--daemonize", "no",
         ]  # fmt: skip
         self.proc = subprocess.Popen(
