@@ -1,4 +1,5 @@
-"""The ``onsale`` command: dev | serve | committer | migrate | reconcile | bench | loadtest."""
+"""The ``onsale`` command: dev | serve | committer | migrate | reconcile | recover | bench |
+loadtest."""
 
 from __future__ import annotations
 
@@ -62,6 +63,23 @@ def _reconcile(args: argparse.Namespace) -> int:
         return 2
 
 
+def _recover(args: argparse.Namespace) -> int:
+    import stripe
+
+    from onsale.checkout import recover
+
+    settings = config.load()
+    settings.require("ONSALE_REDIS_URL", "ONSALE_DATABASE_URL", "ONSALE_STRIPE_SECRET_KEY",
+                     "ONSALE_SIGNING_KEY")  # fmt: skip
+    try:
+        return asyncio.run(
+            recover.run(settings, args.event, refund_unresolved=args.refund_unresolved)
+        )
+    except stripe.StripeError as exc:
+        print(f"onsale: recover: Stripe failed: {exc.user_message or exc}", file=sys.stderr)
+        return 2
+
+
 def _dev(args: argparse.Namespace) -> int:
     from onsale.dev import run
 
@@ -115,6 +133,21 @@ def parser() -> argparse.ArgumentParser:
         "--event", action="append", default=[], help="this event (repeatable; default all armed)"
     )
     rec.set_defaults(func=_reconcile)
+
+    rcv = sub.add_parser("recover", help="rebuild events' Redis state from Postgres and Stripe")
+    rcv.add_argument(
+        "--event",
+        action="append",
+        default=[],
+        help="this event (repeatable; default every event whose sale is not over and whose "
+        "state is missing)",
+    )
+    rcv.add_argument(
+        "--refund-unresolved",
+        action="store_true",
+        help="refund paid orders whose tiers cannot be told, instead of refusing the event",
+    )
+    rcv.set_defaults(func=_recover)
 
     from onsale import loadtest
 

@@ -124,3 +124,8 @@ def commit_state(event_id: str) -> str:
 def dead_letters(event_id: str) -> str:
     """Stream: entries the committer could not write, with ``source_id`` and ``reason``."""
     return orders_stream(event_id) + ":dead"
+
+
+def recovery(event_id: str) -> str:
+    """String with an expiry: held by the one ``onsale recover`` rebuilding the event."""
+    return tag(event_id) + ":recover"
