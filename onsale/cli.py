@@ -28,9 +28,18 @@ def _serve(args: argparse.Namespace) -> int:
     from onsale.gateway.server import serve
 
     settings = config.load()
-    settings.require("ONSALE_REDIS_URL", "ONSALE_DATABASE_URL", "ONSALE_ADMIN_TOKEN",
-                     "ONSALE_SIGNING_KEY")  # fmt: skip
-    serve(host=args.host, port=args.port, workers=args.workers)
+    required = ["ONSALE_REDIS_URL", "ONSALE_DATABASE_URL", "ONSALE_ADMIN_TOKEN",
+                "ONSALE_SIGNING_KEY"]  # fmt: skip
+    if settings.stripe.secret_key:
+        # Without it every webhook is refused: buyers would pay and nothing be confirmed.
+        required.append("ONSALE_STRIPE_WEBHOOK_SECRET")
+    settings.require(*required)
+    serve(
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        trusted_proxies=settings.security.trusted_proxies,
+    )
     return 0
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigError(Exception):
@@ -49,6 +52,9 @@ class SecuritySettings(msgspec.Struct, frozen=True):
     signing_key: str = ""
     #: CIDRs exempt from per-client rate limits.
     rate_limit_exempt: tuple[str, ...] = ()
+    #: Proxies (IPs or CIDRs) whose ``X-Forwarded-For`` names the client; empty: none, every
+    #: request is the peer's own (a header anyone can write must not pick the rate-limit key).
+    trusted_proxies: tuple[str, ...] = ()
     #: Queue joins without a visitor token, per client address and minute.
     joins_per_minute: int = 20
     #: Check-in scans per client address, event and minute; offline syncs and manifest
@@ -90,9 +96,13 @@ _ENV: dict[str, tuple[str, str]] = {
     "ONSALE_ADMIN_TOKEN": ("security", "admin_token"),
     "ONSALE_SIGNING_KEY": ("security", "signing_key"),
     "ONSALE_RATE_LIMIT_EXEMPT": ("security", "rate_limit_exempt"),
+    "ONSALE_TRUSTED_PROXIES": ("security", "trusted_proxies"),
     "ONSALE_JOINS_PER_MINUTE": ("security", "joins_per_minute"),
     "ONSALE_CHECKINS_PER_MINUTE": ("security", "checkins_per_minute"),
 }
+
+#: Comma-separated lists.
+_LISTS = ("rate_limit_exempt", "trusted_proxies")
 
 _ENV_VALUE = {
     name: (lambda s, sub=sub, field=field: getattr(getattr(s, sub), field))
@@ -108,7 +118,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         value = env.get(name, "").strip()
         if not value:
             continue
-        if field == "rate_limit_exempt":
+        if field in _LISTS:
             raw[sub][field] = [part.strip() for part in value.split(",") if part.strip()]
         else:
             raw[sub][field] = value
@@ -116,6 +126,16 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     if env.get("ONSALE_DATA_DIR", "").strip():
         doc["data_dir"] = env["ONSALE_DATA_DIR"].strip()
     try:
-        return msgspec.convert(doc, Settings, strict=False)
+        settings = msgspec.convert(doc, Settings, strict=False)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"invalid setting: {exc}") from None
+    networks(settings.security.trusted_proxies, "ONSALE_TRUSTED_PROXIES")
+    return settings
+
+
+def networks(values: tuple[str, ...], name: str) -> list[IPNetwork]:
+    """IPs or CIDRs as networks (host bits allowed); a malformed one is a ConfigError."""
+    try:
+        return [ipaddress.ip_network(v, strict=False) for v in values]
+    except ValueError as exc:
+        raise ConfigError(f"invalid setting: {name}: {exc}") from None

@@ -49,6 +49,25 @@ def test_missing_settings_fail_with_one_line(command: str, missing: str) -> None
     assert done.stderr == f"onsale: missing required environment variable(s): {missing}\n"
 
 
+def test_serve_with_a_stripe_key_needs_the_webhook_secret() -> None:
+    # Without the secret every webhook is refused: buyers would pay and nothing confirm.
+    env = clean_env(
+        ONSALE_REDIS_URL="redis://127.0.0.1:1/0",
+        ONSALE_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none",
+        ONSALE_ADMIN_TOKEN=ADMIN_TOKEN,
+        ONSALE_SIGNING_KEY=signing.generate_pem(),
+        ONSALE_STRIPE_SECRET_KEY="sk_test_x",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "onsale", "serve", "--port", str(free_port())],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr == (
+        "onsale: missing required environment variable(s): ONSALE_STRIPE_WEBHOOK_SECRET\n"
+    )
+
+
 def test_migrate_is_idempotent(database_url: str) -> None:
     env = clean_env(ONSALE_DATABASE_URL=database_url)
     done = onsale("migrate", env=env)

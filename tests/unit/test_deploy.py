@@ -5,6 +5,7 @@ No Docker engine or cluster is needed: these read the files only.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Any
@@ -255,3 +256,41 @@ def test_grafana_is_provisioned_with_the_dashboard_and_datasource() -> None:
     assert mounts["./grafana"] == provider["providers"][0]["options"]["path"]
     ds = yaml.safe_load((DEPLOY / "grafana-provisioning/datasources/prometheus.yaml").read_text())
     assert ds["datasources"][0]["url"] == "http://prometheus:9090"
+
+
+def _nginx_proxy_headers() -> dict[str, str]:
+    """``proxy_set_header`` name -> value, over the whole nginx.conf."""
+    text = re.sub(r"#[^\n]*", "", (DEPLOY / "nginx.conf").read_text())
+    found = re.findall(r"proxy_set_header\s+(\S+)\s+([^;]+);", text)
+    return {name.lower(): value.strip() for name, value in found}
+
+
+def test_nginx_overwrites_the_client_address_headers() -> None:
+    # Appending ($proxy_add_x_forwarded_for) keeps whatever the client sent in front: the
+    # gateway would then rate-limit (and exempt) by an address the client chose.
+    headers = _nginx_proxy_headers()
+    assert headers["x-forwarded-for"] == "$remote_addr"
+    assert headers["x-real-ip"] == "$remote_addr"
+    assert "proxy_add_x_forwarded_for" not in re.sub(
+        r"#[^\n]*", "", (DEPLOY / "nginx.conf").read_text()
+    )
+
+
+def test_gateways_trust_forwarded_headers_from_the_proxy_only() -> None:
+    compose = _compose()
+    nginx_ip = ipaddress.ip_address(compose["services"]["nginx"]["networks"]["default"]
+                                    ["ipv4_address"])  # fmt: skip
+    subnet = ipaddress.ip_network(compose["networks"]["default"]["ipam"]["config"][0]["subnet"])
+    assert nginx_ip in subnet
+    trusted = compose["services"]["gateway"]["environment"]["ONSALE_TRUSTED_PROXIES"]
+    nets = config.networks(tuple(str(trusted).split(",")), "ONSALE_TRUSTED_PROXIES")
+    assert nets == [ipaddress.ip_network(f"{nginx_ip}/32")], "only nginx, not the network"
+    cm = _k8s("ConfigMap", "onsale-config")["data"]
+    assert config.networks(tuple(cm["ONSALE_TRUSTED_PROXIES"].split(",")), "k8s")
+    # uvicorn's own switch is ignored by `onsale serve`; "*" anywhere would mislead.
+    assert "FORWARDED_ALLOW_IPS" not in cm
+    assert "FORWARDED_ALLOW_IPS" not in _env_file_names(DEPLOY / "onsale.env.example")
+    for service in compose["services"].values():
+        assert "FORWARDED_ALLOW_IPS" not in (service.get("environment") or {})
+    runbook = (DEPLOY.parent / "docs" / "runbook.md").read_text()
+    assert "ONSALE_TRUSTED_PROXIES" in runbook and "$remote_addr" in runbook
