@@ -9,7 +9,14 @@ Configuration comes from the environment (``onsale loadtest`` sets it):
 - ``LOADTEST_OPENS_AT``: epoch seconds of the opening (the stampede joins at it).
 - ``LOADTEST_STRIPE_URL`` and ``LOADTEST_STRIPE_KEY``: the Stripe API (localstripe) and a
   secret key to pay with; without them buyers stop after checkout.
-- ``LOADTEST_OUT``: a directory; ``codes.json`` (error codes seen, counted) is written there.
+- ``LOADTEST_OUT``: a directory; ``codes.json`` (error codes seen, counted, and the orders
+  buyers paid for and saw confirmed) is written there.
+- ``LOADTEST_REQUESTS``: a file; when set, every request is logged there as one line
+  ``<start epoch s> <seconds> <status> <failed 0|1> <name>`` (``onsale loadtest --chaos``
+  counts the requests in flight during each fault from it).
+- ``LOADTEST_RETRY_FOR``: seconds a buyer retries one step answered ``503``, ``502``,
+  ``504`` or not at all (a worker restarting, Redis restarting), as the buyer's page does;
+  default 90.
 
 Requests are named by route template (``/api/events/[id]/queue``) so the stats group.
 """
@@ -35,6 +42,10 @@ OPENS_AT = float(os.environ.get("LOADTEST_OPENS_AT", "0") or 0)
 STRIPE_URL = os.environ.get("LOADTEST_STRIPE_URL", "").rstrip("/")
 STRIPE_KEY = os.environ.get("LOADTEST_STRIPE_KEY", "")
 OUT = os.environ.get("LOADTEST_OUT", "")
+REQUESTS_LOG = os.environ.get("LOADTEST_REQUESTS", "")
+RETRY_FOR_S = float(os.environ.get("LOADTEST_RETRY_FOR", "90") or 90)
+#: Answers retried after a pause (``Retry-After`` when given); 0 is no answer at all.
+RETRY = (0, 502, 503, 504)
 
 QUEUE = "/api/events/[id]/queue"
 HOLDS = "/api/events/[id]/holds"
@@ -48,6 +59,11 @@ CODES: Counter[str] = Counter()
 FINISHED = 0
 #: Rough completion counters for the run's own summary.
 OUTCOMES: Counter[str] = Counter()
+#: Orders whose payment a buyer saw succeed, and those it then saw confirmed.
+PAID: list[str] = []
+CONFIRMED: list[str] = []
+#: One line per request when ``LOADTEST_REQUESTS`` is set.
+REQUESTS: list[str] = []
 
 
 class Done(Exception):
@@ -88,6 +104,26 @@ class Buyer(FastHttpUser):
         self.before_join()
 
     def call(
+        self, method: str, path: str, name: str, ok: tuple[int, ...], **kwargs: Any
+    ) -> tuple[int, Any]:
+        """One request, retried while it is answered ``RETRY`` (for ``RETRY_FOR_S`` at
+        most, pausing as told by ``Retry-After`` or backing off). Every attempt counts."""
+        deadline = time.monotonic() + RETRY_FOR_S
+        pause = 0.5
+        while True:
+            status, (body, headers) = self.once(method, path, name, ok, **kwargs)
+            if status in ok or status not in RETRY or time.monotonic() >= deadline:
+                return status, (body, headers)
+            OUTCOMES["retries"] += 1
+            after = (headers or {}).get("Retry-After")
+            try:
+                wait = float(after) if after else pause
+            except ValueError:
+                wait = pause
+            time.sleep(wait + random.uniform(0, 0.25))
+            pause = min(pause * 2, 4.0)
+
+    def once(
         self, method: str, path: str, name: str, ok: tuple[int, ...], **kwargs: Any
     ) -> tuple[int, Any]:
         """One request; statuses in ``ok`` (and expected refusals) count as successes.
@@ -211,6 +247,7 @@ class Buyer(FastHttpUser):
         )
         if intent.get("status") != "succeeded":
             raise Done("payment_failed")
+        PAID.append(str(intent.get("metadata", {}).get("order_id") or intent_id))
 
     def confirmed(self, order: dict[str, Any], deadline_s: float = 120) -> dict[str, Any]:
         """Polls the order until the webhook has confirmed it, as the buyer's page does."""
@@ -245,6 +282,7 @@ class Buyer(FastHttpUser):
         self.pay(order["payment"]["payment_intent_id"])
         mine = self.confirmed(order)
         OUTCOMES["orders"] += 1
+        CONFIRMED.append(order["order_id"])
         auth = {"Authorization": f"Bearer {order['order_token']}"}
         for ticket in mine["tickets"]:
             self.ticket(ticket["ticket_id"], auth)
@@ -296,8 +334,25 @@ def _count_exception(user_instance: Any, exception: Exception, tb: Any, **_: Any
     CODES[f"exception {type(exception).__name__}"] += 1
 
 
+@events.request.add_listener
+def _log_request(name: str, response_time: float, response: Any, exception: Any, **kw: Any) -> None:
+    if not REQUESTS_LOG:
+        return
+    status = int(getattr(response, "status_code", 0) or 0)
+    start = kw.get("start_time") or time.time() - response_time / 1000
+    failed = 1 if exception is not None else 0
+    REQUESTS.append(f"{start:.4f} {response_time / 1000:.4f} {status} {failed} {name}\n")
+
+
 @events.quitting.add_listener
 def _write_codes(environment: Any, **_: Any) -> None:
     if OUT:
-        doc = {"codes": dict(CODES), "outcomes": dict(OUTCOMES)}
+        doc = {
+            "codes": dict(CODES),
+            "outcomes": dict(OUTCOMES),
+            "paid_orders": PAID,
+            "confirmed_orders": CONFIRMED,
+        }
         Path(OUT, "codes.json").write_text(json.dumps(doc, indent=1, sort_keys=True))
+    if REQUESTS_LOG:
+        Path(REQUESTS_LOG).write_text("".join(REQUESTS))

@@ -75,6 +75,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="seconds to wait for webhooks and the committer after the load",
     )
     p.add_argument("--locustfiles", default=str(LOCUSTFILES), help="the scenarios' directory")
+    from onsale.loadtest.reliability import add_arguments as chaos_arguments
+
+    chaos_arguments(p)
     target = p.add_argument_group("an existing deployment (instead of starting one)")
     target.add_argument("--target", help="gateway base URL, e.g. https://onsale.example")
     target.add_argument("--admin-token", help="its ONSALE_ADMIN_TOKEN (creates the event)")
@@ -230,11 +233,17 @@ class Sampler:
 
 
 async def _drive(
-    args: argparse.Namespace, d: Deployment, event: dict[str, Any], opens_at: float, out: Path
+    args: argparse.Namespace,
+    d: Deployment,
+    event: dict[str, Any],
+    opens_at: float,
+    out: Path,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[float, Sampler]:
     """Locust in a subprocess, sampled and reported on every few seconds."""
     env = {
         **os.environ,
+        **(extra_env or {}),
         "LOADTEST_EVENT_ID": event["id"],
         "LOADTEST_TIERS": ",".join(t["id"] for t in event["tiers"]),
         "LOADTEST_OPENS_AT": str(opens_at),
@@ -336,6 +345,10 @@ async def _check(d: Deployment, event_id: str) -> tuple[list[invariants.Check], 
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.chaos:
+        from onsale.loadtest import reliability
+
+        return reliability.run(args)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("codes.json", "locust_stats.csv", "locust_stats_history.csv"):
