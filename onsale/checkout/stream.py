@@ -170,6 +170,24 @@ def _event_of(stream: str) -> str:
     return stream[4 : stream.index("}")]
 
 
+#: Entries :func:`find_uncommitted` looks at, at most (newest first): with a healthy
+#: committer a handful are uncommitted; far behind, check-in falls back to "scan again".
+FIND_MAX_SCAN = 2000
+
+
+async def find_uncommitted(
+    redis: Any, event_id: str, ticket_ids: Sequence[str], max_scan: int = FIND_MAX_SCAN
+) -> list[str]:
+    """The data (orders as JSON) of the event's stream entries that no committer has
+    acknowledged yet and whose order holds one of ``ticket_ids``, newest first."""
+    if not ticket_ids:
+        return []
+    found: list[str] = await redis.register_script(_lua("stream_find"))(
+        keys=[keys.orders_stream(event_id)], args=[keys.COMMITTERS, max_scan, *ticket_ids]
+    )
+    return found
+
+
 class CommitLag(msgspec.Struct, frozen=True):
     """How far Postgres is behind an event's stream."""
 

@@ -1,9 +1,10 @@
 """Check-in at the door: first scan wins, online at once or offline and synced later.
 
 Postgres is the authority: an online scan is one conditional ``UPDATE``, so of any number
-of concurrent scans of a ticket exactly one finds it unused. Offline scanners verify
-signatures with the public keys alone and upload their scans; the earliest scan of a
-ticket, by scan time, is its check-in.
+of concurrent scans of a ticket exactly one finds it unused. A ticket confirmed a moment
+ago, not yet written by the committer, is committed from Redis first (``uncommitted``).
+Offline scanners verify signatures with the public keys alone and upload their scans; the
+earliest scan of a ticket, by scan time, is its check-in.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from msgspec import Meta
 
 from onsale.errors import ApiError, Code
-from onsale.tickets import qr
+from onsale.tickets import qr, uncommitted
 from onsale.tickets.qr import InvalidTicket
 
 #: Scans one offline sync may carry.
@@ -127,8 +128,15 @@ async def check_in(
     event_id: str,
     payload: str,
     scanner: str | None = None,
+    *,
+    redis: Any = None,
 ) -> CheckedIn:
-    """Check a ticket in, or say exactly why not (``ApiError``)."""
+    """Check a ticket in, or say exactly why not (``ApiError``).
+
+    With ``redis``, a genuine ticket Postgres does not know yet is looked for among the
+    orders the committer has not written, and its order committed first
+    (:mod:`onsale.tickets.uncommitted`): a ticket bought a moment ago gets in at once.
+    """
     try:
         ticket, _ = qr.parse(payload)
     except InvalidTicket as exc:
@@ -140,8 +148,10 @@ async def check_in(
         if _genuine_elsewhere(public, payload, event_id, other):
             raise ApiError(Code.WRONG_EVENT, extra={"event_id": str(other)}) from None
         raise ApiError(Code.INVALID_TICKET, "the signature does not verify") from None
-    # Twice at most: a ticket the committer writes between our two statements is retried.
-    for _ in range(2):
+    # A few rounds at most: a ticket written (by the committer, or by us from Redis)
+    # between our statements is tried again.
+    looked_in_redis = redis is None
+    for _ in range(3):
         row = await pool.fetchrow(_CHECK_IN, ticket, event_id, scanner)
         if row is not None:
             return CheckedIn(
@@ -153,7 +163,14 @@ async def check_in(
             )
         # Read after the UPDATE: a concurrent first scan has committed by now (the UPDATE
         # waited for its row lock), so this shows who won.
-        _refuse(await pool.fetchrow(_TICKET, ticket), event_id)
+        current = await pool.fetchrow(_TICKET, ticket)
+        if current is None and not looked_in_redis:
+            # Not in Postgres: sold a moment ago? Then its order is committed now, and
+            # the same conditional UPDATE decides, so the first scan still wins, once.
+            looked_in_redis = True
+            await uncommitted.commit_recent(pool, redis, event_id, [ticket])
+            continue
+        _refuse(current, event_id)
     raise ApiError(Code.CONFLICT, "the ticket changed during check-in; scan again")
 
 
@@ -202,6 +219,7 @@ def _identify(
     return out
 
 
+_KNOWN = "SELECT id FROM tickets WHERE id = ANY($1::uuid[])"
 _LOCK = """
 SELECT id, event_id, status::text AS status, checked_in_at, checked_in_by
 FROM tickets WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE
@@ -265,11 +283,21 @@ async def sync(
     event_id: str,
     scans: Sequence[Scan],
     now: datetime,
+    *,
+    redis: Any = None,
 ) -> list[ScanResult]:
-    """Apply offline scans in one transaction; one result per scan, in the request's order."""
+    """Apply offline scans in one transaction; one result per scan, in the request's order.
+
+    With ``redis``, genuine tickets Postgres does not know yet are committed from the
+    orders the committer has not written first (as :func:`check_in` does)."""
     # Up to a thousand signature checks: off the event loop, which serves other requests.
     identified = await asyncio.to_thread(_identify, public, event_id, scans)
     ids = sorted({t for t, _ in identified if t is not None})
+    if redis is not None:
+        genuine = sorted({t for t, ok in identified if t is not None and ok})
+        known = {str(r[0]) for r in await pool.fetch(_KNOWN, genuine)} if genuine else set()
+        if missing := [t for t in genuine if t not in known]:
+            await uncommitted.commit_recent(pool, redis, event_id, missing)
     outcomes: list[Outcome] = [Outcome.INVALID_TICKET] * len(scans)
     async with pool.acquire() as conn, conn.transaction():
         # Locked in id order (no deadlock between syncs); online scans of these tickets

@@ -337,3 +337,90 @@ async def test_checkin_is_rate_limited_per_client(settings: Settings, pool: asyn
             for _ in range(3)
         ]
         assert syncs[0] == 200 and 429 in syncs
+
+
+async def sold_now(client: Client, admin: dict[str, str], qty: int = 2) -> dict[str, Any]:
+    """A free order confirmed a moment ago through the public API: in Redis and on its
+    stream, not in Postgres (no committer runs for this event). Its body, with tickets."""
+    from tests.integration.test_checkout import checkout, hold_for
+    from tests.integration.test_queue_api import bearer
+
+    event, hold, _ = await hold_for(client, admin, price=0, qty=qty)
+    done = await checkout(client, hold["hold_id"], f"door-{uuid.uuid4().hex}")
+    assert done.status_code == 201 and done.json()["status"] == "confirmed", done.text
+    order_id, token = done.json()["order_id"], done.json()["order_token"]
+    body: dict[str, Any] = (
+        await client.get(f"/api/orders/{order_id}", headers=bearer(token))
+    ).json()
+    assert len(body["tickets"]) == qty
+    return body | {"event_id": event["id"]}
+
+
+async def in_postgres(pool: asyncpg.Pool, order_id: str) -> tuple[int, list[str]]:
+    """(orders with that id, its tickets' statuses, sorted) in Postgres."""
+    orders = await pool.fetchval("SELECT count(*) FROM orders WHERE id = $1", order_id)
+    tickets = await pool.fetch("SELECT status::text FROM tickets WHERE order_id = $1", order_id)
+    return orders, sorted(r[0] for r in tickets)
+
+
+async def test_a_ticket_bought_a_moment_ago_checks_in_once(
+    client: Client, admin: dict[str, str], pool: asyncpg.Pool, redis: Any, database_url: str
+) -> None:
+    from onsale.checkout.committer import Committer, CommitterOptions
+    from tests.integration.commit_support import drained, running
+
+    order = await sold_now(client, admin)
+    event_id, ticket = order["event_id"], order["tickets"][0]
+    assert await in_postgres(pool, order["order_id"]) == (0, [])
+
+    first = await scan(client, admin, event_id, ticket["qr"], scanner="gate A")
+    assert first.status_code == 200, first.text
+    assert first.json()["ticket_id"] == ticket["ticket_id"]
+    assert first.json()["checked_in_by"] == "gate A"
+    again = await scan(client, admin, event_id, ticket["qr"], scanner="gate B")
+    assert (again.status_code, again.json()["code"]) == (409, "already_checked_in")
+    assert again.json()["checked_in_by"] == "gate A"
+    # The whole order was committed, as the committer would have: one order, its tickets.
+    assert await in_postgres(pool, order["order_id"]) == (1, ["used", "valid"])
+
+    # The committer then writes the same entry: nothing changes, nothing is checked out.
+    async with running(Committer(redis, database_url, CommitterOptions(events=(event_id,)))):
+        await drained(redis, event_id)
+    assert await in_postgres(pool, order["order_id"]) == (1, ["used", "valid"])
+    other = await scan(client, admin, event_id, order["tickets"][1]["qr"])
+    assert other.status_code == 200
+
+
+async def test_concurrent_scans_of_a_ticket_bought_a_moment_ago_admit_one(
+    client: Client, admin: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    order = await sold_now(client, admin, qty=1)
+    payload = order["tickets"][0]["qr"]
+    answers = await asyncio.gather(
+        *(scan(client, admin, order["event_id"], payload, scanner=f"s{i}") for i in range(20))
+    )
+    assert sorted(r.status_code for r in answers) == [200] + [409] * 19, [
+        r.text for r in answers if r.status_code not in (200, 409)
+    ]
+    (winner,) = [r.json() for r in answers if r.status_code == 200]
+    for r in answers:
+        if r.status_code == 409:
+            assert r.json()["code"] == "already_checked_in"
+            assert r.json()["checked_in_by"] == winner["checked_in_by"]
+    assert await in_postgres(pool, order["order_id"]) == (1, ["used"])
+
+
+async def test_an_offline_sync_finds_tickets_bought_a_moment_ago(
+    client: Client, admin: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    order = await sold_now(client, admin)
+    one, two = (t["qr"] for t in order["tickets"])
+    results = await sync(
+        client,
+        admin,
+        order["event_id"],
+        [offline(one, ago(2), "door A"), offline(one, ago(1), "door B"), offline(two, ago(1), "x")],
+    )
+    assert [r["result"] for r in results] == ["checked_in", "already_checked_in", "checked_in"]
+    assert results[1]["checked_in_by"] == "door A"
+    assert await in_postgres(pool, order["order_id"]) == (1, ["used", "used"])

@@ -97,7 +97,9 @@ async def check_in(request: AnyRequest, services: Deps) -> CheckedIn:
     event_id = checkin.event_uuid(data.event_id)
     await _limit(request, services, event_id, "checkin")
     public = services.signing_key.public_key()
-    return await checkin.check_in(services.pool, public, event_id, data.qr, data.scanner)
+    return await checkin.check_in(
+        services.pool, public, event_id, data.qr, data.scanner, redis=services.redis
+    )
 
 
 @post("/api/checkin/sync", guards=[admin_guard], status_code=200)
@@ -107,7 +109,9 @@ async def checkin_sync(request: AnyRequest, services: Deps) -> SyncOut:
     await _limit(request, services, event_id, "checkin-sync")
     public = services.signing_key.public_key()
     now = datetime.now(UTC)
-    results = await checkin.sync(services.pool, public, event_id, data.scans, now)
+    results = await checkin.sync(
+        services.pool, public, event_id, data.scans, now, redis=services.redis
+    )
     return SyncOut(event_id, results)
 
 
