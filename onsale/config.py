@@ -57,6 +57,9 @@ class SecuritySettings(msgspec.Struct, frozen=True):
     trusted_proxies: tuple[str, ...] = ()
     #: Queue joins without a visitor token, per client address and minute.
     joins_per_minute: int = 20
+    #: Live places in one event's queue per client network (IPv4 address, IPv6 /64); 0 = no
+    #: cap. Generous: a carrier-grade NAT puts many honest buyers behind one address.
+    places_per_client: int = 50
     #: Check-in scans per client address, event and minute; offline syncs and manifest
     #: downloads are allowed a tenth of it (a sync carries up to 1000 scans).
     checkins_per_minute: int = 600
@@ -98,6 +101,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "ONSALE_RATE_LIMIT_EXEMPT": ("security", "rate_limit_exempt"),
     "ONSALE_TRUSTED_PROXIES": ("security", "trusted_proxies"),
     "ONSALE_JOINS_PER_MINUTE": ("security", "joins_per_minute"),
+    "ONSALE_PLACES_PER_CLIENT": ("security", "places_per_client"),
     "ONSALE_CHECKINS_PER_MINUTE": ("security", "checkins_per_minute"),
 }
 

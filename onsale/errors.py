@@ -18,6 +18,7 @@ class Code(StrEnum):
     CONFLICT = "conflict"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     RATE_LIMITED = "rate_limited"
+    TOO_MANY_PLACES = "too_many_places"
     EVENT_NOT_FOUND = "event_not_found"
     SOLD_OUT = "sold_out"
     INSUFFICIENT_INVENTORY = "insufficient_inventory"
@@ -52,6 +53,11 @@ CATALOG: dict[Code, tuple[int, str]] = {
     Code.CONFLICT: (409, "The request conflicts with the current state."),
     Code.PAYLOAD_TOO_LARGE: (413, "The request body is too large."),
     Code.RATE_LIMITED: (429, "Too many requests; retry later."),
+    Code.TOO_MANY_PLACES: (
+        429,
+        "Your network already holds as many places in this queue as it may; retry once one "
+        "has ended.",
+    ),
     Code.EVENT_NOT_FOUND: (404, "No such event."),
     Code.SOLD_OUT: (409, "Sold out: no tickets of this tier are available."),
     Code.INSUFFICIENT_INVENTORY: (409, "Not enough tickets left for this request."),

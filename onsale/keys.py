@@ -80,17 +80,15 @@ def queue_keys(event_id: str) -> list[str]:
     - ``q:seen`` hash: visitor -> alive-until (ms); past it the visitor has abandoned;
     - ``q:active`` zset: admitted visitors scored by their admission's expiry (ms);
     - ``q:adm`` hash: visitor -> ``admitted_ms|expires_ms|claimed``;
-    - ``q:rate`` hash: 10-second bucket -> admissions in it (the measured rate).
+    - ``q:rate`` hash: 10-second bucket -> admissions in it (the measured rate);
+    - ``q:places`` hash: client network -> its visitors with a place (space-separated), for
+      the cap on live places per client (ended ones are dropped as they are found);
+    - ``q:forget`` zset: visitor -> when their state may be dropped (ms), so that ended
+      places, lapsed "left" answers and the pre-queue's abandoned visitors leave nothing.
     """
     t = tag(event_id)
-    return [
-        onsale(event_id),
-        inventory(event_id),
-        *(
-            f"{t}:q:{name}"
-            for name in ("state", "pre", "vis", "byseq", "seen", "active", "adm", "rate")
-        ),
-    ]
+    names = ("state", "pre", "vis", "byseq", "seen", "active", "adm", "rate", "places", "forget")
+    return [onsale(event_id), inventory(event_id), *(f"{t}:q:{name}" for name in names)]
 
 
 def queue_active(event_id: str) -> str:

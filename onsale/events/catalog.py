@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -178,11 +178,21 @@ def _event(r: asyncpg.Record, tiers: list[Tier]) -> Event:
             hold_seconds=r["hold_seconds"],
             paused=r["paused"],
             shuffle_commitment=shuffle.commitment(r["shuffle_seed"] or ""),
-            # Revealed once the pre-queue is frozen, so anyone can recompute its order.
-            shuffle_seed=r["shuffle_seed"] if r["opens_at"] <= datetime.now(UTC) else None,
+            # Never by this process's clock: see reveal_seeds.
+            shuffle_seed=None,
         ),
         created_at=r["created_at"],
     )
+
+
+async def reveal_seeds(redis: Any, events: list[Event]) -> list[Event]:
+    """The events, each with its fair-start seed once Redis has frozen its pre-queue, so that
+    anyone can recompute the order. Redis's clock decides the freeze, so Redis's state decides
+    the reveal: a seed out before the freeze would let a joiner keep only lucky visitor ids."""
+    seeds = await WaitingRoom(redis).revealed_seeds([e.id for e in events])
+    for e in events:
+        e.onsale.shuffle_seed = seeds.get(e.id)
+    return events
 
 
 async def get(pool: asyncpg.Pool, event_id: str) -> Event:
@@ -257,7 +267,7 @@ async def patch_onsale(pool: asyncpg.Pool, redis: Any, event_id: str, patch: Ons
             raise ApiError(Code.EVENT_NOT_FOUND)
         event = (await _load(conn, "WHERE e.id = $1", [eid]))[0]
         await redis.hset(keys.onsale(event.id), mapping=_onsale_mapping(event))
-    return event
+    return (await reveal_seeds(redis, [event]))[0]
 
 
 async def stats(

@@ -20,6 +20,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from onsale.errors import ApiError, Code
 from onsale.gateway.body import MAX_BODY
+from onsale.gateway.ratelimit import scope_address
 from onsale.gateway.routes import holds, queue
 from onsale.gateway.services import Services
 
@@ -30,14 +31,19 @@ _JSON = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")
 _encode = msgspec.json.Encoder().encode
 
 Headers = dict[bytes, str]
-Handler = Callable[[Services, str, Headers, bytes], Awaitable[bytes]]
+#: (services, event id, headers, body, client address) -> the answer's body.
+Handler = Callable[[Services, str, Headers, bytes, str], Awaitable[bytes]]
 
 
-async def _poll(services: Services, event_id: str, headers: Headers, _: bytes) -> bytes:
-    return await queue.poll(services, event_id, headers.get(b"x-visitor-token"))
+async def _poll(
+    services: Services, event_id: str, headers: Headers, _: bytes, address: str
+) -> bytes:
+    return await queue.poll(services, event_id, headers.get(b"x-visitor-token"), address)
 
 
-async def _hold(services: Services, event_id: str, headers: Headers, body: bytes) -> bytes:
+async def _hold(
+    services: Services, event_id: str, headers: Headers, body: bytes, _address: str
+) -> bytes:
     scheme, _, token = headers.get(b"authorization", "").partition(" ")
     token = token.strip() if scheme.lower() == "bearer" else ""
     return await holds.place(services, event_id, token, body)
@@ -83,7 +89,7 @@ class HotPaths:
         extra: list[tuple[bytes, bytes]] = []
         try:
             payload = await _body(receive) if scope["method"] == "POST" else b""
-            body = await handler(self.services(), event_id, headers, payload)
+            body = await handler(self.services(), event_id, headers, payload, scope_address(scope))
         except ApiError as exc:
             status, body = exc.status, _encode(exc.body())
             extra = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]

@@ -15,6 +15,26 @@ def client_address(request: Any) -> str:
     return request.client.host if request.client else ""
 
 
+def scope_address(scope: Any) -> str:
+    """:func:`client_address` of an ASGI scope (the fast path has no request object)."""
+    client = scope.get("client")
+    return str(client[0]) if client else ""
+
+
+def network(address: str) -> str:
+    """The network one client is counted as: its IPv4 address, or its IPv6 address's /64 (a
+    single subscriber gets a whole /64 and may use any address in it)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 class RateLimiter:
     """Fixed one-minute windows per (scope, client address); one pipelined round trip."""
 
@@ -28,6 +48,11 @@ class RateLimiter:
         except ValueError:
             return False
         return any(ip in net for net in self._exempt)
+
+    def owner(self, address: str) -> str:
+        """Whom per-client caps count a place against: the address's :func:`network`, or
+        ``""`` (nobody: uncapped) for an exempt address."""
+        return "" if self.exempt(address) else network(address)
 
     async def check(self, scope: str, address: str, per_minute: int) -> None:
         """Count one request of ``scope`` (a Redis key prefix, e.g. an event's tag and the

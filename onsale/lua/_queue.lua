@@ -1,8 +1,9 @@
 -- Prepended to every waiting-room script (see onsale/keys.py queue_keys for each key).
 -- KEYS: 1 onsale schedule hash, 2 inventory hash, 3 q:state, 4 q:pre, 5 q:vis, 6 q:byseq,
---       7 q:seen, 8 q:active, 9 q:adm, 10 q:rate.
+--       7 q:seen, 8 q:active, 9 q:adm, 10 q:rate, 11 q:places, 12 q:forget.
 local CFG, INV, ST, PRE, VIS, BYSEQ = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local SEEN, ACTIVE, ADM, RATE = KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local PLACES, FORGET = KEYS[11], KEYS[12]
 -- Credit for one admission: admit_per_minute accrues once per elapsed millisecond.
 local UNIT = 60000
 local BUCKET_MS = 10000
@@ -53,6 +54,31 @@ end
 local function visitor_at(st, s)
   if s <= st.pre then return redis.call('ZRANGE', PRE, s - 1, s - 1)[1], 0 end
   return redis.call('HGET', BYSEQ, s), s
+end
+
+-- The sequence number of a visitor's place (rec: their q:vis entry, a number); 0 once the
+-- pre-queue's ranks are all behind the cursor (q:pre is then gone).
+local function seq_of(vid, rec)
+  local seq = tonumber(rec)
+  if seq ~= 0 then return seq end
+  local rank = redis.call('ZRANK', PRE, vid)
+  return rank and rank + 1 or 0
+end
+
+-- Whether the visitor holds a place that has not ended: in the pre-queue, ahead of the
+-- cursor, or admitted. Left, skipped (abandoned) and finished admissions have ended.
+local function live(st, vid)
+  local rec = redis.call('HGET', VIS, vid)
+  if not rec or rec == '-1' then return false end
+  if redis.call('ZSCORE', ACTIVE, vid) then return true end
+  return not st.frozen or seq_of(vid, rec) > st.cursor
+end
+
+-- Drops a visitor's per-visitor state (their place has ended, or they are long gone).
+local function forget(vid)
+  redis.call('HDEL', VIS, vid)
+  redis.call('HDEL', SEEN, vid, vid .. ':n')
+  redis.call('HDEL', ADM, vid)
 end
 
 -- Admissions whose time is up end; one never claimed by its visitor counts as a no-show.
@@ -107,16 +133,21 @@ local function advance(now, cfg, st, force)
     local s = st.cursor + 1
     st.cursor = s
     local vid, expect = visitor_at(st, s)
+    if expect > 0 then redis.call('HDEL', BYSEQ, s) end  -- behind the cursor: never read again
     local here = vid and redis.call('HGET', VIS, vid) == tostring(expect)
     if here and num(redis.call('HGET', SEEN, vid)) >= now then
       local expires = now + admit_ms
       redis.call('ZADD', ACTIVE, expires, vid)
       redis.call('HSET', ADM, vid, now .. '|' .. expires .. '|0')
+      redis.call('ZADD', FORGET, expires, vid)  -- the visitor's state goes with the admission
       st.credit = st.credit - UNIT
       active, admitted = active + 1, admitted + 1
     else
-      skipped = skipped + 1  -- gone, left, or stopped polling: their place is not kept
+      -- Gone, left, or stopped polling: their place is not kept, nor their state.
+      if here then forget(vid) end
+      skipped = skipped + 1
     end
+    if s == st.pre then redis.call('UNLINK', PRE) end  -- every fair-start rank is behind
   end
   -- Credit builds up only while it can be spent: a stall is not followed by a burst.
   if stalled and st.credit > UNIT then st.credit = UNIT end
@@ -151,9 +182,24 @@ end
 
 -- A visitor that misses about three polls has abandoned; the cursor will skip them.
 -- Polling again before half the advised interval is too fast (field <visitor>:n).
+-- Returns the alive-until (ms).
 local function seen(vid, now, every)
-  redis.call('HSET', SEEN, vid, now + (3 * every + 15) * 1000, vid .. ':n', now + every * 500)
+  local alive = now + (3 * every + 15) * 1000
+  redis.call('HSET', SEEN, vid, alive, vid .. ':n', now + every * 500)
+  return alive
 end
+
+-- Seconds until the visitor may poll again; 0 if now.
+local function too_fast(now, vid)
+  local earliest = num(redis.call('HGET', SEEN, vid .. ':n'))
+  if now < earliest then return math.ceil((earliest - now) / 1000) end
+  return 0
+end
+
+-- How long state outlives its use: a "left" answer, and a pre-queue visitor past their
+-- alive-until (dropping them before opening is lossless: rejoining gives the same rank, the
+-- shuffle's score depends only on the visitor id).
+local FORGET_AFTER_MS = 600000
 
 local function requeue(st, vid)
   st.seq = redis.call('HINCRBY', ST, 'seq', 1)
@@ -187,16 +233,57 @@ local function status(now, cfg, st, vid, available, unsold)
   if not st.frozen then
     local wait = math.ceil((cfg.opens - now) / 1000)
     local every = math.max(1, math.min(30, math.floor(wait / 2)))
-    seen(vid, now, every)
+    redis.call('ZADD', FORGET, seen(vid, now, every) + FORGET_AFTER_MS, vid)
     return {'prequeue', -1, wait, every, 0, note}
   end
-  local seq = tonumber(rec)
-  if seq == 0 then seq = redis.call('ZRANK', PRE, vid) + 1 end
-  -- Passed over while away, or an admission that ended: back of the line, not lost.
-  if seq <= st.cursor then seq = requeue(st, vid) end
+  local seq = seq_of(vid, rec)
+  -- Passed over while away, or an admission that ended: the place has ended. Joining again
+  -- takes a new one at the back (queue_join, under the client's cap on places).
+  if seq <= st.cursor then return {'unknown', -1, -1, 0, 0, ''} end
   local position = seq - st.cursor
   local wait = eta(now, cfg, st, position, available)
   local every = poll_after(wait)
   seen(vid, now, every)
   return {'waiting', position, wait, every, 0, note}
+end
+
+-- What one tick may clean up: visitors whose state is due to go, client lists to check.
+local FORGET_BATCH = 1000
+local PLACES_BATCH = 100
+
+-- The client's visitors whose places are still live; the list loses the ended ones.
+local function client_places(st, client)
+  local kept, n = {}, 0
+  for vid in string.gmatch(redis.call('HGET', PLACES, client) or '', '%S+') do
+    n = n + 1
+    if live(st, vid) then kept[#kept + 1] = vid end
+  end
+  if #kept == 0 then
+    if n > 0 then redis.call('HDEL', PLACES, client) end
+  elseif #kept < n then
+    redis.call('HSET', PLACES, client, table.concat(kept, ' '))
+  end
+  return kept
+end
+
+-- Keeps per-visitor state bounded by the live places (the tick's work): drops the state of
+-- visitors whose time in q:forget has come (pre-queue visitors gone before opening, lapsed
+-- "left" answers, ended admissions; a live place is kept and the cursor decides on it), and
+-- walks a batch of client lists dropping ended places.
+local function tidy(now, st)
+  local due = redis.call('ZRANGEBYSCORE', FORGET, '-inf', now, 'LIMIT', 0, FORGET_BATCH)
+  for _, vid in ipairs(due) do
+    local rec = redis.call('HGET', VIS, vid)
+    if rec == '0' and not st.frozen then
+      forget(vid)
+      redis.call('ZREM', PRE, vid)
+    elseif rec and not live(st, vid) then
+      forget(vid)
+    end
+    redis.call('ZREM', FORGET, vid)
+  end
+  local scan = redis.call('HSCAN', PLACES, redis.call('HGET', ST, 'places_scan') or '0',
+    'COUNT', PLACES_BATCH)
+  for i = 1, #scan[2], 2 do client_places(st, scan[2][i]) end
+  redis.call('HSET', ST, 'places_scan', scan[1])
 end

@@ -1,4 +1,5 @@
--- queue_advance: moves the admission cursor (the gateways' periodic tick), and reports.
+-- queue_advance: moves the admission cursor (the gateways' periodic tick), drops the state
+-- of ended places (tidy), and reports.
 -- ARGV: now_ms (0 = Redis clock).
 -- Returns {frozen, pre_count, seq, cursor, active, admitted, skipped, noshow, claimed}.
 local now = clock(ARGV[1])
@@ -6,6 +7,7 @@ local cfg = config()
 if not cfg then return {} end
 local st = load_state()
 advance(now, cfg, st, true)
+tidy(now, st)
 local c = redis.call('HMGET', ST, 'admitted', 'skipped', 'noshow', 'claimed')
 return {st.frozen and 1 or 0, st.pre, st.seq, st.cursor, redis.call('ZCARD', ACTIVE),
   num(c[1]), num(c[2]), num(c[3]), num(c[4])}

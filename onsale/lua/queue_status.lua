@@ -6,8 +6,8 @@ local now, vid = clock(ARGV[1]), ARGV[2]
 local cfg = config()
 if not cfg then return {'unknown_event', -1, -1, 0, 0, ''} end
 if ARGV[3] == '1' then
-  local earliest = num(redis.call('HGET', SEEN, vid .. ':n'))
-  if now < earliest then return {'too_fast', -1, -1, math.ceil((earliest - now) / 1000), 0, ''} end
+  local wait = too_fast(now, vid)
+  if wait > 0 then return {'too_fast', -1, -1, wait, 0, ''} end
 end
 local st = load_state()
 local available, unsold = advance(now, cfg, st, false)

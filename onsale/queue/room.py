@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -24,6 +25,8 @@ class State(StrEnum):
     UNKNOWN_EVENT = "unknown_event"
     #: Polled before half the advised interval; ``poll_after_seconds`` says when to retry.
     TOO_FAST = "too_fast"
+    #: The client's network holds as many live places as it may; no place was taken.
+    TOO_MANY = "too_many"
 
 
 class Place(msgspec.Struct, frozen=True):
@@ -70,10 +73,28 @@ def _place(reply: list[Any]) -> Place:
 class WaitingRoom(ScriptClient):
     """Every decision is one script on the event's slot: any number of gateways agree."""
 
-    async def join(self, event_id: str, visitor_id: str) -> Place:
-        reply = await self._scripts.run(
-            "queue_join", keys.queue_keys(event_id), [self._now(), visitor_id]
-        )
+    async def join(
+        self,
+        event_id: str,
+        visitor_id: str,
+        *,
+        client: str = "",
+        cap: int = 0,
+        strict: bool = False,
+    ) -> Place:
+        """Take a place, or get one's live place back.
+
+        A new place counts against ``client`` (a network; ``""`` for none): past ``cap`` live
+        places (0 = no cap) the answer is :attr:`State.TOO_MANY`. A place is live until it
+        ends: left, passed by the cursor while its visitor was away, or admitted and the
+        admission over. An abandoned place thus counts until the cursor reaches it (before
+        opening, until the tick drops its visitor, ten minutes after they stopped polling):
+        exact, and checked only when the client takes a place. With ``strict`` (the visitor
+        sent their token) joining again while holding a place is a poll, refused as
+        :attr:`State.TOO_FAST` like a status poll.
+        """
+        args = [self._now(), visitor_id, client, cap, "1" if strict else "0"]
+        reply = await self._scripts.run("queue_join", keys.queue_keys(event_id), args)
         return _place(reply)
 
     async def status(self, event_id: str, visitor_id: str, *, strict: bool = False) -> Place:
@@ -83,10 +104,12 @@ class WaitingRoom(ScriptClient):
         return _place(reply)
 
     async def leave(self, event_id: str, visitor_id: str) -> bool:
-        return bool(await self._scripts.run("queue_leave", keys.queue_keys(event_id), [visitor_id]))
+        args = [self._now(), visitor_id]
+        return bool(await self._scripts.run("queue_leave", keys.queue_keys(event_id), args))
 
     async def advance(self, event_id: str) -> Counts | None:
-        """Move the cursor now (the periodic tick) and report the room's counters."""
+        """Move the cursor now (the periodic tick), drop the state of ended places, and report
+        the room's counters."""
         reply = await self._scripts.run("queue_advance", keys.queue_keys(event_id), [self._now()])
         if not reply:
             return None
@@ -109,3 +132,19 @@ class WaitingRoom(ScriptClient):
         await self.redis.hsetnx(key, "seed", seed)
         current: str = await self.redis.hget(key, "seed")
         return current
+
+    async def revealed_seeds(self, event_ids: Sequence[str]) -> dict[str, str]:
+        """The fair-start seed of each event whose pre-queue Redis has frozen: its order is
+        then fixed, so the seed may be published. The freeze goes by Redis's clock (or the
+        scripts' injected one), never a gateway's, so the reveal must too."""
+        if not event_ids:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for event_id in event_ids:
+                pipe.hmget(keys.queue_keys(event_id)[2], "frozen", "seed")
+            replies = await pipe.execute()
+        return {
+            event_id: seed
+            for event_id, (frozen, seed) in zip(event_ids, replies, strict=True)
+            if frozen == "1" and seed is not None
+        }

@@ -214,7 +214,9 @@ async def test_abandoned_visitors_are_skipped_and_requeued(redis: Any) -> None:
     counts = await room.advance(event_id)
     assert counts is not None
     assert counts.admitted == 2 and counts.skipped == 1 and counts.active == 2
-    back = await room.status(event_id, "gone")
+    # Their place ended, and with it their state; joining again is the back of the line.
+    assert (await room.status(event_id, "gone")).state is State.UNKNOWN
+    back = await room.join(event_id, "gone")
     assert back.state is State.WAITING and back.position == 1  # back of the (now empty) line
 
 

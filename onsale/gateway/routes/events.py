@@ -23,7 +23,8 @@ async def create_event(request: AnyRequest, services: Deps) -> Event:
 
 @get("/api/events/{event_id:str}")
 async def get_event(event_id: FromPath[str], services: Deps) -> Event:
-    return await catalog.get(services.pool, event_id)
+    event = await catalog.get(services.pool, event_id)
+    return (await catalog.reveal_seeds(services.redis, [event]))[0]
 
 
 @get("/api/events")
@@ -35,7 +36,7 @@ async def list_events(
     limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
 ) -> EventPage:
-    return await catalog.listing(
+    page = await catalog.listing(
         services.pool,
         starts_after=starts_after,
         starts_before=starts_before,
@@ -43,6 +44,8 @@ async def list_events(
         limit=limit,
         cursor=cursor,
     )
+    await catalog.reveal_seeds(services.redis, page.items)
+    return page
 
 
 @patch("/api/events/{event_id:str}/onsale", guards=[admin_guard])

@@ -44,6 +44,8 @@ def _body(services: Deps, event_id: str, visitor: str, token: str, place: Place)
             f"poll again in {place.poll_after_seconds} s (as poll_after_seconds said)",
             headers={"Retry-After": str(place.poll_after_seconds)},
         )
+    if place.state is State.TOO_MANY:
+        raise ApiError(Code.TOO_MANY_PLACES, headers={"Retry-After": str(place.poll_after_seconds)})
     admission, expires = None, None
     if place.state is State.ADMITTED:
         expires = datetime.fromtimestamp(place.admission_expires_ms / 1000, UTC)
@@ -71,35 +73,53 @@ def _answer(
     return Response(body, media_type=MediaType.JSON, headers=HEADERS)
 
 
+async def take_place(
+    services: Deps, event_id: str, visitor: str, address: str, *, strict: bool = False
+) -> Place:
+    """Join: a new place counts against the client's network, up to its cap of live places.
+    With ``strict``, joining again while holding a place is a poll, throttled like one."""
+    return await services.room.join(
+        event_id,
+        visitor,
+        client=services.limiter.owner(address),
+        cap=services.settings.security.places_per_client,
+        strict=strict,
+    )
+
+
 @post("/api/events/{event_id:str}/queue", status_code=200)
 async def join(event_id: FromPath[str], request: AnyRequest, services: Deps) -> Response[bytes]:
     token = request.headers.get("x-visitor-token")
+    address = client_address(request)
     if token:
         visitor = services.visitors.verify(event_id, token)
+        place = await take_place(services, event_id, visitor, address, strict=True)
     else:
         limit = services.settings.security.joins_per_minute
-        await services.limiter.check(keys.tag(event_id) + ":join", client_address(request), limit)
+        await services.limiter.check(keys.tag(event_id) + ":join", address, limit)
         visitor, token = services.visitors.issue(event_id)
-    place = await services.room.join(event_id, visitor)
+        place = await take_place(services, event_id, visitor, address)
     return _answer(services, event_id, visitor, token, place)
 
 
-async def poll(services: Deps, event_id: str, token: str | None) -> bytes:
+async def poll(services: Deps, event_id: str, token: str | None, address: str) -> bytes:
     """A status poll's answer (``GET .../queue``), or :class:`ApiError`."""
     if not token:
         raise ApiError(Code.VISITOR_TOKEN_INVALID, "send the X-Visitor-Token from your join")
     visitor = services.visitors.verify(event_id, token)
     place = await services.room.status(event_id, visitor, strict=True)
     if place.state is State.UNKNOWN:
-        # A valid token whose place Redis no longer knows: give it one rather than an error.
-        place = await services.room.join(event_id, visitor)
+        # A valid token without a live place (Redis lost it, or it ended): a new one, if the
+        # client's network may take one more.
+        place = await take_place(services, event_id, visitor, address)
     return _body(services, event_id, visitor, token, place)
 
 
 @get("/api/events/{event_id:str}/queue")
 async def status(event_id: FromPath[str], request: AnyRequest, services: Deps) -> Response[bytes]:
     """Served by :class:`onsale.gateway.fastpath.HotPaths` first; the same answer here."""
-    body = await poll(services, event_id, request.headers.get("x-visitor-token"))
+    token = request.headers.get("x-visitor-token")
+    body = await poll(services, event_id, token, client_address(request))
     return Response(body, media_type=MediaType.JSON, headers=HEADERS)
 
 
