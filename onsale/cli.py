@@ -139,7 +139,10 @@ def parser() -> argparse.ArgumentParser:
 
     rec = sub.add_parser("reconcile", help="compare Redis, Postgres and Stripe")
     rec.add_argument(
-        "--event", action="append", default=[], help="this event (repeatable; default all armed)"
+        "--event",
+        action="append",
+        default=[],
+        help="this event (repeatable; default all armed, and those retired in the last 7 days)",
     )
     rec.set_defaults(func=_reconcile)
 

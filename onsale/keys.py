@@ -8,6 +8,15 @@ from __future__ import annotations
 
 #: Set of event ids whose inventory is armed (the sweeper walks it). Global, not per event.
 ARMED_EVENTS = "onsale:armed"
+#: Sorted set: ids retired from ``ARMED_EVENTS`` (ended, nothing live, all committed), scored
+#: by when (epoch ms); bounded (onsale/events/retirement.py). Its hash tag is the whole name
+#: of ``ARMED_EVENTS``, so both share one Redis Cluster slot and one script moves an id.
+RETIRED_EVENTS = "{onsale:armed}:retired"
+#: Counter bumped whenever retirement takes ids out of ``ARMED_EVENTS`` or puts them back:
+#: with the set's size (which arming changes) it tells a committer to read the set again.
+ARMED_GENERATION = "{onsale:armed}:gen"
+#: String with an expiry: the gateway that looks for events to retire this round.
+RETIRE_LOCK = "{onsale:armed}:retiring"
 
 
 def tag(event_id: str) -> str:

@@ -1,6 +1,7 @@
 """The write-behind committer: orders from the events' Redis streams into Postgres.
 
-It reads every armed event's stream as one consumer of the group ``keys.COMMITTERS``,
+It reads every armed event's stream as one consumer of the group ``keys.COMMITTERS``
+(a newly armed event's at once; a retired event's again when it gets a late entry),
 writes each batch in one transaction (idempotent by order id) and acknowledges the entries
 only after the commit. Any number may run: each entry goes to one of them, and the entries
 of one that dies are reclaimed by another after ``claim_idle_ms``. While Postgres is away
@@ -42,6 +43,7 @@ from onsale.checkout.writer import (
 )
 from onsale.config import Settings
 from onsale.connections import redis_client
+from onsale.events import retirement
 
 log = logging.getLogger("onsale.committer")
 
@@ -57,8 +59,13 @@ class CommitterOptions(msgspec.Struct, frozen=True):
     max_attempts: int = 5
     #: Retries while Postgres is unavailable back off exponentially up to this.
     max_backoff_s: float = 5.0
-    #: How often the set of armed events is read again.
-    refresh_s: float = 5.0
+    #: The set of armed events is read again whenever it changes (its size and the
+    #: retirement generation are checked at every round), and at least this often.
+    refresh_s: float = 60.0
+    #: Retired events looked at per round for late work (entries after their retirement),
+    #: and how often; see onsale/events/retirement.py.
+    retired_slice: int = retirement.SCAN_SLICE
+    retired_every_s: float = retirement.SCAN_EVERY_S
     #: :data:`onsale.checkout.writer.COPY` or ``EXECUTEMANY``.
     method: str = COPY
     #: Progress lines at most this often.
@@ -113,7 +120,9 @@ class Committer:
         self.writer = WRITERS[self.options.method]
         self._conn: asyncpg.Connection | None = None
         self._events: list[str] = []
-        self._events_at = self._claim_at = -math.inf
+        self._events_at = self._claim_at = self._retired_at = -math.inf
+        self._armed_mark: tuple[int, str | None] | None = None
+        self._retired = retirement.RetiredScan(redis, self.options.retired_slice)
         self._retry: dict[Key, Entry] = {}
         self._attempts: dict[Key, int] = {}
         self._down: dict[str, float] = {}  # "postgres" | "redis" -> since (monotonic)
@@ -159,9 +168,7 @@ class Committer:
         """Entries to retry, entries of dead committers, then new ones (waiting for some
         only when there is nothing else to do)."""
         o, now = self.options, time.monotonic()
-        if now - self._events_at >= o.refresh_s:
-            armed = o.events or tuple(sorted(await self.redis.smembers(keys.ARMED_EVENTS)))
-            self._events, self._events_at = list(armed), now
+        await self._follow_events(now)
         await self.streams.ensure_groups(self._events)
         found = dict(self._retry)
         if now - self._claim_at >= min(o.claim_idle_ms / 2000, 10.0):
@@ -178,6 +185,32 @@ class Committer:
         if not found and self.streams.cluster:  # cluster reads do not wait by themselves
             await _pause(stop, o.block_ms / 1000)
         return list(found.values())
+
+    @property
+    def events(self) -> list[str]:
+        """The events whose streams this committer reads now."""
+        return list(self._events)
+
+    async def _follow_events(self, now: float) -> None:
+        """The events to read: the given ones, or the armed set, read again as soon as it
+        changes. Arming adds to the set (its size changes), retirement moves ids out and
+        back (the generation changes): two O(1) reads a round instead of a periodic poll,
+        so a new event's first order is read at once, not seconds later."""
+        o = self.options
+        if o.events:
+            self._events = list(o.events)
+            return
+        if now - self._retired_at >= o.retired_every_s:
+            self._retired_at = now
+            await self._retired.step()  # brings back retired events with late entries
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.scard(keys.ARMED_EVENTS)
+            pipe.get(keys.ARMED_GENERATION)
+            size, generation = await pipe.execute()
+        mark = (int(size), generation)
+        if mark != self._armed_mark or now - self._events_at >= o.refresh_s:
+            self._events = sorted(await self.redis.smembers(keys.ARMED_EVENTS))
+            self._armed_mark, self._events_at = mark, now
 
     async def _commit(self, batch: list[Entry], stop: asyncio.Event) -> None:
         orders: dict[str, Prepared] = {}

@@ -11,6 +11,7 @@ a paid order is missing in Postgres until it catches up, and the report says so.
 from __future__ import annotations
 
 import sys
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
@@ -23,6 +24,7 @@ from onsale.checkout.payments import Payments
 from onsale.checkout.stream import lag
 from onsale.config import Settings
 from onsale.connections import redis_client
+from onsale.events import retirement
 from onsale.inventory import Inventory
 
 _TIERS_SQL = """
@@ -189,6 +191,18 @@ async def reconcile_event(
     return report
 
 
+#: ``onsale reconcile`` without ``--event`` also takes events retired this recently: a
+#: launch's event is retired soon after it ends, which is when it is reconciled.
+RETIRED_DAYS = 7
+
+
+async def default_events(redis: Any) -> list[str]:
+    """Every armed event and every event retired in the last :data:`RETIRED_DAYS` days."""
+    since_ms = int(time.time() * 1000) - RETIRED_DAYS * 86_400_000
+    armed = set(await redis.smembers(keys.ARMED_EVENTS))
+    return sorted(armed | set(await retirement.retired_since(redis, since_ms)))
+
+
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -200,14 +214,15 @@ async def run(
     out: TextIO | None = None,
     progress: Callable[[str], None] = _stderr,
 ) -> int:
-    """Reconcile the given events (default: every armed event); 0 when all are clean."""
+    """Reconcile the given events (default: every armed event, and every event retired
+    in the last :data:`RETIRED_DAYS` days); 0 when all are clean."""
     out = out or sys.stdout
     redis = redis_client(settings.redis.url, cluster=settings.redis.cluster)
     conn = await asyncpg.connect(settings.database.url)
     payments = Payments(settings.stripe)
     reports = []
     try:
-        events = list(event_ids) or sorted(await redis.smembers(keys.ARMED_EVENTS))
+        events = list(event_ids) or await default_events(redis)
         for i, event_id in enumerate(events, 1):
             progress(f"[{i}/{len(events)}] reconciling event {event_id} ...")
             report = await reconcile_event(conn, redis, payments, event_id)

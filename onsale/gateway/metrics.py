@@ -152,15 +152,23 @@ async def shared_families(services: Any) -> list[Metric]:
         "batch": _family(g, "onsale_committer_batch_size", "Orders in the last batch", ev),
     }
     up = GaugeMetricFamily("onsale_redis_up", "1 if Redis answered this scrape")
+    armed = GaugeMetricFamily("onsale_events_armed", "Events live in Redis (walked every second)")
+    retired = GaugeMetricFamily(
+        "onsale_events_retired", "Ended events retired from the armed set (kept, bounded)"
+    )
     try:
         async with asyncio.timeout(SCRAPE_TIMEOUT_S):
+            # Armed events only: ended ones are retired (onsale/events/retirement.py), so a
+            # scrape costs what the live events cost, not every event ever created.
             events = sorted(await services.redis.smembers(keys.ARMED_EVENTS))
             rows = await asyncio.gather(*(_event_rows(services, e) for e in events))
+            retired.add_metric([], await services.redis.zcard(keys.RETIRED_EVENTS))
     except Exception as exc:  # the scrape still answers, and says Redis did not
         log.warning("metrics: Redis unavailable: %s", exc)
         up.add_metric([], 0)
         return [up]
     up.add_metric([], 1)
+    armed.add_metric([], len(events))
     for event_id, counts, levels, behind, rate in rows:
         if counts is not None:
             fams["waiting"].add_metric([event_id], counts.waiting)
@@ -177,7 +185,7 @@ async def shared_families(services: Any) -> list[Metric]:
         fams["committed"].add_metric([event_id], behind.committed)
         fams["dead"].add_metric([event_id], behind.dead)
         fams["batch"].add_metric([event_id], behind.batch)
-    return [up, *fams.values()]
+    return [up, armed, retired, *fams.values()]
 
 
 def process_text() -> bytes:

@@ -19,6 +19,7 @@ from onsale.checkout.payments import Payments
 from onsale.checkout.tokens import OrderTokens
 from onsale.config import Settings
 from onsale.db import create_pool
+from onsale.events.retirement import Retirer
 from onsale.gateway.ratelimit import RateLimiter
 from onsale.inventory import Inventory
 from onsale.inventory.scripts import Scripts
@@ -55,17 +56,23 @@ def redis_client(settings: Settings) -> Any:
     )
 
 
-async def tick(inventory: Inventory, room: WaitingRoom) -> None:
-    """Expired holds go back to the pool and admissions go on even when nobody polls."""
+async def tick(inventory: Inventory, room: WaitingRoom, retirer: Retirer | None = None) -> None:
+    """Expired holds go back to the pool and admissions go on even when nobody polls; now
+    and then, ended events leave the armed set, so this stays as cheap as the live ones."""
     for event_id in await inventory.redis.smembers(keys.ARMED_EVENTS):
         await inventory.sweep(event_id)
         await room.advance(event_id)
+    if retirer is not None:
+        await retirer.maybe_run()
 
 
-async def _tick_forever(inventory: Inventory, room: WaitingRoom) -> None:
+async def _tick_forever(
+    inventory: Inventory, room: WaitingRoom, pool: asyncpg.Pool | None = None
+) -> None:
+    retirer = Retirer(inventory.redis, pool)
     while True:
         try:
-            await tick(inventory, room)
+            await tick(inventory, room, retirer)
         except (aioredis.RedisError, OSError) as exc:
             log.warning("periodic tick failed: %s", exc)
         await asyncio.sleep(TICK_EVERY_S)
@@ -86,7 +93,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         lanes = connections.Lanes(redis.connection_pool, settings.redis.max_connections)
     scripts = Scripts(redis, lanes)
     inventory, room = Inventory(redis, scripts=scripts), WaitingRoom(redis, scripts=scripts)
-    ticker = asyncio.create_task(_tick_forever(inventory, room))
+    ticker = asyncio.create_task(_tick_forever(inventory, room, pool))
     payments = Payments(settings.stripe) if settings.stripe.secret_key else None
     order_tokens = OrderTokens(key)
     checkout = Checkout(redis, inventory, payments, key, order_tokens)

@@ -10,6 +10,7 @@ import random
 import subprocess
 import sys
 import time
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from onsale.bench.commit import synthetic_order
 from onsale.checkout.committer import Committer
 from onsale.checkout.models import Order, encode
 from onsale.checkout.stream import CommitLag, lag
+from onsale.connections import redis_client
 from onsale.events import catalog
 from onsale.events.models import Event, EventIn
 from onsale.inventory import Inventory
@@ -53,6 +55,34 @@ async def forget(redis: Any, event_id: str) -> None:
         keys.commit_state(event_id), keys.dead_letters(event_id),
     )  # fmt: skip
     await redis.srem(keys.ARMED_EVENTS, event_id)
+
+
+#: A Redis database of their own for tests that walk every armed event (a committer that
+#: reads them all, the retirement of ended events): the session's others are not theirs.
+OWN_DB = 7
+
+
+def url_with_db(url: str, db: int = OWN_DB) -> str:
+    """The same Redis server, another numbered database."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "unix":
+        query = urllib.parse.urlencode(
+            [(k, v) for k, v in urllib.parse.parse_qsl(parts.query) if k != "db"] + [("db", db)]
+        )
+        return urllib.parse.urlunsplit(parts._replace(query=query))
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{db}"))
+
+
+@contextlib.asynccontextmanager
+async def own_redis(redis_url: str) -> AsyncIterator[Any]:
+    """A client of :data:`OWN_DB`, emptied before and after."""
+    client = redis_client(url_with_db(redis_url))
+    await client.flushdb()
+    try:
+        yield client
+    finally:
+        await client.flushdb()
+        await client.aclose()
 
 
 async def sell(redis: Any, event: Event, n: int, seed: int = 0) -> list[Order]:

@@ -33,6 +33,7 @@ from tests.integration.commit_support import (
     create_event,
     drained,
     forget,
+    own_redis,
     running,
     sell,
     sold,
@@ -332,6 +333,23 @@ async def test_stats_and_readyz_tell_the_lag(
     stats = (await client.get(f"/api/events/{event.id}/stats", headers=admin)).json()
     assert stats["committer_lag"] == {"pending": 0, "oldest_ms": 0}
     assert stats["orders"] == {"confirmed": 3, "committed": 3}
+
+
+async def test_a_new_event_is_read_at_once(
+    redis_url: str, pool: asyncpg.Pool, database_url: str
+) -> None:
+    """Arming a new event reaches a running committer of every event without a poll: a
+    ticket bought a second after the event was created is in Postgres moments later."""
+    async with own_redis(redis_url) as mine:
+        # The periodic re-read is an hour away: only noticing the change itself can help.
+        every_event = CommitterOptions(refresh_s=3600, block_ms=100)
+        async with running(Committer(mine, database_url, every_event)):
+            for _ in range(2):  # the second one surely after the committer's first read
+                event = await create_event(pool, mine)
+                await sell(mine, event, 3)
+                await drained(mine, event.id, timeout=20)
+                n_orders, _, tickets = await counts(pool, event.id)
+                assert n_orders == 3 and tickets == await sold(mine, event.id)
 
 
 def test_committer_requires_its_settings() -> None:
