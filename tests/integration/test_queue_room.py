@@ -16,7 +16,7 @@ from onsale.inventory import Inventory, TierSpec
 from onsale.queue import shuffle
 from onsale.queue.room import State, WaitingRoom
 
-# In 2100: the gateway tick elsewhere in the session (real clock) never reaches these rooms.
+# In 2100: the session's real clock never reaches these rooms' opening.
 OPENS = 4_102_444_800_000  # epoch ms
 
 
@@ -41,6 +41,9 @@ async def room_for(
     event_id = str(uuid.uuid4())
     inventory = Inventory(redis, clock)
     await inventory.arm(event_id, hold_seconds, [TierSpec("ga", capacity, 4, 100)])
+    # Not for the session's gateway tick: on the real clock it would admit this room's
+    # visitors (alive until 2100) with admissions that this clock sees long expired.
+    await redis.srem(keys.ARMED_EVENTS, event_id)
     await redis.hset(
         keys.onsale(event_id),
         mapping={
