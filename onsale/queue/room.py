@@ -88,10 +88,10 @@ class WaitingRoom(ScriptClient):
         places (0 = no cap) the answer is :attr:`State.TOO_MANY`. A place is live until it
         ends: left, passed by the cursor while its visitor was away, or admitted and the
         admission over. An abandoned place thus counts until the cursor reaches it (before
-        opening, until the tick drops its visitor, ten minutes after they stopped polling):
-        exact, and checked only when the client takes a place. With ``strict`` (the visitor
-        sent their token) joining again while holding a place is a poll, refused as
-        :attr:`State.TOO_FAST` like a status poll.
+        opening, until the tick drops its visitor, ten minutes after they would count as
+        gone): exact at the moment of the join, and checked only then, in the script that
+        takes the place. With ``strict`` (the visitor sent their token) joining again while
+        holding a place is a poll, refused as :attr:`State.TOO_FAST` like a status poll.
         """
         args = [self._now(), visitor_id, client, cap, "1" if strict else "0"]
         reply = await self._scripts.run("queue_join", keys.queue_keys(event_id), args)

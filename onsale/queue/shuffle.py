@@ -3,7 +3,8 @@
 Each visitor who arrived before opening is ranked by the first 52 bits of
 ``sha1(seed + visitor_id)`` (ties by visitor id), exactly as ``lua/queue_join.lua`` scores
 them. The seed is drawn when the event is armed and only its SHA-256 is published until
-the on-sale opens, so nobody can know or steer their rank by arriving early.
+Redis has frozen the pre-queue at opening (``catalog.reveal_seeds``), so nobody can know or
+steer their rank by arriving early, nor by joining again and again just before the freeze.
 """
 
 from __future__ import annotations
