@@ -60,6 +60,8 @@ class SecuritySettings(msgspec.Struct, frozen=True):
     #: Live places in one event's queue per client network (IPv4 address, IPv6 /64); 0 = no
     #: cap. Generous: a carrier-grade NAT puts many honest buyers behind one address.
     places_per_client: int = 50
+    #: Checkouts per client address and minute (a buyer needs one or two).
+    checkouts_per_minute: int = 30
     #: Check-in scans per client address, event and minute; offline syncs and manifest
     #: downloads are allowed a tenth of it (a sync carries up to 1000 scans).
     checkins_per_minute: int = 600
@@ -103,6 +105,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "ONSALE_JOINS_PER_MINUTE": ("security", "joins_per_minute"),
     "ONSALE_PLACES_PER_CLIENT": ("security", "places_per_client"),
     "ONSALE_CHECKINS_PER_MINUTE": ("security", "checkins_per_minute"),
+    "ONSALE_CHECKOUTS_PER_MINUTE": ("security", "checkouts_per_minute"),
 }
 
 #: Comma-separated lists.

@@ -63,6 +63,8 @@ def inventory_keys(event_id: str) -> list[str]:
         orders_stream(event_id),
         owners(event_id),
         queue_active(event_id),
+        orders(event_id),
+        order_counts(event_id),
     ]
 
 
@@ -114,9 +116,15 @@ def order_counts(event_id: str) -> str:
     return tag(event_id) + ":orders:count"
 
 
-def idempotency(event_id: str) -> str:
-    """Hash: checkout Idempotency-Key -> ``<fingerprint>|<order_id>``."""
-    return tag(event_id) + ":idem"
+def idempotency(event_id: str, digest: str) -> str:
+    """String: ``<fingerprint>|<order_id>`` of the checkout that used an Idempotency-Key
+    (``digest``: a hash of the key); it expires a while after its hold would have."""
+    return tag(event_id) + ":idem:" + digest
+
+
+#: Rate-limit scope of checkouts, per client address (one scope for every event: a made-up
+#: hold id must not mint counters under made-up events).
+CHECKOUT_LIMIT = "onsale:checkout"
 
 
 #: The committer's consumer group on every event's orders stream.

@@ -116,6 +116,7 @@ def settings(redis_url: str, database_url: str, stripe_url: str) -> Settings:
             "ONSALE_JOINS_PER_MINUTE": "1000000",
             "ONSALE_PLACES_PER_CLIENT": "0",
             "ONSALE_CHECKINS_PER_MINUTE": "1000000",
+            "ONSALE_CHECKOUTS_PER_MINUTE": "1000000",
         }
     )
 

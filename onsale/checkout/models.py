@@ -8,12 +8,38 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from onsale.text import EMAIL, LINE
+
 
 class OrderStatus(StrEnum):
     PENDING = "pending"
     CONFIRMED = "confirmed"
+    #: Paid but to be given back (a late payment with no tickets left, or one that does not
+    #: match its order): recorded before Stripe is asked, so nothing re-takes tickets after.
+    REFUNDING = "refunding"
     REFUNDED = "refunded"
     FAILED = "failed"
+
+
+class Outcome(StrEnum):
+    """What a payment notice did to its order (a webhook outcome in the metrics)."""
+
+    CONFIRMED = "confirmed"
+    DUPLICATE = "duplicate"
+    REFUNDED = "refunded"
+    MISMATCH = "mismatch"
+    FAILED = "failed"
+    IGNORED = "ignored"
+
+
+class PaidIntent(msgspec.Struct, frozen=True):
+    """A succeeded PaymentIntent as Stripe's signed event describes it."""
+
+    id: str
+    #: Minor units actually received.
+    amount: int
+    #: ISO 4217, any case (Stripe sends lower case).
+    currency: str
 
 
 class Item(msgspec.Struct, frozen=True):
@@ -57,8 +83,8 @@ class Order(msgspec.Struct):
 
 
 class CheckoutIn(msgspec.Struct, forbid_unknown_fields=True):
-    email: Annotated[str, Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
-    name: Annotated[str, Meta(min_length=1, max_length=200)]
+    email: Annotated[str, Meta(min_length=3, max_length=254), EMAIL]
+    name: Annotated[str, Meta(min_length=1, max_length=200), LINE]
 
 
 class Payment(msgspec.Struct):

@@ -15,6 +15,7 @@ import time
 import uuid
 from typing import Any
 
+import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from onsale import keys
@@ -24,6 +25,8 @@ from onsale.checkout.models import (
     Item,
     Order,
     OrderStatus,
+    Outcome,
+    PaidIntent,
     Payment,
     Ticket,
     decode_order,
@@ -40,6 +43,8 @@ log = logging.getLogger("onsale.checkout")
 _ORDER_NS = uuid.UUID("0b7e9a1c-44a5-4d2b-8f0e-7c1d2e3f4a5b")
 #: How long a concurrent duplicate checkout waits for the first one's PaymentIntent.
 _DUPLICATE_WAIT_S = 10.0
+#: How long an Idempotency-Key is remembered after its hold would have expired.
+IDEMPOTENCY_GRACE_S = 3600
 
 
 def hold_event(hold_id: str) -> str:
@@ -100,27 +105,37 @@ class Checkout:
         )
 
     async def checkout(self, hold_id: str, idempotency_key: str, data: CheckoutIn) -> CheckoutOut:
+        """A pending order and its PaymentIntent for a live hold (confirmed at once if free).
+
+        Nothing is written for a hold that is not live: a stream of made-up hold ids leaves
+        no trace in Redis.
+        """
         event_id = hold_event(hold_id)
         if not event_id:
             raise ApiError(Code.HOLD_EXPIRED)
         fingerprint = hashlib.sha256(f"{hold_id}\0{data.email}\0{data.name}".encode()).hexdigest()
         order_id = order_id_for(hold_id)
         claim = f"{fingerprint}|{order_id}"
-        idem = keys.idempotency(event_id)
-        if (
-            not await self.redis.hsetnx(idem, idempotency_key, claim)
-            and await self.redis.hget(idem, idempotency_key) != claim
-        ):
-            raise ApiError(Code.IDEMPOTENCY_CONFLICT)
+        digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+        idem = keys.idempotency(event_id, digest)
         existing = await self.load(event_id, order_id)
         if existing is not None:
-            if existing.fingerprint != fingerprint:
+            used = await self.redis.get(idem)
+            if existing.fingerprint != fingerprint or used not in (None, claim):
                 raise ApiError(Code.IDEMPOTENCY_CONFLICT, "this hold already has another order")
             return self.answer(await self._settled(existing))
 
         hold = await self.inventory.live_hold(event_id, hold_id)
-        if hold is None or hold.expires_ms <= _now_ms():
+        now = _now_ms()
+        if hold is None or hold.expires_ms <= now:
             raise ApiError(Code.HOLD_EXPIRED)
+        # Remembered while the hold lives and a while after: a retry finds the order itself.
+        ttl = (hold.expires_ms - now) // 1000 + IDEMPOTENCY_GRACE_S
+        if (
+            not await self.redis.set(idem, claim, nx=True, ex=ttl)
+            and await self.redis.get(idem) != claim
+        ):
+            raise ApiError(Code.IDEMPOTENCY_CONFLICT)
         terms = await self.redis.hmget(keys.onsale(event_id), "currency")
         prices = {lv.tier_id: lv.price for lv in await self.inventory.levels(event_id)}
         items = [Item(tier, qty, prices[tier]) for tier, qty in hold.items]
@@ -133,7 +148,7 @@ class Checkout:
             amount=sum(i.quantity * i.unit_price for i in items),
             currency=terms[0] or "USD",
             items=items,
-            created_ms=_now_ms(),
+            created_ms=now,
             fingerprint=fingerprint,
             visitor_id=hold.owner,
         )
@@ -143,7 +158,7 @@ class Checkout:
             assert current is not None
             return self.answer(await self._settled(current))
         if order.amount == 0:
-            return self.answer(await self.confirm(event_id, order_id, payment_intent_id=None))
+            return self.answer(await self._confirm_free(order))
         if self.payments is None:
             await self.redis.hdel(keys.orders(event_id), order_id)
             raise ApiError(Code.PAYMENT_PROVIDER_ERROR, "payments are not configured")
@@ -154,6 +169,16 @@ class Checkout:
             raise
         await self._save(order)
         return self.answer(order)
+
+    async def _confirm_free(self, order: Order) -> Order:
+        """Nothing to pay: confirmed now, or, if the hold ran out and its tickets are gone,
+        no order at all (``hold_expired``; there is no payment to give back)."""
+        try:
+            done, _ = await self.confirm(order.event_id, order.order_id, None)
+        except HoldRejected:
+            await self.redis.hdel(keys.orders(order.event_id), order.order_id)
+            raise ApiError(Code.HOLD_EXPIRED) from None
+        return done
 
     async def _settled(self, order: Order) -> Order:
         """The order once its PaymentIntent exists (a concurrent twin may be creating it)."""
@@ -177,55 +202,143 @@ class Checkout:
         return tickets
 
     async def confirm(
-        self, event_id: str, order_id: str, *, payment_intent_id: str | None
-    ) -> Order:
-        """Payment succeeded (or nothing to pay): sold, tickets issued, onto the stream.
+        self, event_id: str, order_id: str, paid: PaidIntent | None
+    ) -> tuple[Order, Outcome]:
+        """Payment succeeded (``paid``; ``None``: nothing to pay): sold, tickets issued, onto
+        the stream, and the order's record, all in one script.
 
-        A payment that arrives after its hold expired takes the tickets again if they are
-        free; if not, it is refunded and the order marked refunded.
+        A payment that arrives after its hold expired or was released takes the tickets
+        again if they are free and the buyer's limits allow; if not, it is refunded and the
+        order marked refunded. A payment that does not match its order (another
+        PaymentIntent, amount or currency) is logged, counted and refunded. For a free order
+        a refusal is raised (:class:`HoldRejected`): there is nothing to refund.
         """
         order = await self.load(event_id, order_id)
         if order is None:
             raise ApiError(Code.ORDER_NOT_FOUND)
+        if paid is not None:
+            problem = _mismatch(order, paid)
+            if problem:
+                return await self._mismatched(order, paid, problem), Outcome.MISMATCH
+            order.payment_intent_id = order.payment_intent_id or paid.id
+        if order.status is OrderStatus.REFUNDING:
+            return await self._finish_refund(order), Outcome.REFUNDED
         if order.status in (OrderStatus.CONFIRMED, OrderStatus.REFUNDED):
-            return order  # a redelivered webhook
-        done = Order(**{f: getattr(order, f) for f in order.__struct_fields__})
-        done.status, done.confirmed_ms, done.client_secret = OrderStatus.CONFIRMED, _now_ms(), None
-        done.payment_intent_id = payment_intent_id or order.payment_intent_id
-        done.tickets = self._tickets(order)
-        items = [(i.tier_id, i.quantity) for i in order.items]
+            return order, Outcome.DUPLICATE  # a redelivered webhook
+        done = msgspec.structs.replace(
+            order,
+            status=OrderStatus.CONFIRMED,
+            confirmed_ms=_now_ms(),
+            client_secret=None,
+            tickets=self._tickets(order),
+        )
+        limit = await self.redis.hget(keys.onsale(event_id), "buyer_limit")
         try:
-            await self.inventory.confirm(
-                event_id, order.hold_id, order_id, encode(done), retake_items=items
+            confirmation = await self.inventory.confirm(
+                event_id,
+                order.hold_id,
+                order_id,
+                encode(done),
+                retake_items=[(i.tier_id, i.quantity) for i in order.items],
+                owner=order.visitor_id,
+                owner_limit=int(limit or 0),
             )
         except HoldRejected as exc:
-            if exc.reason not in (Rejection.SOLD_OUT, Rejection.INSUFFICIENT_INVENTORY):
+            if exc.reason is Rejection.ORDER_SETTLED:  # a twin delivery is refunding it
+                return await self.confirm(event_id, order_id, paid)
+            if paid is None or exc.reason not in _REFUNDABLE:
                 raise
-            return await self._refund(done)
-        await self._save(done)
-        if order.visitor_id:  # the buyer is done: their checkout slot goes to the next
-            await self.redis.zrem(keys.queue_active(event_id), order.visitor_id)
-        return done
+            log.warning("late payment for order %s refused (%s): refunding", order_id, exc.reason)
+            return await self._refund(order, (OrderStatus.PENDING, OrderStatus.FAILED))
+        if confirmation.duplicate:
+            current = await self.load(event_id, order_id)
+            return current or done, Outcome.DUPLICATE
+        return done, Outcome.CONFIRMED
 
-    async def _refund(self, order: Order) -> Order:
-        """Paid, but every ticket is gone: give the money back, once."""
-        assert self.payments is not None and order.payment_intent_id
-        log.warning("late payment for order %s and no tickets left: refunding", order.order_id)
-        await self.payments.refund(order.payment_intent_id, order.order_id)
-        order.status, order.tickets = OrderStatus.REFUNDED, []
-        await self.redis.xadd(
-            keys.orders_stream(order.event_id), {"order": order.order_id, "data": encode(order)}
+    async def _mismatched(self, order: Order, paid: PaidIntent, problem: str) -> Order:
+        """A payment that is not what the order asked for: never sold, always given back."""
+        log.error(
+            "payment %s does not match order %s (%s): refunding it",
+            paid.id,
+            order.order_id,
+            problem,
         )
-        await self.redis.hincrby(keys.order_counts(order.event_id), "refunded", 1)
-        await self._save(order)
+        if order.payment_intent_id in (None, paid.id) and order.status is not (
+            OrderStatus.CONFIRMED
+        ):
+            order.payment_intent_id = paid.id
+            refunded, _ = await self._refund(order, (OrderStatus.PENDING, OrderStatus.FAILED))
+            return refunded
+        # Another PaymentIntent than the order's own: give it back, leave the order alone.
+        if self.payments is not None:
+            await self.payments.refund(paid.id, paid.id)
         return order
 
+    async def _refund(
+        self, order: Order, expected: tuple[OrderStatus, ...]
+    ) -> tuple[Order, Outcome]:
+        """Paid, but not to be sold: mark it refunding (giving any live hold back), then
+        refund through Stripe, then record the refund; each step idempotent."""
+        refunding = msgspec.structs.replace(
+            order, status=OrderStatus.REFUNDING, tickets=[], client_secret=None
+        )
+        if await self._cas(refunding, expected, release_hold=True) != "ok":
+            current = await self.load(order.event_id, order.order_id)
+            assert current is not None
+            if current.status is not OrderStatus.REFUNDING:
+                return current, Outcome.DUPLICATE  # a twin delivery confirmed it meanwhile
+            refunding = current
+        return await self._finish_refund(refunding), Outcome.REFUNDED
+
+    async def _finish_refund(self, order: Order) -> Order:
+        if self.payments is None or not order.payment_intent_id:
+            raise ApiError(Code.PAYMENT_PROVIDER_ERROR, "cannot refund: payments not configured")
+        await self.payments.refund(order.payment_intent_id, order.order_id)
+        refunded = msgspec.structs.replace(order, status=OrderStatus.REFUNDED)
+        reply = await self.inventory.scripts.run(
+            "refund", keys.inventory_keys(order.event_id), [order.order_id, encode(refunded)]
+        )
+        if reply[0] != "ok":  # a twin delivery recorded it first
+            return await self.load(order.event_id, order.order_id) or refunded
+        return refunded
+
+    async def _cas(
+        self, order: Order, expected: tuple[OrderStatus, ...], *, release_hold: bool
+    ) -> str:
+        """Store ``order`` if the stored one is in an ``expected`` status; ``"ok"`` or the
+        status it is in."""
+        args = [
+            self.inventory.now(),
+            order.order_id,
+            " ".join(expected),
+            encode(order),
+            order.hold_id if release_hold else "",
+        ]
+        return str(
+            await self.inventory.scripts.run("order_cas", keys.inventory_keys(order.event_id), args)
+        )
+
     async def fail(self, event_id: str, order_id: str) -> Order | None:
-        """The payment failed: the tickets go back to the pool at once."""
+        """The payment failed: the tickets go back to the pool at once (the buyer may still
+        pay with another card: the tickets are then taken again if they are free)."""
         order = await self.load(event_id, order_id)
         if order is None or order.status is not OrderStatus.PENDING:
             return order  # unknown, or already settled (a reordered webhook)
-        await self.inventory.release(event_id, order.hold_id)
-        order.status, order.client_secret = OrderStatus.FAILED, None
-        await self._save(order)
-        return order
+        failed = msgspec.structs.replace(order, status=OrderStatus.FAILED, client_secret=None)
+        if await self._cas(failed, (OrderStatus.PENDING,), release_hold=True) == "ok":
+            return failed
+        return await self.load(event_id, order_id)
+
+
+_REFUNDABLE = (Rejection.SOLD_OUT, Rejection.INSUFFICIENT_INVENTORY, Rejection.LIMIT_EXCEEDED)
+
+
+def _mismatch(order: Order, paid: PaidIntent) -> str:
+    """What about a payment does not match its order ('' when it all does)."""
+    if order.payment_intent_id and paid.id != order.payment_intent_id:
+        return f"payment intent {paid.id}, the order's is {order.payment_intent_id}"
+    if paid.amount != order.amount:
+        return f"received {paid.amount}, the order is {order.amount}"
+    if paid.currency.upper() != order.currency.upper():
+        return f"currency {paid.currency}, the order's is {order.currency}"
+    return ""

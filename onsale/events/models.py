@@ -9,26 +9,27 @@ import msgspec
 from msgspec import Meta
 
 from onsale.events.currencies import CURRENCIES
+from onsale.text import LINE, TEXT
 
 UtcTime = Annotated[datetime, Meta(tz=True)]
-Name = Annotated[str, Meta(min_length=1, max_length=200)]
+Name = Annotated[str, Meta(min_length=1, max_length=200), LINE]
 Count = Annotated[int, Meta(ge=0, le=10_000_000)]
 Money = Annotated[int, Meta(ge=0, le=100_000_000_00)]
 
 
 class Venue(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     name: Name
-    city: Annotated[str, Meta(min_length=1, max_length=100)] | None = None
+    city: Annotated[str, Meta(min_length=1, max_length=100), LINE] | None = None
     country: Annotated[str, Meta(pattern="^[A-Z]{2}$")] | None = None
-    address: Annotated[str, Meta(max_length=300)] | None = None
+    address: Annotated[str, Meta(max_length=300), LINE] | None = None
 
 
 class TierIn(msgspec.Struct, forbid_unknown_fields=True):
-    name: Annotated[str, Meta(min_length=1, max_length=100)]
+    name: Annotated[str, Meta(min_length=1, max_length=100), LINE]
     price: Money
     capacity: Count
     per_order_limit: Annotated[int, Meta(ge=1, le=100)] | None = None
-    description: Annotated[str, Meta(max_length=2000)] = ""
+    description: Annotated[str, Meta(max_length=2000), TEXT] = ""
     sale_starts_at: UtcTime | None = None
     sale_ends_at: UtcTime | None = None
 
@@ -49,7 +50,7 @@ class EventIn(msgspec.Struct, forbid_unknown_fields=True):
     onsale: OnsaleIn
     ends_at: UtcTime | None = None
     venue: Venue | None = None
-    description: Annotated[str, Meta(max_length=10_000)] = ""
+    description: Annotated[str, Meta(max_length=10_000), TEXT] = ""
 
     def problems(self) -> list[str]:
         """What msgspec's per-field checks cannot see: rules across fields."""

@@ -51,7 +51,15 @@ HOLDS = Counter("onsale_holds", "Holds created")
 HOLD_FAILURES = Counter("onsale_hold_failures", "Hold requests refused, by reason", ("reason",))
 WEBHOOKS = Counter("onsale_webhooks", "Stripe webhook deliveries, by outcome", ("outcome",))
 # Present at 0 from the start: rate() needs a first sample, and dashboards a series.
-for _outcome in ("confirmed", "failed", "duplicate", "ignored", "invalid_signature"):
+for _outcome in (
+    "confirmed",
+    "failed",
+    "duplicate",
+    "ignored",
+    "invalid_signature",
+    "refunded",
+    "mismatch",
+):
     WEBHOOKS.labels(_outcome)
 for _reason in ("sold_out", "insufficient_inventory", "limit_exceeded", "admission_required"):
     HOLD_FAILURES.labels(_reason)

@@ -93,14 +93,20 @@ class Inventory(ScriptClient):
         payload: str | bytes,
         *,
         retake_items: Items | None = None,
+        owner: str = "",
+        owner_limit: int = 0,
     ) -> Confirmation:
         """Hold -> sold, and the order onto the event's stream, in one script.
 
         Confirming the same order again is harmless (``duplicate``). With ``retake_items``
-        a hold that expired takes those tickets again if they are free.
+        a hold that expired takes those tickets again if they are free and ``owner`` may
+        still have them (its per-tier limits and ``owner_limit``).
         """
         pairs = _pairs(retake_items) if retake_items is not None else []
-        args = [self._now(), hold_id, order_id, payload, "1" if retake_items else "0"]
+        args = [
+            self._now(), hold_id, order_id, payload, "1" if retake_items else "0", owner,
+            owner_limit,
+        ]  # fmt: skip
         reply = await self._scripts.run(
             "confirm", keys.inventory_keys(event_id), args + _flat(pairs)
         )

@@ -21,6 +21,7 @@ class Rejection(StrEnum):
     HOLD_USED = "hold_used"
     CAPACITY_BELOW_TAKEN = "capacity_below_taken"
     ADMISSION_ENDED = "admission_ended"
+    ORDER_SETTLED = "order_settled"
 
 
 class HoldRejected(Exception):

@@ -19,6 +19,8 @@ PRELUDES: dict[str, tuple[str, ...]] = {
     "confirm": ("_common",),
     "sweep": ("_common",),
     "arm": ("_common",),
+    "order_cas": ("_common",),
+    "refund": ("_common",),
     "queue_join": ("_queue",),
     "queue_status": ("_queue",),
     "queue_leave": ("_queue",),
@@ -91,6 +93,18 @@ class ScriptClient:
         self.redis = redis
         self._scripts = scripts or Scripts(redis)
         self._clock = clock
+
+    @property
+    def scripts(self) -> Scripts:
+        return self._scripts
+
+    @property
+    def clock(self) -> Clock | None:
+        return self._clock
+
+    def now(self) -> int:
+        """The injected clock, or 0: the script then asks Redis for the time."""
+        return self._now()
 
     def _now(self) -> int:
         """The injected clock, or 0: the script then asks Redis for the time."""

@@ -1,10 +1,13 @@
 -- Prepended to every inventory script (see onsale/inventory/scripts.py).
 -- KEYS: 1 inventory hash, 2 hold expiry zset, 3 live hold data hash,
 --       4 finished hold states hash, 5 orders stream, 6 owners hash,
---       7 the waiting room's active admissions zset.
+--       7 the waiting room's active admissions zset, 8 orders hash (order id -> JSON),
+--       9 order counters hash.
 -- A hold record is "expires_ms|owner|tier qty tier qty ...".
+-- The owners hash counts what an owner (an admission) holds or bought: field <owner> in all,
+-- field "<owner> <tier>" per tier. Both only ever grow by a check against the limits.
 local INV, EXP, DATA, DONE, STREAM, OWNERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local ACTIVE = KEYS[7]
+local ACTIVE, ORDERS, COUNTS = KEYS[7], KEYS[8], KEYS[9]
 
 local function parse(record)
   local exp, owner, rest = string.match(record, '^(%d+)|([^|]*)|(.*)$')
@@ -15,19 +18,65 @@ local function parse(record)
   return tonumber(exp), owner, items
 end
 
-local function add_owner(owner, delta)
-  if owner ~= '' then redis.call('HINCRBY', OWNERS, owner, delta) end
+-- Adds (sign 1) or gives back (sign -1) items' tickets to an owner's counts.
+local function add_owner(owner, items, sign)
+  if owner == '' then return end
+  local total = 0
+  for _, it in ipairs(items) do
+    local field = owner .. ' ' .. it[1]
+    if redis.call('HINCRBY', OWNERS, field, sign * it[2]) <= 0 then
+      redis.call('HDEL', OWNERS, field)
+    end
+    total = total + it[2]
+  end
+  if redis.call('HINCRBY', OWNERS, owner, sign * total) <= 0 then
+    redis.call('HDEL', OWNERS, owner)
+  end
+end
+
+-- nil if the owner may take items on top of what it holds and bought, else
+-- {'err', 'limit_exceeded', tier ('' = the overall limit), how many more are allowed}.
+local function over_limit(owner, owner_limit, items)
+  if owner == '' then return nil end
+  local total = 0
+  for _, it in ipairs(items) do
+    local limit = tonumber(redis.call('HGET', INV, it[1] .. ':limit') or '0')
+    if limit > 0 then
+      local used = tonumber(redis.call('HGET', OWNERS, owner .. ' ' .. it[1]) or '0')
+      if used + it[2] > limit then return {'err', 'limit_exceeded', it[1], limit - used} end
+    end
+    total = total + it[2]
+  end
+  if owner_limit > 0 then
+    local used = tonumber(redis.call('HGET', OWNERS, owner) or '0')
+    if used + total > owner_limit then return {'err', 'limit_exceeded', '', owner_limit - used} end
+  end
+  return nil
+end
+
+-- The status of an order record (nil when there is none).
+local function order_status(order_id)
+  local raw = redis.call('HGET', ORDERS, order_id)
+  if not raw then return nil end
+  return cjson.decode(raw)['status']
+end
+
+-- The (tier, qty) pairs of ARGV from index `first`, n of them.
+local function argv_items(first, n)
+  local items = {}
+  for i = 0, n - 1 do
+    items[#items + 1] = {ARGV[first + 2 * i], tonumber(ARGV[first + 2 * i + 1])}
+  end
+  return items
 end
 
 -- Ends a live hold: its tickets go back to the pool and its end state is recorded once.
 local function finish(hold_id, record, state)
   local _, owner, items = parse(record)
-  local total = 0
   for _, it in ipairs(items) do
     redis.call('HINCRBY', INV, it[1] .. ':held', -it[2])
-    total = total + it[2]
   end
-  add_owner(owner, -total)
+  add_owner(owner, items, -1)
   redis.call('ZREM', EXP, hold_id)
   redis.call('HDEL', DATA, hold_id)
   redis.call('HSET', DONE, hold_id, state)

@@ -1,23 +1,33 @@
 -- confirm: turns a live hold into sold tickets and appends the order to the event's stream,
--- atomically. With retake = '1', an order whose hold expired takes the same tickets again
--- if they are available (a payment that arrived late).
--- ARGV: now_ms (0 = Redis clock), hold_id, order_id, payload (the stream entry's data),
---       retake ('0' | '1'), n, then n pairs tier_id, quantity (the order's items, for retake).
+-- atomically; the order's record (if it has one) becomes the payload in the same step, and
+-- the owner's checkout slot in the waiting room is freed. With retake = '1', an order whose
+-- hold expired or was released takes the same tickets again if they are available and the
+-- owner's limits allow (a payment that arrived late). An order being refunded never is.
+-- ARGV: now_ms (0 = Redis clock), hold_id, order_id, payload (the confirmed order),
+--       retake ('0' | '1'), owner ('' = none), owner_limit (0 = none), n,
+--       then n pairs tier_id, quantity (the order's items, for retake).
 -- Returns {'ok', stream_id, 'hold' | 'retaken'} | {'dup', order_id}
 --      or {'err', reason} with reason hold_expired, hold_used, sold_out, insufficient_inventory,
---         unknown_tier, invalid_quantity.
+--         unknown_tier, invalid_quantity, limit_exceeded, order_settled (refunding/refunded).
 local now = clock(ARGV[1])
-local hold_id, order_id, payload, retake, n = ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
+local hold_id, order_id, payload, retake = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local owner, owner_limit, n = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
 local confirmed = 'confirmed:' .. order_id
 
-local function append()
+local status = order_status(order_id)
+if status == 'confirmed' then return {'dup', order_id} end
+if status == 'refunding' or status == 'refunded' then return {'err', 'order_settled'} end
+
+local function append(buyer)
   redis.call('HSET', DONE, hold_id, confirmed)
+  if status then redis.call('HSET', ORDERS, order_id, payload) end
+  if buyer ~= '' then redis.call('ZREM', ACTIVE, buyer) end
   return redis.call('XADD', STREAM, '*', 'order', order_id, 'data', payload)
 end
 
 local record = redis.call('HGET', DATA, hold_id)
 if record then
-  local expires, _, items = parse(record)
+  local expires, holder, items = parse(record)
   if expires > now then
     for _, it in ipairs(items) do
       redis.call('HINCRBY', INV, it[1] .. ':held', -it[2])
@@ -25,7 +35,7 @@ if record then
     end
     redis.call('ZREM', EXP, hold_id)
     redis.call('HDEL', DATA, hold_id)
-    return {'ok', append(), 'hold'}
+    return {'ok', append(holder), 'hold'}
   end
   finish(hold_id, record, 'expired')
 end
@@ -37,14 +47,20 @@ if retake ~= '1' then return {'err', 'hold_expired'} end
 
 -- Whole tickets only: a quantity below 1 would lower sold and let the pool oversell.
 if n < 1 then return {'err', 'invalid_quantity'} end
-for i = 0, n - 1 do
-  local qty = tonumber(ARGV[8 + 2 * i])
-  if not qty or qty < 1 or qty ~= math.floor(qty) then return {'err', 'invalid_quantity'} end
+local items = argv_items(9, n)
+for _, it in ipairs(items) do
+  if not it[2] or it[2] < 1 or it[2] ~= math.floor(it[2]) then
+    return {'err', 'invalid_quantity'}
+  end
 end
 expire(now, 1000000)
-local short = shortage(7, n)
+-- Releasing gave the owner's count back; taking again must pass the owner's limits again.
+local over = over_limit(owner, owner_limit, items)
+if over then return {'err', over[2]} end
+local short = shortage(9, n)
 if short then return {'err', short[2]} end
-for i = 0, n - 1 do
-  redis.call('HINCRBY', INV, ARGV[7 + 2 * i] .. ':sold', tonumber(ARGV[8 + 2 * i]))
+for _, it in ipairs(items) do
+  redis.call('HINCRBY', INV, it[1] .. ':sold', it[2])
 end
-return {'ok', append(), 'retaken'}
+add_owner(owner, items, 1)
+return {'ok', append(owner), 'retaken'}

@@ -2,6 +2,8 @@
 -- ARGV: now_ms (0 = Redis clock), hold_id, owner ('' = none), owner_limit (0 = none),
 --       admitted ('1': the owner must hold a live admission of the waiting room), n,
 --       then n pairs tier_id, quantity (distinct tiers, quantity >= 1).
+-- An owner's tickets (held and bought, over all its holds) never pass a tier's per-order
+-- limit in that tier, nor owner_limit in all.
 -- Returns {'ok', hold_id, expires_ms, amount} (amount: sum of price * quantity)
 --      or {'err', reason, tier_id, available} with reason one of unknown_event, unknown_tier,
 --         duplicate_hold, invalid_quantity, limit_exceeded, sold_out, insufficient_inventory,
@@ -17,26 +19,21 @@ if redis.call('HEXISTS', DATA, hold_id) == 1 or redis.call('HEXISTS', DONE, hold
   return {'err', 'duplicate_hold', '', 0}
 end
 
-local total, amount, parts = 0, 0, {}
-for i = 0, n - 1 do
-  local tier, qty = ARGV[7 + 2 * i], tonumber(ARGV[8 + 2 * i])
+local items, amount, parts = argv_items(7, n), 0, {}
+for _, it in ipairs(items) do
+  local tier, qty = it[1], it[2]
   if not qty or qty < 1 or qty ~= math.floor(qty) then return {'err', 'invalid_quantity', tier, 0} end
   local f = redis.call('HMGET', INV, tier .. ':limit', tier .. ':price')
   local limit = tonumber(f[1])
   if not limit then return {'err', 'unknown_tier', tier, 0} end
   if limit > 0 and qty > limit then return {'err', 'limit_exceeded', tier, limit} end
-  total = total + qty
   amount = amount + qty * tonumber(f[2])
   parts[#parts + 1] = tier .. ' ' .. qty
 end
-if owner ~= '' and owner_limit > 0 then
-  local used = tonumber(redis.call('HGET', OWNERS, owner) or '0')
-  -- The owner's own holds that fell due no longer count: expire them before saying no.
-  if used + total > owner_limit and expire(now, 1000000) > 0 then
-    used = tonumber(redis.call('HGET', OWNERS, owner) or '0')
-  end
-  if used + total > owner_limit then return {'err', 'limit_exceeded', '', owner_limit - used} end
-end
+local over = over_limit(owner, owner_limit, items)
+-- The owner's own holds that fell due no longer count: expire them before saying no.
+if over and expire(now, 1000000) > 0 then over = over_limit(owner, owner_limit, items) end
+if over then return over end
 
 -- Lazy expiry: a few due holds every call; all of them before answering "no".
 expire(now, 16)
@@ -44,11 +41,11 @@ local short = shortage(7, n)
 if short and expire(now, 1000000) > 0 then short = shortage(7, n) end
 if short then return short end
 
-for i = 0, n - 1 do
-  redis.call('HINCRBY', INV, ARGV[7 + 2 * i] .. ':held', tonumber(ARGV[8 + 2 * i]))
+for _, it in ipairs(items) do
+  redis.call('HINCRBY', INV, it[1] .. ':held', it[2])
 end
 local expires = now + hold_ms
 redis.call('ZADD', EXP, expires, hold_id)
 redis.call('HSET', DATA, hold_id, expires .. '|' .. owner .. '|' .. table.concat(parts, ' '))
-add_owner(owner, total)
+add_owner(owner, items, 1)
 return {'ok', hold_id, expires, amount}

@@ -97,13 +97,37 @@ class Model:
 
     # -- the scripts' shared helpers ----------------------------------------------------
 
-    def _add_owner(self, owner: str, delta: int) -> None:
+    def _count(self, field: str, delta: int) -> None:
+        """As HINCRBY then HDEL at zero or below."""
+        value = self.owners.get(field, 0) + delta
+        if value > 0:
+            self.owners[field] = value
+        else:
+            self.owners.pop(field, None)
+
+    def _add_owner(self, owner: str, items: Items, sign: int) -> None:
         if owner:
-            self.owners[owner] = self.owners.get(owner, 0) + delta
+            for tier, qty in items:
+                self._count(f"{owner} {tier}", sign * qty)
+            self._count(owner, sign * sum(q for _, q in items))
+
+    def _over_limit(self, owner: str, owner_limit: int, items: Items) -> Refusal | None:
+        """An owner's tickets, held and bought, against each tier's limit and in all."""
+        if not owner:
+            return None
+        for tier, qty in items:
+            limit = self.tiers[tier].limit if tier in self.tiers else 0
+            used = self.owners.get(f"{owner} {tier}", 0)
+            if limit > 0 and used + qty > limit:
+                return Refusal(Rejection.LIMIT_EXCEEDED, tier, limit - used)
+        used = self.owners.get(owner, 0)
+        if owner_limit > 0 and used + sum(q for _, q in items) > owner_limit:
+            return Refusal(Rejection.LIMIT_EXCEEDED, "", owner_limit - used)
+        return None
 
     def _finish(self, hold_id: str, state: str) -> None:
         hold = self.live.pop(hold_id)
-        self._add_owner(hold.owner, -sum(q for _, q in hold.items))
+        self._add_owner(hold.owner, hold.items, -1)
         self.done[hold_id] = state
 
     def expire(self, limit: int) -> int:
@@ -148,15 +172,11 @@ class Model:
             limit = self.tiers[tier].limit
             if 0 < limit < qty:
                 return Refusal(Rejection.LIMIT_EXCEEDED, tier, limit)
-        if owner and owner_limit > 0:
-            total = sum(q for _, q in items)
-            # As the script does: due holds are expired before an owner is refused.
-            if self.owners.get(owner, 0) + total > owner_limit:
-                self.expire(ALL)
-            used = self.owners.get(owner, 0)
-            if used + total > owner_limit:
-                return Refusal(Rejection.LIMIT_EXCEEDED, "", owner_limit - used)
-        return None
+        over = self._over_limit(owner, owner_limit, items)
+        # As the script does: due holds are expired before an owner is refused.
+        if over and self.expire(ALL) > 0:
+            over = self._over_limit(owner, owner_limit, items)
+        return over
 
     def hold(
         self, hold_id: str, items: Items, owner: str, owner_limit: int, admitted: bool
@@ -179,7 +199,7 @@ class Model:
             return short
         expires = self.now + self.hold_ms
         self.live[hold_id] = LiveHold(expires, owner, items)
-        self._add_owner(owner, sum(q for _, q in items))
+        self._add_owner(owner, items, 1)
         return Held(expires, sum(q * self.tiers[t].price for t, q in items))
 
     def release(self, hold_id: str) -> ReleaseOutcome:
@@ -194,7 +214,12 @@ class Model:
         return ReleaseOutcome(state.split(":", 1)[0])
 
     def confirm(
-        self, hold_id: str, order_id: str, retake: Items | None
+        self,
+        hold_id: str,
+        order_id: str,
+        retake: Items | None,
+        owner: str = "",
+        owner_limit: int = 0,
     ) -> Confirmed | Duplicate | Refusal:
         confirmed = f"confirmed:{order_id}"
         hold = self.live.get(hold_id)
@@ -204,7 +229,7 @@ class Model:
                 del self.live[hold_id]
                 for tier, qty in hold.items:
                     self.tiers[tier].sold += qty
-                return self._append(hold_id, confirmed, retaken=False)
+                return self._append(hold_id, confirmed, hold.owner, retaken=False)
             self._finish(hold_id, "expired")
         state = self.done.get(hold_id)
         if state == confirmed:
@@ -216,16 +241,21 @@ class Model:
         if any(qty < 1 for _, qty in retake):
             return Refusal(Rejection.INVALID_QUANTITY)
         self.expire(ALL)
+        # The owner's tickets went back with the hold: taking them again counts again.
+        over = self._over_limit(owner, owner_limit, retake)
+        if over:
+            return Refusal(over.reason)
         short = self._shortage(retake)
         if short:
             return Refusal(short.reason)
-        # As the script does: retaken tickets are not counted against the hold's owner again.
         for tier, qty in retake:
             self.tiers[tier].sold += qty
-        return self._append(hold_id, confirmed, retaken=True)
+        self._add_owner(owner, retake, 1)
+        return self._append(hold_id, confirmed, owner, retaken=True)
 
-    def _append(self, hold_id: str, confirmed: str, *, retaken: bool) -> Confirmed:
+    def _append(self, hold_id: str, confirmed: str, owner: str, *, retaken: bool) -> Confirmed:
         self.done[hold_id] = confirmed
+        self.admissions.pop(owner, None)  # the buyer is done: the checkout slot is free
         self.stream.append(confirmed.split(":", 1)[1])
         return Confirmed(retaken)
 

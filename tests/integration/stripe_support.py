@@ -51,6 +51,17 @@ async def _pay(api: stripe.StripeClient, payment_intent_id: str, card: str) -> s
     return str(intent.status)
 
 
+def intent_of(event_id: str, order: dict[str, Any]) -> dict[str, Any]:
+    """The PaymentIntent of an order (from its checkout answer) as Stripe's event carries it."""
+    return {
+        "id": order["payment"]["payment_intent_id"],
+        "amount": order["amount"],
+        "amount_received": order["amount"],
+        "currency": order["currency"].lower(),
+        "metadata": {"event_id": event_id, "order_id": order["order_id"]},
+    }
+
+
 def signed(event_type: str, intent: dict[str, Any], *, at: int | None = None,
            secret: str = WEBHOOK_SECRET) -> tuple[bytes, dict[str, str]]:  # fmt: skip
     """A Stripe event and its Stripe-Signature header, made exactly as Stripe makes them."""

@@ -11,7 +11,7 @@ from litestar.testing import AsyncTestClient
 
 from onsale import keys
 from onsale.inventory import Inventory
-from tests.integration.stripe_support import pay, signed
+from tests.integration.stripe_support import intent_of, pay, signed
 from tests.integration.test_events_api import create
 from tests.integration.test_queue_api import admitted, bearer, iso
 
@@ -108,7 +108,7 @@ async def test_paid_order_is_confirmed_once(
     order = (await checkout(client, hold["hold_id"], "pay")).json()
     pi = order["payment"]["payment_intent_id"]
     assert await pay(stripe_url, pi) == "succeeded"
-    intent = {"id": pi, "metadata": {"event_id": event["id"], "order_id": order["order_id"]}}
+    intent = intent_of(event["id"], order)
     body, headers = signed("payment_intent.succeeded", intent)
     for _ in range(3):  # Stripe may deliver the same event more than once
         r = await client.post("/api/webhooks/stripe", content=body, headers=headers)
@@ -130,10 +130,7 @@ async def test_paid_order_is_confirmed_once(
 async def test_webhook_signatures(client: Client, admin: dict[str, str]) -> None:
     event, hold, _ = await hold_for(client, admin)
     order = (await checkout(client, hold["hold_id"], "sig")).json()
-    intent = {
-        "id": order["payment"]["payment_intent_id"],
-        "metadata": {"event_id": event["id"], "order_id": order["order_id"]},
-    }
+    intent = intent_of(event["id"], order)
     import time
 
     for kw in ({"secret": "whsec_forged"}, {"at": int(time.time()) - 3600}):
@@ -154,10 +151,7 @@ async def test_failed_payment_releases_the_hold(
 ) -> None:
     event, hold, _ = await hold_for(client, admin)
     order = (await checkout(client, hold["hold_id"], "fail")).json()
-    intent = {
-        "id": order["payment"]["payment_intent_id"],
-        "metadata": {"event_id": event["id"], "order_id": order["order_id"]},
-    }
+    intent = intent_of(event["id"], order)
     assert (await webhook(client, "payment_intent.payment_failed", intent)).status_code == 200
     levels = await Inventory(redis).levels(event["id"])
     assert levels[0].held == 0
@@ -181,7 +175,7 @@ async def test_late_payment_without_tickets_is_refunded(
     other = await Inventory(redis).hold(event["id"], {event["tiers"][0]["id"]: 2})
     await Inventory(redis).confirm(event["id"], other.hold_id, str(uuid.uuid4()), "{}")
     assert await pay(stripe_url, pi) == "succeeded"
-    intent = {"id": pi, "metadata": {"event_id": event["id"], "order_id": order["order_id"]}}
+    intent = intent_of(event["id"], order)
     assert (await webhook(client, "payment_intent.succeeded", intent)).status_code == 200
     assert (await webhook(client, "payment_intent.succeeded", intent)).status_code == 200
     r = await client.get(f"/api/orders/{order['order_id']}", headers=bearer(order["order_token"]))

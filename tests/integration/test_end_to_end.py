@@ -20,7 +20,7 @@ from onsale.config import Settings
 from onsale.inventory import Inventory
 from onsale.tickets import qr
 from tests.integration.commit_support import drained, running
-from tests.integration.stripe_support import pay, signed
+from tests.integration.stripe_support import intent_of, pay, signed
 from tests.integration.test_events_api import create
 from tests.integration.test_queue_api import admitted, bearer, iso
 from tests.integration.test_tickets import decode_png
@@ -53,7 +53,7 @@ async def paid_order(
     order: dict[str, Any] = r.json()
     pi = order["payment"]["payment_intent_id"]
     assert await pay(stripe_url, pi) == "succeeded"
-    intent = {"id": pi, "metadata": {"event_id": event_id, "order_id": order["order_id"]}}
+    intent = intent_of(event_id, order)
     body_bytes, headers = signed("payment_intent.succeeded", intent)
     r = await client.post("/api/webhooks/stripe", content=body_bytes, headers=headers)
     assert r.status_code == 200, r.text
@@ -114,7 +114,7 @@ async def test_one_buyer_from_join_to_check_in(
     order = checkout.json()
     pi = order["payment"]["payment_intent_id"]
     assert await pay(stripe_url, pi) == "succeeded"
-    intent = {"id": pi, "metadata": {"event_id": event["id"], "order_id": order["order_id"]}}
+    intent = intent_of(event["id"], order)
     payload, headers = signed("payment_intent.succeeded", intent)
     assert (await client.post("/api/webhooks/stripe", content=payload, headers=headers)).is_success
 

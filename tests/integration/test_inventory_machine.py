@@ -78,6 +78,8 @@ class InventoryMachine(RuleBasedStateMachine):
         self.inventory = Inventory(self.client, clock=lambda: self.model.now)
         # What each hold id asked for; once taken, what it holds. A late payment retakes it.
         self.requests: dict[str, Items] = {}
+        # Who asked for each hold id first, and that owner's overall limit.
+        self.owner_of: dict[str, tuple[str, int]] = {}
         self.released: set[str] = set()
         self.serial = 0
 
@@ -146,6 +148,7 @@ class InventoryMachine(RuleBasedStateMachine):
         admitted: bool = False,
     ) -> str:
         self.requests.setdefault(hold_id, tuple(items))
+        self.owner_of.setdefault(hold_id, (owner, limit))
         expected = self.model.hold(hold_id, tuple(items), owner, limit, admitted)
         try:
             hold = self.run(
@@ -164,6 +167,7 @@ class InventoryMachine(RuleBasedStateMachine):
             assert expected == Held(hold.expires_ms, hold.amount)
             assert hold.items == tuple(items)
             self.requests[hold_id] = tuple(items)
+            self.owner_of[hold_id] = (owner, limit)
         return hold_id
 
     @rule(
@@ -214,14 +218,21 @@ class InventoryMachine(RuleBasedStateMachine):
         order_id = f"o-{hold_id}-rival" if rival else f"o-{hold_id}"
         payload = f'{{"order": "{order_id}"}}'
         retake_items = dict(self.requests[hold_id]) if retake else None
+        owner, limit = self.owner_of[hold_id]
         live = self.run(self.inventory.live_hold(self.event, hold_id))
         expected = self.model.confirm(
-            hold_id, order_id, tuple(retake_items.items()) if retake_items else None
+            hold_id, order_id, tuple(retake_items.items()) if retake_items else None, owner, limit
         )
         try:
             got = self.run(
                 self.inventory.confirm(
-                    self.event, hold_id, order_id, payload, retake_items=retake_items
+                    self.event,
+                    hold_id,
+                    order_id,
+                    payload,
+                    retake_items=retake_items,
+                    owner=owner,
+                    owner_limit=limit,
                 )
             )
         except HoldRejected as exc:

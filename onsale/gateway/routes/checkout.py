@@ -9,12 +9,14 @@ from typing import Any
 from litestar import MediaType, Response, get, post
 from litestar.params import FromPath
 
+from onsale import keys
 from onsale.checkout import emulator
-from onsale.checkout.models import CheckoutIn, CheckoutOut, OrderOut, TicketOut
+from onsale.checkout.models import CheckoutIn, CheckoutOut, OrderOut, Outcome, PaidIntent, TicketOut
 from onsale.errors import ApiError, Code
 from onsale.gateway.auth import bearer
 from onsale.gateway.body import decode
 from onsale.gateway.metrics import WEBHOOKS
+from onsale.gateway.ratelimit import client_address
 from onsale.gateway.types import AnyRequest, Deps
 
 log = logging.getLogger("onsale.checkout")
@@ -28,6 +30,8 @@ async def checkout(hold_id: FromPath[str], request: AnyRequest, services: Deps) 
     key = request.headers.get("idempotency-key", "").strip()
     if not key or len(key) > 255:
         raise ApiError(Code.INVALID_REQUEST, "send an Idempotency-Key header (1-255 chars)")
+    limit = services.settings.security.checkouts_per_minute
+    await services.limiter.check(keys.CHECKOUT_LIMIT, client_address(request), limit)
     data = decode(await request.body(), CheckoutIn)
     return await services.checkout.checkout(hold_id, key, data)
 
@@ -49,22 +53,32 @@ async def stripe_webhook(request: AnyRequest, services: Deps) -> Response[dict[s
     intent = event.data.object.to_dict()
     metadata = intent.get("metadata") or {}
     event_id, order_id = metadata.get("event_id"), metadata.get("order_id")
-    if event.type in ("payment_intent.succeeded", "payment_intent.payment_failed") and (
-        event_id and order_id
-    ):
-        if event.type == "payment_intent.succeeded":
-            await services.checkout.confirm(event_id, order_id, payment_intent_id=intent["id"])
-            outcome = "confirmed"
-        else:
-            await services.checkout.fail(event_id, order_id)
-            outcome = "failed"
+    outcome = Outcome.IGNORED
+    if event_id and order_id and event.type == "payment_intent.succeeded":
+        _, outcome = await services.checkout.confirm(event_id, order_id, _paid(intent))
+    elif event_id and order_id and event.type == "payment_intent.payment_failed":
+        await services.checkout.fail(event_id, order_id)
+        outcome = Outcome.FAILED
     else:
         log.info("stripe event %s (%s) needs nothing from us", event.id, event.type)
-        outcome = "ignored"
     # Remembered only once handled: a failure above answers 5xx and Stripe delivers again.
     await services.redis.set(seen, 1, ex=SEEN_EVENT_S)
     WEBHOOKS.labels(outcome).inc()
     return Response({"received": True}, media_type=MediaType.JSON)
+
+
+def _paid(intent: dict[str, Any]) -> PaidIntent:
+    """The PaymentIntent of a ``succeeded`` event; what arrived is checked against the order.
+
+    ``amount_received`` is what Stripe took; an emulator that leaves it out is taken at
+    ``amount`` (a succeeded automatic-capture intent received all of it).
+    """
+    received = intent.get("amount_received", intent.get("amount"))
+    return PaidIntent(
+        id=str(intent.get("id") or ""),
+        amount=received if isinstance(received, int) else -1,
+        currency=str(intent.get("currency") or ""),
+    )
 
 
 @get("/api/orders/{order_id:str}")
