@@ -181,3 +181,41 @@ async def test_buyers_on_events_on_different_nodes_reach_postgres(
             assert report.differences == [], report.text()
     finally:
         await payments.aclose()
+
+
+async def test_retirement_and_early_check_in_look_ups_on_a_cluster(
+    cluster: Any, cluster_settings: Settings, pool: asyncpg.Pool
+) -> None:
+    """The retirement scripts (global keys in one slot, an event's keys in another) and
+    check-in's look-up of uncommitted orders, on events of whatever nodes they land on."""
+    from onsale.checkout.models import decode_order
+    from onsale.checkout.stream import find_uncommitted
+    from onsale.events import retirement
+    from tests.integration.commit_support import create_event, sell, until
+
+    events = [await create_event(pool, cluster) for _ in range(3)]
+    for event in events:
+        (order,) = await sell(cluster, event, 1)
+        found = await find_uncommitted(cluster, event.id, [order.tickets[0].ticket_id])
+        assert [decode_order(f).order_id for f in found] == [order.order_id]
+    every_event = CommitterOptions(block_ms=100, refresh_s=3600)
+    ids = {e.id for e in events}
+    async with running(Committer(cluster, cluster_settings.database.url, every_event)) as c:
+        for event in events:
+            await drained(cluster, event.id)
+            await cluster.hset(keys.onsale(event.id), "closes_ms", 1)
+        assert ids <= set(await retirement.retire_ended(cluster, pool))
+        assert not ids & set(await cluster.smembers(keys.ARMED_EVENTS))
+
+        async def let_go() -> bool:
+            return not ids & set(c.events)
+
+        await until(let_go, "the committer to stop reading the retired events")
+        # A late entry on a retired event: brought back, read, written.
+        await sell(cluster, events[0], 1, seed=1)
+
+        async def two_orders() -> bool:
+            return (await counts(pool, events[0].id))[0] == 2
+
+        await until(two_orders, "the late entry to reach Postgres")
+    assert await cluster.sismember(keys.ARMED_EVENTS, events[0].id)

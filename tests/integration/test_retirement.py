@@ -143,7 +143,7 @@ async def test_an_ended_event_is_retired_and_a_late_payment_still_reaches_postgr
     bought = await pending_order(c, admin, event_id, tier_id)
     await paid_late(c, stripe_url, event_id, bought)  # free tickets: it takes one again
 
-    async with running(Committer(mine, database_url, CommitterOptions(block_ms=100))):
+    async with running(Committer(mine, database_url, CommitterOptions(block_ms=100))) as com:
         await drained(mine, event_id)
         assert await order_status(pool, bought["order_id"]) == "confirmed"
 
@@ -168,6 +168,11 @@ async def test_an_ended_event_is_retired_and_a_late_payment_still_reaches_postgr
         metrics = (await c.get("/metrics")).text
         assert f'event="{event_id}"' not in metrics
         assert "onsale_events_retired 1.0" in metrics
+
+        async def let_go() -> bool:
+            return event_id not in com.events
+
+        await until(let_go, "the committer to stop reading the retired event")
 
         # A payment whose hold ran out arrives: the tickets are taken again (a confirmed
         # entry), then one with none left (a refund entry). The committer sees both.
