@@ -44,8 +44,10 @@ class Plan(msgspec.Struct, frozen=True):
     redis_down_s: float = 3.0
 
     def seconds(self) -> float:
-        """About how long the schedule takes from the opening (for sizing the sale)."""
-        return self.first_s + 3 * self.gap_s + 6 + self.postgres_down_s + self.redis_down_s
+        """About how long the schedule takes from the opening (for sizing the sale): the
+        faults, the gaps, and about 9 s of healing (a worker starting up, a committer
+        reclaiming, the committer catching up after Postgres)."""
+        return self.first_s + 3 * self.gap_s + 9 + self.postgres_down_s + self.redis_down_s
 
 
 class Fault(msgspec.Struct):
@@ -198,7 +200,8 @@ async def kill_committer(e: Estate, say: Say, within_s: float = 20) -> Fault:
             break
         os.kill(victim.pid, signal.SIGCONT)
         await asyncio.sleep(0.01)
-    fault = Fault("kill -9 the committer mid-batch", time.time(), 0.0)
+    name = "kill -9 the committer " + ("mid-batch" if caught else "(between batches)")
+    fault = Fault(name, time.time(), 0.0)
     os.kill(victim.pid, signal.SIGKILL)
     where = f"with {caught} entries read and not acknowledged" if caught else "between batches"
     say(f"FAULT kill -9 committer {victim.pid} {where}")

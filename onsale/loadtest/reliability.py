@@ -289,9 +289,9 @@ def run(args: argparse.Namespace) -> int:
         gap_s=args.fault_gap, postgres_down_s=args.postgres_down, redis_down_s=args.redis_down
     )
     # Sized to sell out after the last fault: purchases go on through all of them.
-    selling_s = plan.seconds() + 10
+    selling_s = plan.seconds() + 5
     admit = args.admit_per_minute or max(6, math.ceil(args.tickets / 1.33 / selling_s * 60))
-    args.duration = max(args.duration, selling_s + 90)
+    args.duration = max(args.duration, selling_s + 30)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("codes.json", "locust_stats.csv", "locust_stats_history.csv", "requests.log"):
