@@ -22,6 +22,7 @@ from onsale.db import connect, migrate
 from onsale.db.url import with_database
 from onsale.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedStripe
 from onsale.gateway.app import create_app
+from onsale.gateway.services import Services
 
 
 @pytest.fixture(scope="session")
@@ -126,6 +127,13 @@ async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]
     """The gateway in-process, over ASGI, with its real lifespan and services."""
     async with AsyncTestClient(app=create_app(settings)) as c:
         yield c
+
+
+@pytest.fixture
+def app_services(client: AsyncTestClient[Litestar]) -> Services:
+    """The services of the session's gateway (to fail a dependency on purpose)."""
+    services: Services = client.app.state.services
+    return services
 
 
 @pytest.fixture

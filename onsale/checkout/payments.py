@@ -41,10 +41,18 @@ class Payments:
                 params={
                     "amount": order.amount,
                     "currency": order.currency.lower(),
+                    # What `onsale recover` needs to rebuild a paid order that Redis lost
+                    # before the committer wrote it (values are capped at 500 characters).
                     "metadata": {
                         "order_id": order.order_id,
                         "event_id": order.event_id,
                         "hold_id": order.hold_id,
+                        "items": " ".join(f"{i.tier_id} {i.quantity}" for i in order.items)[
+                            :500
+                        ],
+                        "visitor_id": order.visitor_id,
+                        "email": order.email,
+                        "name": order.name[:500],
                     },
                 },
                 options={"idempotency_key": f"onsale-pi-{order.order_id}"},
