@@ -45,6 +45,8 @@ MAX_RETIRED = 50_000
 #: Retired events a committer looks at per round, and how often.
 SCAN_SLICE = 200
 SCAN_EVERY_S = 1.0
+#: How long a round waits for Postgres to say which events have started.
+POSTGRES_TIMEOUT_S = 1.0
 #: Scripts in flight at once in a round: the hot path shares the connections.
 _CONCURRENCY = 16
 
@@ -143,7 +145,10 @@ async def _started(pool: asyncpg.Pool | None, event_ids: Sequence[str]) -> set[s
     if pool is None or not ids:
         return set()
     try:
-        return {r[0] for r in await pool.fetch(_STARTED, ids)}
+        # Bounded: the tick that asks also sweeps holds and admits buyers, and must not
+        # wait for a Postgres that is away (a connection attempt alone can take a minute).
+        async with asyncio.timeout(POSTGRES_TIMEOUT_S):
+            return {r[0] for r in await pool.fetch(_STARTED, ids)}
     except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         log.warning("retirement: Postgres unavailable (%s); judging by the sale's close", exc)
         return set()

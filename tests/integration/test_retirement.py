@@ -4,6 +4,8 @@ an every-event committer walk all armed events, and the session's others are not
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -241,3 +243,21 @@ async def test_the_retired_set_is_bounded(mine: Any, monkeypatch: pytest.MonkeyP
     assert await mine.zcard(keys.RETIRED_EVENTS) == 3
     assert await mine.zrange(keys.RETIRED_EVENTS, 0, -1) == ids[2:]
     assert await retirement.retired_since(mine, 0) == ids[2:]
+
+
+class HangingPool:
+    """A Postgres that does not answer (an outage while connecting)."""
+
+    async def fetch(self, *args: Any) -> Any:
+        await asyncio.Event().wait()
+
+
+async def test_a_postgres_outage_does_not_hold_up_the_tick(mine: Any) -> None:
+    closed, live = str(uuid.uuid4()), str(uuid.uuid4())
+    await mine.sadd(keys.ARMED_EVENTS, closed, live)
+    await mine.hset(keys.onsale(closed), "closes_ms", 1)
+    started = time.monotonic()
+    retired = await retirement.retire_ended(mine, HangingPool())  # type: ignore[arg-type]
+    assert time.monotonic() - started < retirement.POSTGRES_TIMEOUT_S + 5
+    assert retired == [closed]  # by the sale's close alone
+    assert await mine.sismember(keys.ARMED_EVENTS, live)
