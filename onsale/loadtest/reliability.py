@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from onsale import keys, signing
 from onsale.bench.http import free_port, wait_ready
@@ -49,6 +50,8 @@ from onsale.loadtest import (
 from onsale.loadtest.chaos import Committers, Estate, Fault, Plan, during, inject, requests
 from onsale.loadtest.relay import Relay
 
+#: Buyer outcomes (and counters) that are not a buyer turned away.
+_FINISHED = ("bought", "sold_out", "holds", "orders", "retries")
 COMMAND = "onsale loadtest --chaos --users 600 --tickets 300 --write docs/reliability.md"
 
 
@@ -164,6 +167,10 @@ Postgres, Redis and the Stripe emulator directly, and run `onsale reconcile`.
 
 **Faults injected: {faults}. Requests during faults: {during}. Orders lost: {lost}.**
 
+Buyers stranded (ended with neither tickets nor a sold-out answer): {stranded}. Nothing
+was paid for them, so nothing is lost, but each is a buyer a fault turned away: see the
+outcome codes in the output below and docs/runbook.md, "Chaos run".
+
 | fault | window | requests during | in flight at injection | failed | by status |
 |---|---:|---:|---:|---:|---|
 {rows}
@@ -188,6 +195,7 @@ def _doc(
     t: truth.Truth,
     checks: list[Any],
     seconds: float,
+    stranded: str,
 ) -> str:
     rows = []
     for f in faults:
@@ -217,6 +225,7 @@ def _doc(
         faults=len(faults),
         during=sum(during(reqs, f).total for f in faults),
         lost=len(truth.lost(t)),
+        stranded=stranded,
         rows="\n".join(rows),
         checks="\n".join(
             f"| {c.name} | {'PASS' if c.ok else 'FAIL'} | {c.detail} |" for c in checks
@@ -334,17 +343,23 @@ def run(args: argparse.Namespace) -> int:
         sampler.most_pending,
     )
     reqs = requests(out / "requests.log")
+    (out / "faults.json").write_bytes(msgspec.json.encode(faults))
+    others = {k: v for k, v in outcomes.items() if k not in _FINISHED}
+    stranded = f"{sum(others.values())}" + (
+        f" ({', '.join(f'{k} {v}' for k, v in sorted(others.items()))})" if others else ""
+    )
     summary = "\n".join(
         [
             report.summary(run, stats, errors, outcomes, checks),
             "",
             *hooks,
             f"orders lost: {len(truth.lost(t))}",
+            f"buyers stranded (neither tickets nor sold out): {stranded}",
         ]
     )
     (out / "summary.txt").write_text(summary + "\n")
     print(summary, flush=True)
     if args.write:
-        Path(args.write).write_text(_doc(args, summary, faults, reqs, t, checks, seconds))
+        Path(args.write).write_text(_doc(args, summary, faults, reqs, t, checks, seconds, stranded))
         _progress(f"wrote {args.write}")
     return 0 if all(c.ok for c in checks) and len(faults) == 4 else 1

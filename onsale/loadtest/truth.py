@@ -104,7 +104,10 @@ def reconcile(event_id: str, env: dict[str, str]) -> tuple[int, str]:
         text=True,
         timeout=120,
     )
-    return done.returncode, done.stdout.strip()
+    said = done.stdout.strip()
+    if done.returncode and done.stderr.strip():  # it could not compare: say why
+        said += "\n" + done.stderr.strip().splitlines()[-1]
+    return done.returncode, said
 
 
 async def gather(
@@ -263,6 +266,7 @@ def check(t: Truth) -> list[Check]:
         Check(
             "reconcile clean",
             t.reconcile_rc == 0,
-            t.reconcile_out.splitlines()[-1] if t.reconcile_out else f"exit {t.reconcile_rc}",
+            " / ".join(t.reconcile_out.splitlines()[-1 if t.reconcile_rc == 0 else -4 :])
+            or f"exit {t.reconcile_rc}",
         ),
     ]
