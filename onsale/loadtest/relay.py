@@ -37,6 +37,9 @@ class Relay:
     def __init__(self, target: str, secret: str, max_backoff_s: float = 4.0) -> None:
         self.target, self.secret, self.max_backoff_s = target, secret, max_backoff_s
         self.deliveries: list[Delivery] = []
+        #: Events received from the emulator, and those that needed redelivering.
+        self.received = 0
+        self.redelivered: set[bytes] = set()
         #: Events not yet acknowledged: payload -> (type, attempts, next attempt monotonic).
         self._owed: dict[bytes, tuple[str, int, float]] = {}
         self._lock = threading.Lock()
@@ -64,9 +67,12 @@ class Relay:
 
     def receive(self, payload: bytes) -> None:
         kind = str(msgspec.json.decode(payload).get("type", "?"))
+        with self._lock:
+            self.received += 1
         if not self._post(payload, kind, redelivery=False):
             with self._lock:
                 self._owed[payload] = (kind, 1, time.monotonic() + 0.5)
+                self.redelivered.add(payload)
 
     def _post(self, payload: bytes, kind: str, *, redelivery: bool) -> bool:
         stamp = int(time.time())

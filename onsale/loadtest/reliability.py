@@ -135,14 +135,13 @@ def _faults_text(faults: list[Fault], reqs: list[Any], relay: Relay, t0: float) 
             f"{f.ended - f.started:.1f} s until healed",
             f"   {f.detail}",
             f"   {during(reqs, f).text()}",
-            f"   webhooks in the window: {hooks['delivered']} delivered, {hooks['refused']} "
-            f"refused or unanswered (redelivered until acknowledged), {hooks['redelivered']} "
-            "redeliveries acknowledged",
+            f"   webhook deliveries in the window: {hooks['delivered']} acknowledged, "
+            f"{hooks['redelivered']} of them redeliveries; {hooks['refused']} refused or "
+            "unanswered (redelivered later)",
         ]
-    total = relay.counts()
     lines.append(
-        f"webhooks in all: {total['attempts']} attempts, {total['refused']} refused or "
-        f"unanswered, {total['redelivered']} redelivered and acknowledged, {relay.owed} still owed"
+        f"webhooks: {relay.received} events, {len(relay.redelivered)} of them refused or "
+        f"unanswered at first and redelivered until acknowledged; {relay.owed} still owed"
     )
     return lines
 
@@ -171,9 +170,11 @@ Buyers stranded (ended with neither tickets nor a sold-out answer): {stranded}. 
 was paid for them, so nothing is lost, but each is a buyer a fault turned away: see the
 outcome codes in the output below and docs/runbook.md, "Chaos run".
 
-| fault | window | requests during | in flight at injection | failed | by status |
+| fault | window | requests during | in flight at injection | failed (retried) | by status |
 |---|---:|---:|---:|---:|---|
 {rows}
+
+{details}
 
 | invariant | verdict | seen |
 |---|---|---|
@@ -226,6 +227,7 @@ def _doc(
         during=sum(during(reqs, f).total for f in faults),
         lost=len(truth.lost(t)),
         stranded=stranded,
+        details="\n".join(f"{i}. {f.name}: {f.detail}." for i, f in enumerate(faults, 1)),
         rows="\n".join(rows),
         checks="\n".join(
             f"| {c.name} | {'PASS' if c.ok else 'FAIL'} | {c.detail} |" for c in checks
