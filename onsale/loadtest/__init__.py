@@ -285,21 +285,25 @@ async def _drive(
     began = time.monotonic()
     with open(out / "locust.log", "wb") as log:
         proc = await asyncio.create_subprocess_exec(*argv, env=env, stdout=log, stderr=log)
-        last = 0.0
-        while proc.returncode is None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(proc.wait(), 1.0)
-            with contextlib.suppress(Exception):  # a sample is best effort, the run goes on
-                await sampler.sample()
-            if time.monotonic() - last >= 3:
-                last = time.monotonic()
-                users, rps = report.latest(out / "locust_stats_history.csv")
-                lag_now = sampler.lag_ms[-1] if sampler.lag_ms else 0
-                _progress(
-                    f"[{last - began:5.0f} s] users {users}  rps {rps:.0f}  tickets held "
-                    f"{sampler.held} sold {sampler.sold}  orders {sampler.orders}  "
-                    f"lag {lag_now:.0f} ms"
-                )
+        try:
+            last = 0.0
+            while proc.returncode is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(proc.wait(), 1.0)
+                with contextlib.suppress(Exception):  # a sample is best effort, the run goes on
+                    await sampler.sample()
+                if time.monotonic() - last >= 3:
+                    last = time.monotonic()
+                    users, rps = report.latest(out / "locust_stats_history.csv")
+                    lag_now = sampler.lag_ms[-1] if sampler.lag_ms else 0
+                    _progress(
+                        f"[{last - began:5.0f} s] users {users}  rps {rps:.0f}  tickets held "
+                        f"{sampler.held} sold {sampler.sold}  orders {sampler.orders}  "
+                        f"lag {lag_now:.0f} ms"
+                    )
+        finally:
+            if proc.returncode is None:  # interrupted (a fault injection failed, Ctrl-C)
+                proc.kill()
     seconds = time.monotonic() - began
     if redis is not None:
         await redis.aclose()

@@ -57,7 +57,11 @@ COMMAND = "onsale loadtest --chaos --users 600 --tickets 300 --write docs/reliab
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("chaos (faults injected during a stampede; see docs/reliability.md)")
-    g.add_argument("--chaos", action="store_true", help="inject faults while the load runs")
+    g.add_argument(
+        "--chaos",
+        action="store_true",
+        help="the stampede on a deployment of its own while faults are injected",
+    )
     g.add_argument("--postgres-down", type=float, default=10, help="seconds Postgres is stopped")
     g.add_argument("--redis-down", type=float, default=3, help="seconds Redis stays killed")
     g.add_argument("--fault-gap", type=float, default=3, help="seconds between faults")
@@ -292,8 +296,8 @@ def run(args: argparse.Namespace) -> int:
     if args.target:
         _progress("onsale loadtest --chaos starts its own deployment; --target is not for it")
         return 2
-    if args.workers < 2:
-        _progress("onsale loadtest --chaos: kill -9 of a worker needs --workers 2 or more")
+    if args.workers < 2 or args.committers < 1:
+        _progress("onsale loadtest --chaos needs --workers 2 or more and a committer")
         return 2
     args.scenario = "stampede"
     plan = Plan(
