@@ -1,6 +1,8 @@
 """The error catalog: stable codes, their HTTP status and default message.
 
 Every error a client sees is ``{"code": ..., "detail": ...}`` with a code from here.
+Domain packages never raise these: they raise their own refusals
+(:class:`onsale.domain.DomainError`), which ``onsale/gateway/errors.py`` maps to a code.
 """
 
 from __future__ import annotations
@@ -85,7 +87,8 @@ CATALOG: dict[Code, tuple[int, str]] = {
 
 
 class ApiError(Exception):
-    """Raised anywhere below the gateway; rendered as the catalog's status and body."""
+    """Raised by the gateway, or made there from a domain error; rendered as the catalog's
+    status and body."""
 
     def __init__(
         self,

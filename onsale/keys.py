@@ -127,6 +127,12 @@ def idempotency(event_id: str, digest: str) -> str:
 CHECKOUT_LIMIT = "onsale:checkout"
 
 
+def stripe_event(stripe_event_id: str) -> str:
+    """String with an expiry: a Stripe event (``evt_...``) handled already; redeliveries of
+    it are answered without being handled again."""
+    return "onsale:stripe:event:" + stripe_event_id
+
+
 #: The committer's consumer group on every event's orders stream.
 COMMITTERS = "committers"
 

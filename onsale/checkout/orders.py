@@ -12,13 +12,13 @@ import asyncio
 import hashlib
 import logging
 import time
-import uuid
 from typing import Any
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from onsale import keys
+from onsale.checkout.errors import CheckoutRejected, CheckoutRejection
 from onsale.checkout.models import (
     CheckoutIn,
     CheckoutOut,
@@ -34,35 +34,16 @@ from onsale.checkout.models import (
 )
 from onsale.checkout.payments import Payments
 from onsale.checkout.tokens import OrderTokens
-from onsale.errors import ApiError, Code
 from onsale.inventory import HoldRejected, Inventory, Rejection
+from onsale.inventory.holds import hold_event, order_id_for
 from onsale.tickets import qr
 
 log = logging.getLogger("onsale.checkout")
 
-_ORDER_NS = uuid.UUID("0b7e9a1c-44a5-4d2b-8f0e-7c1d2e3f4a5b")
 #: How long a concurrent duplicate checkout waits for the first one's PaymentIntent.
 _DUPLICATE_WAIT_S = 10.0
 #: How long an Idempotency-Key is remembered after its hold would have expired.
 IDEMPOTENCY_GRACE_S = 3600
-
-
-def hold_event(hold_id: str) -> str:
-    """Hold ids are ``<event_id>.<random>``: the event's slot is known without a lookup."""
-    event_id, _, rest = hold_id.partition(".")
-    try:
-        return str(uuid.UUID(event_id)) if rest else ""
-    except ValueError:
-        return ""
-
-
-def new_hold_id(event_id: str) -> str:
-    return f"{event_id}.{uuid.uuid4().hex}"
-
-
-def order_id_for(hold_id: str) -> str:
-    """One order per hold: the id is derived from it, so duplicates converge."""
-    return str(uuid.uuid5(_ORDER_NS, hold_id))
 
 
 def _now_ms() -> int:
@@ -112,7 +93,7 @@ class Checkout:
         """
         event_id = hold_event(hold_id)
         if not event_id:
-            raise ApiError(Code.HOLD_EXPIRED)
+            raise CheckoutRejected(CheckoutRejection.HOLD_EXPIRED)
         fingerprint = hashlib.sha256(f"{hold_id}\0{data.email}\0{data.name}".encode()).hexdigest()
         order_id = order_id_for(hold_id)
         claim = f"{fingerprint}|{order_id}"
@@ -122,20 +103,22 @@ class Checkout:
         if existing is not None:
             used = await self.redis.get(idem)
             if existing.fingerprint != fingerprint or used not in (None, claim):
-                raise ApiError(Code.IDEMPOTENCY_CONFLICT, "this hold already has another order")
+                raise CheckoutRejected(
+                    CheckoutRejection.IDEMPOTENCY_CONFLICT, "this hold already has another order"
+                )
             return self.answer(await self._settled(existing))
 
         hold = await self.inventory.live_hold(event_id, hold_id)
         now = _now_ms()
         if hold is None or hold.expires_ms <= now:
-            raise ApiError(Code.HOLD_EXPIRED)
+            raise CheckoutRejected(CheckoutRejection.HOLD_EXPIRED)
         # Remembered while the hold lives and a while after: a retry finds the order itself.
         ttl = (hold.expires_ms - now) // 1000 + IDEMPOTENCY_GRACE_S
         if (
             not await self.redis.set(idem, claim, nx=True, ex=ttl)
             and await self.redis.get(idem) != claim
         ):
-            raise ApiError(Code.IDEMPOTENCY_CONFLICT)
+            raise CheckoutRejected(CheckoutRejection.IDEMPOTENCY_CONFLICT)
         terms = await self.redis.hmget(keys.onsale(event_id), "currency")
         prices = {lv.tier_id: lv.price for lv in await self.inventory.levels(event_id)}
         items = [Item(tier, qty, prices[tier]) for tier, qty in hold.items]
@@ -161,10 +144,10 @@ class Checkout:
             return self.answer(await self._confirm_free(order))
         if self.payments is None:
             await self.redis.hdel(keys.orders(event_id), order_id)
-            raise ApiError(Code.PAYMENT_PROVIDER_ERROR, "payments are not configured")
+            raise CheckoutRejected(CheckoutRejection.PAYMENT_FAILED, "payments are not configured")
         try:
             order.payment_intent_id, order.client_secret = await self.payments.create_intent(order)
-        except ApiError:
+        except CheckoutRejected:
             await self.redis.hdel(keys.orders(event_id), order_id)  # let a retry start over
             raise
         await self._save(order)
@@ -177,7 +160,7 @@ class Checkout:
             done, _ = await self.confirm(order.event_id, order.order_id, None)
         except HoldRejected:
             await self.redis.hdel(keys.orders(order.event_id), order.order_id)
-            raise ApiError(Code.HOLD_EXPIRED) from None
+            raise CheckoutRejected(CheckoutRejection.HOLD_EXPIRED) from None
         return done
 
     async def _settled(self, order: Order) -> Order:
@@ -185,11 +168,13 @@ class Checkout:
         deadline = time.monotonic() + _DUPLICATE_WAIT_S
         while order.status is OrderStatus.PENDING and not order.payment_intent_id:
             if time.monotonic() > deadline:
-                raise ApiError(Code.CONFLICT, "this checkout is still being processed; retry")
+                raise CheckoutRejected(
+                    CheckoutRejection.RETRY, "this checkout is still being processed; retry"
+                )
             await asyncio.sleep(0.05)
             current = await self.load(order.event_id, order.order_id)
             if current is None:
-                raise ApiError(Code.CONFLICT, "this checkout failed; retry")
+                raise CheckoutRejected(CheckoutRejection.RETRY, "this checkout failed; retry")
             order = current
         return order
 
@@ -215,7 +200,7 @@ class Checkout:
         """
         order = await self.load(event_id, order_id)
         if order is None:
-            raise ApiError(Code.ORDER_NOT_FOUND)
+            raise CheckoutRejected(CheckoutRejection.ORDER_NOT_FOUND)
         if paid is not None:
             problem = _mismatch(order, paid)
             if problem:
@@ -292,7 +277,9 @@ class Checkout:
 
     async def _finish_refund(self, order: Order) -> Order:
         if self.payments is None or not order.payment_intent_id:
-            raise ApiError(Code.PAYMENT_PROVIDER_ERROR, "cannot refund: payments not configured")
+            raise CheckoutRejected(
+                CheckoutRejection.PAYMENT_FAILED, "cannot refund: payments not configured"
+            )
         await self.payments.refund(order.payment_intent_id, order.order_id)
         refunded = msgspec.structs.replace(order, status=OrderStatus.REFUNDED)
         reply = await self.inventory.scripts.run(

@@ -10,9 +10,9 @@ from typing import Any
 
 import stripe
 
+from onsale.checkout.errors import CheckoutRejected, CheckoutRejection
 from onsale.checkout.models import Order
 from onsale.config import StripeSettings
-from onsale.errors import ApiError, Code
 
 #: Seconds a webhook signature stays acceptable (Stripe's own default).
 SIGNATURE_TOLERANCE_S = 300
@@ -47,9 +47,7 @@ class Payments:
                         "order_id": order.order_id,
                         "event_id": order.event_id,
                         "hold_id": order.hold_id,
-                        "items": " ".join(f"{i.tier_id} {i.quantity}" for i in order.items)[
-                            :500
-                        ],
+                        "items": " ".join(f"{i.tier_id} {i.quantity}" for i in order.items)[:500],
                         "visitor_id": order.visitor_id,
                         "email": order.email,
                         "name": order.name[:500],
@@ -58,7 +56,7 @@ class Payments:
                 options={"idempotency_key": f"onsale-pi-{order.order_id}"},
             )
         except stripe.StripeError as exc:
-            raise ApiError(Code.PAYMENT_PROVIDER_ERROR, _safe(exc)) from None
+            raise CheckoutRejected(CheckoutRejection.PAYMENT_FAILED, _safe(exc)) from None
         return intent.id, str(intent.client_secret)
 
     async def refund(self, payment_intent_id: str, order_id: str) -> str:
@@ -68,7 +66,7 @@ class Payments:
                 options={"idempotency_key": f"onsale-refund-{order_id}"},
             )
         except stripe.StripeError as exc:
-            raise ApiError(Code.PAYMENT_PROVIDER_ERROR, _safe(exc)) from None
+            raise CheckoutRejected(CheckoutRejection.PAYMENT_FAILED, _safe(exc)) from None
         return str(refund.id)
 
     async def succeeded_intents(self, event_id: str) -> list[tuple[Any, dict[str, str]]]:
@@ -89,7 +87,7 @@ class Payments:
                 payload, header, self.webhook_secret, tolerance=SIGNATURE_TOLERANCE_S
             )
         except (stripe.SignatureVerificationError, ValueError):
-            raise ApiError(Code.INVALID_SIGNATURE) from None
+            raise CheckoutRejected(CheckoutRejection.INVALID_SIGNATURE) from None
 
 
 def _safe(exc: stripe.StripeError) -> str:

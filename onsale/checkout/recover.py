@@ -46,8 +46,9 @@ from onsale.checkout.writer import Malformed, prepared, write_each, write_execut
 from onsale.config import Settings
 from onsale.connections import redis_client
 from onsale.db import create_pool
-from onsale.errors import ApiError
+from onsale.domain import DomainError
 from onsale.events import catalog
+from onsale.events.errors import EventRejected
 from onsale.events.models import Event, Tier
 from onsale.inventory import Inventory
 from onsale.queue.room import WaitingRoom
@@ -316,7 +317,7 @@ async def recover_event(
     outcome = Outcome(event_id)
     try:
         event = await catalog.get(pool, event_id)
-    except ApiError:
+    except EventRejected:
         outcome.refused = "no such event in Postgres"
         return outcome
     outcome.title = event.title
@@ -347,8 +348,8 @@ async def recover_event(
         await _arm(redis, pool, event, outcome)
     except Refused as exc:
         outcome.refused = str(exc)
-    except ApiError as exc:  # Stripe refused a refund: nothing is armed; a rerun goes on
-        outcome.refused = exc.detail
+    except DomainError as exc:  # Stripe refused a refund: nothing is armed; a rerun goes on
+        outcome.refused = exc.detail or str(exc)
     finally:
         if await redis.get(lock) == token:
             await redis.delete(lock)

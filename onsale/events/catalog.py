@@ -12,7 +12,7 @@ import msgspec
 
 from onsale import keys
 from onsale.checkout.stream import lag
-from onsale.errors import ApiError, Code
+from onsale.events.errors import EventRejected, EventRejection
 from onsale.events.models import (
     CommitterLag,
     Event,
@@ -48,7 +48,7 @@ def parse_id(value: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)
     except ValueError:
-        raise ApiError(Code.EVENT_NOT_FOUND) from None
+        raise EventRejected(EventRejection.NOT_FOUND) from None
 
 
 #: Tickets one admission may hold or buy, per tier without a per-order limit.
@@ -80,7 +80,7 @@ async def arm(redis: Any, inventory: Inventory, event: Event, seed: str) -> None
     try:
         await inventory.arm(event.id, event.onsale.hold_seconds, specs)
     except HoldRejected as exc:
-        raise ApiError(Code.CAPACITY_BELOW_TAKEN, str(exc)) from None
+        raise EventRejected(EventRejection.CAPACITY_BELOW_TAKEN, str(exc)) from None
     await redis.hset(keys.onsale(event.id), mapping=_onsale_mapping(event))
     await WaitingRoom(redis).seed(event.id, seed)
 
@@ -95,7 +95,7 @@ async def seed_of(pool: asyncpg.Pool, event_id: str) -> str:
 async def create(pool: asyncpg.Pool, redis: Any, inventory: Inventory, data: EventIn) -> Event:
     problems = data.problems()
     if problems:
-        raise ApiError(Code.INVALID_REQUEST, "; ".join(problems))
+        raise EventRejected(EventRejection.INVALID, "; ".join(problems))
     event_id = uuid.uuid4()
     seed = shuffle.new_seed()
     venue = data.venue
@@ -199,7 +199,7 @@ async def get(pool: asyncpg.Pool, event_id: str) -> Event:
     async with pool.acquire() as conn:
         found = await _load(conn, "WHERE e.id = $1", [parse_id(event_id)])
     if not found:
-        raise ApiError(Code.EVENT_NOT_FOUND)
+        raise EventRejected(EventRejection.NOT_FOUND)
     return found[0]
 
 
@@ -214,7 +214,7 @@ def _uncursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         starts, event_id = raw.split("|")
         return datetime.fromisoformat(starts), uuid.UUID(event_id)
     except (ValueError, UnicodeDecodeError):
-        raise ApiError(Code.INVALID_REQUEST, "cursor is not one this API issued") from None
+        raise EventRejected(EventRejection.INVALID, "cursor is not one this API issued") from None
 
 
 async def listing(
@@ -254,8 +254,8 @@ async def patch_onsale(pool: asyncpg.Pool, redis: Any, event_id: str, patch: Ons
     """Change the metering; the waiting room reads it from Redis at its next decision."""
     changes = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not None}
     if not changes:
-        raise ApiError(Code.INVALID_REQUEST, "give at least one of admit_per_minute, "
-                       "max_active, paused")  # fmt: skip
+        raise EventRejected(EventRejection.INVALID, "give at least one of admit_per_minute, "
+                            "max_active, paused")  # fmt: skip
     eid = parse_id(event_id)
     sets = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(changes))
     async with pool.acquire() as conn, conn.transaction():
@@ -264,7 +264,7 @@ async def patch_onsale(pool: asyncpg.Pool, redis: Any, event_id: str, patch: Ons
             eid, *changes.values(),
         )  # fmt: skip
         if status == "UPDATE 0":
-            raise ApiError(Code.EVENT_NOT_FOUND)
+            raise EventRejected(EventRejection.NOT_FOUND)
         event = (await _load(conn, "WHERE e.id = $1", [eid]))[0]
         await redis.hset(keys.onsale(event.id), mapping=_onsale_mapping(event))
     return (await reveal_seeds(redis, [event]))[0]

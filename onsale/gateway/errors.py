@@ -1,8 +1,15 @@
-"""Every error leaves as ``{"code", "detail"}`` with a stable code; never a bare 500."""
+"""Every error leaves as ``{"code", "detail"}`` with a stable code; never a bare 500.
+
+Domain packages refuse with their own errors (:class:`onsale.domain.DomainError`); this is
+the one place that says which wire code (``onsale/errors.py``) each refusal is.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
 
 import asyncpg
 from litestar import MediaType, Response
@@ -10,8 +17,14 @@ from litestar.exceptions import HTTPException, ValidationException
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from onsale.checkout.errors import CheckoutRejected, CheckoutRejection
+from onsale.domain import DomainError
 from onsale.errors import CATALOG, ApiError, Code
+from onsale.events.errors import EventRejected, EventRejection
 from onsale.gateway.types import AnyRequest
+from onsale.inventory import HoldRejected, Rejection
+from onsale.queue.errors import TokenRejected, TokenRejection
+from onsale.tickets.errors import TicketRejected, TicketRejection
 
 log = logging.getLogger("onsale.gateway")
 
@@ -28,6 +41,75 @@ _BY_STATUS = {
 }
 
 
+#: Each domain error's reasons and their wire codes. A hold refused for a reason not here
+#: (an unknown tier, a bad quantity) is ``invalid_request``, naming the reason.
+CODES: dict[type[DomainError], Mapping[StrEnum, Code]] = {
+    HoldRejected: {
+        Rejection.SOLD_OUT: Code.SOLD_OUT,
+        Rejection.INSUFFICIENT_INVENTORY: Code.INSUFFICIENT_INVENTORY,
+        Rejection.LIMIT_EXCEEDED: Code.LIMIT_EXCEEDED,
+        Rejection.ADMISSION_ENDED: Code.ADMISSION_ENDED,
+        Rejection.UNKNOWN_EVENT: Code.EVENT_NOT_FOUND,
+    },
+    TokenRejected: {
+        TokenRejection.VISITOR_TOKEN_INVALID: Code.VISITOR_TOKEN_INVALID,
+        TokenRejection.ADMISSION_INVALID: Code.ADMISSION_INVALID,
+    },
+    CheckoutRejected: {
+        CheckoutRejection.HOLD_EXPIRED: Code.HOLD_EXPIRED,
+        CheckoutRejection.IDEMPOTENCY_CONFLICT: Code.IDEMPOTENCY_CONFLICT,
+        CheckoutRejection.RETRY: Code.CONFLICT,
+        CheckoutRejection.ORDER_NOT_FOUND: Code.ORDER_NOT_FOUND,
+        CheckoutRejection.ORDER_TOKEN_INVALID: Code.ORDER_TOKEN_INVALID,
+        CheckoutRejection.PAYMENT_FAILED: Code.PAYMENT_PROVIDER_ERROR,
+        CheckoutRejection.INVALID_SIGNATURE: Code.INVALID_SIGNATURE,
+    },
+    TicketRejected: {
+        TicketRejection.INVALID_EVENT_ID: Code.INVALID_REQUEST,
+        TicketRejection.INVALID_TICKET: Code.INVALID_TICKET,
+        TicketRejection.WRONG_EVENT: Code.WRONG_EVENT,
+        TicketRejection.ALREADY_CHECKED_IN: Code.ALREADY_CHECKED_IN,
+        TicketRejection.NOT_FOUND: Code.TICKET_NOT_FOUND,
+        TicketRejection.NOT_VALID: Code.TICKET_NOT_VALID,
+        TicketRejection.CHANGED: Code.CONFLICT,
+    },
+    EventRejected: {
+        EventRejection.NOT_FOUND: Code.EVENT_NOT_FOUND,
+        EventRejection.CAPACITY_BELOW_TAKEN: Code.CAPACITY_BELOW_TAKEN,
+        EventRejection.INVALID: Code.INVALID_REQUEST,
+    },
+}
+
+
+def _hold_rejected(exc: HoldRejected) -> ApiError:
+    """Where a hold failed goes to the client: the tier, and what is left of it."""
+    code = CODES[HoldRejected].get(exc.reason, Code.INVALID_REQUEST)
+    extra: dict[str, Any] = {}
+    if exc.tier_id:
+        extra["tier_id"] = exc.tier_id
+    if exc.reason in (Rejection.INSUFFICIENT_INVENTORY, Rejection.SOLD_OUT):
+        extra["available"] = exc.available
+        detail = None
+    elif exc.reason is Rejection.LIMIT_EXCEEDED:
+        detail = f"at most {exc.available} more ticket(s) allowed"
+    elif code is Code.INVALID_REQUEST:
+        detail = f"{exc.reason}: {exc.tier_id}" if exc.tier_id else str(exc.reason)
+    else:
+        detail = None
+    return ApiError(code, detail, extra=extra)
+
+
+def to_api(exc: DomainError) -> ApiError:
+    """The wire error of a domain refusal (for Litestar's handler and the fast paths)."""
+    if isinstance(exc, HoldRejected):
+        return _hold_rejected(exc)
+    code = next((CODES[t].get(exc.reason) for t in type(exc).__mro__ if t in CODES), None)
+    if code is None:
+        log.error("no wire code for %s (%s): answered as an internal error", type(exc), exc)
+        return ApiError(Code.INTERNAL_ERROR)
+    return ApiError(code, exc.detail, extra=exc.facts)
+
+
 def _respond(err: ApiError) -> Response[dict[str, object]]:
     return Response(err.body(), status_code=err.status, headers=err.headers,
                     media_type=MediaType.JSON)  # fmt: skip
@@ -35,6 +117,10 @@ def _respond(err: ApiError) -> Response[dict[str, object]]:
 
 def api_error(_: AnyRequest, exc: ApiError) -> Response[dict[str, object]]:
     return _respond(exc)
+
+
+def domain_error(_: AnyRequest, exc: DomainError) -> Response[dict[str, object]]:
+    return _respond(to_api(exc))
 
 
 def http_error(_: AnyRequest, exc: HTTPException) -> Response[dict[str, object]]:
@@ -62,6 +148,7 @@ def internal(request: AnyRequest, exc: Exception) -> Response[dict[str, object]]
 
 HANDLERS = {
     ApiError: api_error,
+    DomainError: domain_error,
     HTTPException: http_error,
     RedisConnectionError: unavailable,
     RedisTimeoutError: unavailable,

@@ -4,8 +4,9 @@ In a launch nearly every request is a waiting buyer's status poll or an admitted
 hold. Routing, dependency injection, parameter parsing and the response object cost as
 much as the work itself (py-spy, ``bench queue``), so ``GET /api/events/{id}/queue`` and
 ``POST /api/events/{id}/holds`` are answered here, by the same functions as their Litestar
-routes (``routes.queue.poll``, ``routes.holds.place``) and with the same errors. Anything
-else passes through to Litestar.
+routes (``routes.queue.poll``, ``routes.holds.place``) and with the same errors (domain
+errors mapped by ``gateway.errors.to_api``, as Litestar's handler does). Anything else
+passes through to Litestar.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import msgspec
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from onsale.domain import DomainError
 from onsale.errors import ApiError, Code
 from onsale.gateway.body import MAX_BODY
+from onsale.gateway.errors import to_api
 from onsale.gateway.ratelimit import scope_address
 from onsale.gateway.routes import holds, queue
 from onsale.gateway.services import Services
@@ -90,9 +93,10 @@ class HotPaths:
         try:
             payload = await _body(receive) if scope["method"] == "POST" else b""
             body = await handler(self.services(), event_id, headers, payload, scope_address(scope))
-        except ApiError as exc:
-            status, body = exc.status, _encode(exc.body())
-            extra = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
+        except (ApiError, DomainError) as exc:
+            error = to_api(exc) if isinstance(exc, DomainError) else exc
+            status, body = error.status, _encode(error.body())
+            extra = [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             log.error("Redis unavailable on %s %s: %s", scope["method"], template, exc)
             error = ApiError(Code.UNAVAILABLE, "Redis is unavailable; retry shortly.")

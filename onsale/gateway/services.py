@@ -14,17 +14,21 @@ import redis.asyncio as aioredis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from onsale import connections, keys, signing
+from onsale.checkout.finder import OrderFinder
 from onsale.checkout.orders import Checkout
 from onsale.checkout.payments import Payments
 from onsale.checkout.tokens import OrderTokens
+from onsale.checkout.webhooks import Webhooks
 from onsale.config import Settings
 from onsale.db import create_pool
 from onsale.events.retirement import Retirer
+from onsale.events.terms import EventTerms
 from onsale.gateway.ratelimit import RateLimiter
 from onsale.inventory import Inventory
 from onsale.inventory.scripts import Scripts
 from onsale.queue.room import WaitingRoom
 from onsale.queue.tokens import AdmissionTokens, VisitorTokens
+from onsale.tickets.lookup import TicketFinder
 
 log = logging.getLogger("onsale.gateway")
 
@@ -46,6 +50,12 @@ class Services:
     payments: Payments | None
     order_tokens: OrderTokens
     checkout: Checkout
+    #: Each event's currency and buyer limit, cached for the hold path.
+    terms: EventTerms
+    orders: OrderFinder
+    tickets: TicketFinder
+    #: ``None`` without payments (no Stripe key).
+    webhooks: Webhooks | None
 
 
 def redis_client(settings: Settings) -> Any:
@@ -97,6 +107,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     payments = Payments(settings.stripe) if settings.stripe.secret_key else None
     order_tokens = OrderTokens(key)
     checkout = Checkout(redis, inventory, payments, key, order_tokens)
+    orders = OrderFinder(checkout, pool)
     try:
         yield Services(
             settings=settings,
@@ -111,6 +122,10 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             payments=payments,
             order_tokens=order_tokens,
             checkout=checkout,
+            terms=EventTerms(redis),
+            orders=orders,
+            tickets=TicketFinder(orders, pool),
+            webhooks=Webhooks(redis, payments, checkout) if payments else None,
         )
     finally:
         ticker.cancel()

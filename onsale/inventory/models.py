@@ -6,6 +6,8 @@ from enum import StrEnum
 
 import msgspec
 
+from onsale.domain import DomainError
+
 
 class Rejection(StrEnum):
     """Why a hold or a confirmation was refused (the Lua scripts' reason strings)."""
@@ -24,14 +26,18 @@ class Rejection(StrEnum):
     ORDER_SETTLED = "order_settled"
 
 
-class HoldRejected(Exception):
+class HoldRejected(DomainError):
     """The engine refused; ``tier_id`` and ``available`` say where, when it knows."""
 
+    reason: Rejection
+
     def __init__(self, reason: Rejection, tier_id: str = "", available: int = 0) -> None:
-        super().__init__(f"{reason}: tier={tier_id or '-'} available={available}")
-        self.reason = reason
+        super().__init__(reason)
         self.tier_id = tier_id
         self.available = available
+
+    def __str__(self) -> str:
+        return f"{self.reason}: tier={self.tier_id or '-'} available={self.available}"
 
 
 class ReleaseOutcome(StrEnum):

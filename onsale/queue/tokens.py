@@ -19,7 +19,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from onsale import signing
-from onsale.errors import ApiError, Code
+from onsale.queue.errors import TokenRejected, TokenRejection
 
 ISSUER = "onsale"
 
@@ -37,7 +37,7 @@ class VisitorTokens:
         return visitor_id, f"v1.{visitor_id}.{self._mac(event_id, visitor_id)}"
 
     def verify(self, event_id: str, token: str) -> str:
-        """The visitor id, or :class:`ApiError` ``visitor_token_invalid``."""
+        """The visitor id, or :class:`TokenRejected` ``visitor_token_invalid``."""
         version, _, rest = token.partition(".")
         visitor_id, _, mac = rest.partition(".")
         if (
@@ -46,8 +46,12 @@ class VisitorTokens:
             or len(token) > 100
             or not hmac.compare_digest(mac.encode(), self._mac(event_id, visitor_id).encode())
         ):
-            raise ApiError(Code.VISITOR_TOKEN_INVALID)
+            raise TokenRejected(TokenRejection.VISITOR_TOKEN_INVALID)
         return visitor_id
+
+
+def _invalid(detail: str) -> TokenRejected:
+    return TokenRejected(TokenRejection.ADMISSION_INVALID, detail)
 
 
 #: Verified admission tokens remembered per process (a buyer holds several times).
@@ -84,16 +88,16 @@ class AdmissionTokens:
                 self._verified.clear()
             self._verified[token] = claims
         if claims["exp"] <= time.time():
-            raise ApiError(Code.ADMISSION_INVALID, "the admission has expired")
+            raise _invalid("the admission has expired")
         if event_id is not None and claims["aud"] != event_id:
-            raise ApiError(Code.ADMISSION_INVALID, "the admission is for another event")
+            raise _invalid("the admission is for another event")
         return claims
 
     def _verify(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
             if header.get("kid") != self.kid:
-                raise ApiError(Code.ADMISSION_INVALID, "unknown signing key")
+                raise _invalid("unknown signing key")
             claims: dict[str, Any] = jwt.decode(
                 token,
                 self._public,
@@ -102,7 +106,7 @@ class AdmissionTokens:
                 options={"require": ["exp", "aud", "sub"], "verify_aud": False},
             )
         except jwt.ExpiredSignatureError:
-            raise ApiError(Code.ADMISSION_INVALID, "the admission has expired") from None
+            raise _invalid("the admission has expired") from None
         except jwt.PyJWTError as exc:
-            raise ApiError(Code.ADMISSION_INVALID, f"invalid admission token: {exc}") from None
+            raise _invalid(f"invalid admission token: {exc}") from None
         return claims

@@ -21,8 +21,9 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from msgspec import Meta
 
-from onsale.errors import ApiError, Code
+from onsale.events.errors import EventRejected, EventRejection
 from onsale.tickets import qr, uncommitted
+from onsale.tickets.errors import TicketRejected, TicketRejection
 from onsale.tickets.qr import InvalidTicket
 
 #: Scans one offline sync may carry.
@@ -97,7 +98,7 @@ def event_uuid(value: str) -> str:
     try:
         return str(uuid.UUID(value))
     except ValueError:
-        raise ApiError(Code.INVALID_REQUEST, "event_id is not a UUID") from None
+        raise TicketRejected(TicketRejection.INVALID_EVENT_ID, "event_id is not a UUID") from None
 
 
 def _genuine_elsewhere(public: Ed25519PublicKey, payload: str, event_id: str, other: Any) -> bool:
@@ -131,7 +132,7 @@ async def check_in(
     *,
     redis: Any = None,
 ) -> CheckedIn:
-    """Check a ticket in, or say exactly why not (``ApiError``).
+    """Check a ticket in, or say exactly why not (:class:`TicketRejected`).
 
     With ``redis``, a genuine ticket Postgres does not know yet is looked for among the
     orders the committer has not written, and its order committed first
@@ -140,14 +141,18 @@ async def check_in(
     try:
         ticket, _ = qr.parse(payload)
     except InvalidTicket as exc:
-        raise ApiError(Code.INVALID_TICKET, str(exc)) from None
+        raise TicketRejected(TicketRejection.INVALID_TICKET, str(exc)) from None
     try:
         qr.verify(public, payload, event_id)
     except InvalidTicket:
         other = await pool.fetchval("SELECT event_id FROM tickets WHERE id = $1", ticket)
         if _genuine_elsewhere(public, payload, event_id, other):
-            raise ApiError(Code.WRONG_EVENT, extra={"event_id": str(other)}) from None
-        raise ApiError(Code.INVALID_TICKET, "the signature does not verify") from None
+            raise TicketRejected(
+                TicketRejection.WRONG_EVENT, facts={"event_id": str(other)}
+            ) from None
+        raise TicketRejected(
+            TicketRejection.INVALID_TICKET, "the signature does not verify"
+        ) from None
     # A few rounds at most: a ticket written (by the committer, or by us from Redis)
     # between our statements is tried again.
     looked_in_redis = redis is None
@@ -171,32 +176,32 @@ async def check_in(
             await uncommitted.commit_recent(pool, redis, event_id, [ticket])
             continue
         _refuse(current, event_id)
-    raise ApiError(Code.CONFLICT, "the ticket changed during check-in; scan again")
+    raise TicketRejected(TicketRejection.CHANGED, "the ticket changed during check-in; scan again")
 
 
 def _refuse(row: asyncpg.Record | None, event_id: str) -> None:
     """Raise why a genuine ticket was not checked in; return if it now looks checkable."""
     if row is None:
-        raise ApiError(
-            Code.TICKET_NOT_FOUND,
+        raise TicketRejected(
+            TicketRejection.NOT_FOUND,
             "the ticket is genuine but not recorded yet; scan again in a few seconds",
         )
     if str(row["event_id"]) != event_id:
-        raise ApiError(Code.WRONG_EVENT, extra={"event_id": str(row["event_id"])})
+        raise TicketRejected(TicketRejection.WRONG_EVENT, facts={"event_id": str(row["event_id"])})
     if row["status"] == "used":
-        raise ApiError(
-            Code.ALREADY_CHECKED_IN,
-            extra={
+        raise TicketRejected(
+            TicketRejection.ALREADY_CHECKED_IN,
+            facts={
                 "ticket_id": str(row["id"]),
                 "checked_in_at": row["checked_in_at"],
                 "checked_in_by": row["checked_in_by"],
             },
         )
     if row["status"] != "valid":
-        raise ApiError(
-            Code.TICKET_NOT_VALID,
+        raise TicketRejected(
+            TicketRejection.NOT_VALID,
             f"this ticket was {row['status']}",
-            extra={"ticket_id": str(row["id"]), "status": row["status"]},
+            facts={"ticket_id": str(row["id"]), "status": row["status"]},
         )
 
 
@@ -331,6 +336,16 @@ SELECT id::text AS ticket_id, tier_id::text AS tier_id, attendee_name,
 FROM tickets WHERE event_id = $1
 """
 _encode = msgspec.json.Encoder().encode
+
+
+async def open_manifest(
+    pool: asyncpg.Pool, event_id: str, keys: list[dict[str, str]], generated_at: datetime
+) -> AsyncIterator[bytes]:
+    """The :func:`manifest` of an event known to exist, else ``event_not_found``: checked
+    now, because a stream's answer is under way before its first chunk is read."""
+    if not await pool.fetchval("SELECT 1 FROM events WHERE id = $1", event_id):
+        raise EventRejected(EventRejection.NOT_FOUND)
+    return manifest(pool, event_id, keys, generated_at)
 
 
 async def manifest(

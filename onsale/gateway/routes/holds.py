@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from litestar import MediaType, Response, delete, post
 from litestar.params import FromPath
 from msgspec import Meta
 
-from onsale import keys
-from onsale.checkout.orders import new_hold_id
+from onsale.domain import DomainError
 from onsale.errors import ApiError, Code
 from onsale.gateway.auth import bearer
 from onsale.gateway.body import decode
 from onsale.gateway.metrics import HOLD_FAILURES, HOLDS
 from onsale.gateway.types import AnyRequest, Deps
-from onsale.inventory import HoldRejected, Rejection, ReleaseOutcome
+from onsale.inventory import ReleaseOutcome
+from onsale.inventory.holds import new_hold_id
 
 
 class ItemIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -42,32 +42,6 @@ class HoldOut(msgspec.Struct):
     currency: str
 
 
-_REJECTION = {
-    Rejection.SOLD_OUT: Code.SOLD_OUT,
-    Rejection.INSUFFICIENT_INVENTORY: Code.INSUFFICIENT_INVENTORY,
-    Rejection.LIMIT_EXCEEDED: Code.LIMIT_EXCEEDED,
-    Rejection.ADMISSION_ENDED: Code.ADMISSION_ENDED,
-    Rejection.UNKNOWN_EVENT: Code.EVENT_NOT_FOUND,
-}
-
-
-def _rejected(exc: HoldRejected) -> ApiError:
-    code = _REJECTION.get(exc.reason, Code.INVALID_REQUEST)
-    extra: dict[str, Any] = {}
-    if exc.tier_id:
-        extra["tier_id"] = exc.tier_id
-    if exc.reason in (Rejection.INSUFFICIENT_INVENTORY, Rejection.SOLD_OUT):
-        extra["available"] = exc.available
-        detail = None
-    elif exc.reason is Rejection.LIMIT_EXCEEDED:
-        detail = f"at most {exc.available} more ticket(s) allowed"
-    elif code is Code.INVALID_REQUEST:
-        detail = f"{exc.reason}: {exc.tier_id}" if exc.tier_id else str(exc.reason)
-    else:
-        detail = None
-    return ApiError(code, detail, extra=extra)
-
-
 def _admission(token: str, services: Deps, event_id: str) -> str:
     """The visitor id of a valid admission to this event."""
     if not token:
@@ -75,35 +49,17 @@ def _admission(token: str, services: Deps, event_id: str) -> str:
     return str(services.admissions.verify(event_id, token)["sub"])
 
 
-#: event id -> (currency, buyer limit). Both are fixed when the event is created, so each
-#: gateway process reads them from Redis once (a round trip less on every hold).
-_terms: dict[str, tuple[str, int]] = {}
-
-
-async def _event_terms(services: Deps, event_id: str) -> tuple[str, int]:
-    terms = _terms.get(event_id)
-    if terms is None:
-        currency, limit = await services.redis.hmget(
-            keys.onsale(event_id), "currency", "buyer_limit"
-        )
-        if currency is None:
-            raise ApiError(Code.EVENT_NOT_FOUND)
-        if len(_terms) > 10_000:
-            _terms.clear()
-        terms = _terms[event_id] = (currency, int(limit))
-    return terms
-
-
 _encode = msgspec.json.Encoder().encode
 
 
 async def place(services: Deps, event_id: str, token: str, body: bytes) -> bytes:
-    """A hold's answer (the 201 body), or :class:`ApiError`; counted for the metrics."""
+    """A hold's answer (the 201 body), or why not (a domain error, or :class:`ApiError`);
+    counted for the metrics."""
     try:
         out = await _place(services, event_id, token, body)
-    except HoldRejected as exc:
+    except DomainError as exc:
         HOLD_FAILURES.labels(str(exc.reason)).inc()
-        raise _rejected(exc) from None
+        raise
     except ApiError as exc:
         HOLD_FAILURES.labels(str(exc.code)).inc()
         raise
@@ -123,7 +79,7 @@ async def create_hold(
 async def _place(services: Deps, event_id: str, token: str, body: bytes) -> HoldOut:
     visitor = _admission(token, services, event_id)
     data = decode(body, HoldIn)
-    currency, limit = await _event_terms(services, event_id)
+    currency, limit = await services.terms.get(event_id)
     hold = await services.inventory.hold(
         event_id,
         [(i.tier_id, i.quantity) for i in data.items],

@@ -20,9 +20,9 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
 from onsale.config import StripeSettings
-from onsale.errors import ApiError, Code
 from onsale.events import catalog
 from onsale.events.currencies import ZERO_DECIMAL
+from onsale.events.errors import EventRejected, EventRejection
 from onsale.events.models import Event
 from onsale.gateway.types import Deps
 
@@ -206,8 +206,8 @@ async def _event_page(services: Deps, event_id: str) -> bytes:
 async def buyer_page(event_id: FromPath[str], services: Deps) -> Response[bytes]:
     try:
         body = await _event_page(services, event_id)
-    except ApiError as exc:
-        if exc.code is not Code.EVENT_NOT_FOUND:
+    except EventRejected as exc:
+        if exc.reason is not EventRejection.NOT_FOUND:
             raise
         return _page(
             render(
