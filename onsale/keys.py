@@ -19,8 +19,16 @@ ARMED_GENERATION = "{onsale:armed}:gen"
 RETIRE_LOCK = "{onsale:armed}:retiring"
 
 
+_TAG = "{ev:"
+
+
 def tag(event_id: str) -> str:
-    return "{ev:" + event_id + "}"
+    return _TAG + event_id + "}"
+
+
+def event_of(key: str) -> str:
+    """The event id of one of an event's keys: ``{ev:<id>}:orders`` -> ``<id>``."""
+    return key[len(_TAG) : key.index("}")]
 
 
 def inventory(event_id: str) -> str:
@@ -78,32 +86,75 @@ def onsale(event_id: str) -> str:
 
 
 def queue_keys(event_id: str) -> list[str]:
-    """The keys every waiting-room script takes, in the order ``lua/_queue.lua`` names them.
+    """The keys every waiting-room script takes, in the order ``lua/_queue.lua`` names them:
+    the schedule and the inventory (what is left to sell), then the room itself (``q:``)."""
+    return [
+        onsale(event_id),
+        inventory(event_id),
+        queue_state(event_id),
+        queue_pre(event_id),
+        queue_visitors(event_id),
+        queue_by_seq(event_id),
+        queue_seen(event_id),
+        queue_active(event_id),
+        queue_admissions(event_id),
+        queue_rate(event_id),
+        queue_places(event_id),
+        queue_forget(event_id),
+    ]
 
-    ``onsale`` and ``inv`` are read for the schedule and what is left to sell; the ``q:``
-    keys are the room itself:
 
-    - ``q:state`` hash: seed, seed_hash, frozen, pre_count, seq, cursor, credit, last_ms and
-      the counters admitted, skipped, noshow, claimed;
-    - ``q:pre`` zset: pre-queue visitors scored by a keyed hash (the fair-start shuffle);
-    - ``q:vis`` hash: visitor -> sequence number (0 while in the pre-queue);
-    - ``q:byseq`` hash: sequence number -> visitor, for those who joined after opening;
-    - ``q:seen`` hash: visitor -> alive-until (ms); past it the visitor has abandoned;
-    - ``q:active`` zset: admitted visitors scored by their admission's expiry (ms);
-    - ``q:adm`` hash: visitor -> ``admitted_ms|expires_ms|claimed``;
-    - ``q:rate`` hash: 10-second bucket -> admissions in it (the measured rate);
-    - ``q:places`` hash: client network -> its visitors with a place (space-separated), for
-      the cap on live places per client (ended ones are dropped as they are found);
-    - ``q:forget`` zset: visitor -> when their state may be dropped (ms), so that ended
-      places, lapsed "left" answers and the pre-queue's abandoned visitors leave nothing.
-    """
-    t = tag(event_id)
-    names = ("state", "pre", "vis", "byseq", "seen", "active", "adm", "rate", "places", "forget")
-    return [onsale(event_id), inventory(event_id), *(f"{t}:q:{name}" for name in names)]
+def queue_state(event_id: str) -> str:
+    """Hash: seed, seed_hash, frozen, pre_count, seq, cursor, credit, last_ms and the
+    counters admitted, skipped, noshow, claimed."""
+    return tag(event_id) + ":q:state"
+
+
+def queue_pre(event_id: str) -> str:
+    """Sorted set: pre-queue visitors scored by a keyed hash (the fair-start shuffle)."""
+    return tag(event_id) + ":q:pre"
+
+
+def queue_visitors(event_id: str) -> str:
+    """Hash: visitor -> sequence number (0 while in the pre-queue)."""
+    return tag(event_id) + ":q:vis"
+
+
+def queue_by_seq(event_id: str) -> str:
+    """Hash: sequence number -> visitor, for those who joined after opening."""
+    return tag(event_id) + ":q:byseq"
+
+
+def queue_seen(event_id: str) -> str:
+    """Hash: visitor -> alive-until (ms); past it the visitor has abandoned."""
+    return tag(event_id) + ":q:seen"
 
 
 def queue_active(event_id: str) -> str:
+    """Sorted set: admitted visitors scored by their admission's expiry (ms)."""
     return tag(event_id) + ":q:active"
+
+
+def queue_admissions(event_id: str) -> str:
+    """Hash: visitor -> ``admitted_ms|expires_ms|claimed``."""
+    return tag(event_id) + ":q:adm"
+
+
+def queue_rate(event_id: str) -> str:
+    """Hash: 10-second bucket -> admissions in it (the measured rate)."""
+    return tag(event_id) + ":q:rate"
+
+
+def queue_places(event_id: str) -> str:
+    """Hash: client network -> its visitors with a place (space-separated), for the cap on
+    live places per client (ended ones are dropped as they are found)."""
+    return tag(event_id) + ":q:places"
+
+
+def queue_forget(event_id: str) -> str:
+    """Sorted set: visitor -> when their state may be dropped (ms), so that ended places,
+    lapsed "left" answers and the pre-queue's abandoned visitors leave nothing."""
+    return tag(event_id) + ":q:forget"
 
 
 def orders(event_id: str) -> str:
@@ -131,6 +182,17 @@ def stripe_event(stripe_event_id: str) -> str:
     """String with an expiry: a Stripe event (``evt_...``) handled already; redeliveries of
     it are answered without being handled again."""
     return "onsale:stripe:event:" + stripe_event_id
+
+
+def event_limit(event_id: str, action: str) -> str:
+    """Rate-limit scope of one action on an event (``join``, ``checkin``, ...), per client."""
+    return tag(event_id) + ":" + action
+
+
+def rate_limit(scope: str, address: str, window: int) -> str:
+    """String with an expiry: requests of ``scope`` from ``address`` in one one-minute
+    ``window`` (minutes since the epoch)."""
+    return scope + ":rl:" + address + ":" + str(window)
 
 
 #: The committer's consumer group on every event's orders stream.

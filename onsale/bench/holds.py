@@ -22,7 +22,7 @@ from onsale import keys
 from onsale.bench.harness import Exhausted, Session
 from onsale.connections import Lanes, redis_client
 from onsale.inventory import HoldRejected, Inventory, Rejection, TierSpec
-from onsale.inventory.scripts import Scripts
+from onsale.scripts import Scripts
 
 REDIS_LUA = "redis_lua"
 PG_PESSIMISTIC = "pg_pessimistic"

@@ -26,7 +26,7 @@ import msgspec
 import uvloop
 from redis.exceptions import RedisError
 
-from onsale import keys, logs
+from onsale import keys, logs, scripts
 from onsale.checkout.models import Order, OrderStatus, decode_order
 from onsale.checkout.stream import Entry, OrderStreams
 from onsale.checkout.writer import (
@@ -131,11 +131,16 @@ class Committer:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until ``stop`` is set; the batch in hand is finished first."""
-        backoff, last_log, logged = 0.1, time.monotonic(), 0
+        backoff, last_log, logged, loaded = 0.1, time.monotonic(), 0, False
         log.info("committer %s started (%s)", self.streams.consumer, self.options.method)
         try:
             while not stop.is_set():
                 try:
+                    if not loaded:
+                        # Every script once, at start (a failover's empty cache: NOSCRIPT
+                        # reloads the one asked for).
+                        await scripts.load_all(self.redis)
+                        loaded = True
                     batch = await self._next_batch(stop)
                     if batch:
                         await self._commit(batch, stop)

@@ -184,7 +184,7 @@ async def reconcile_event(
         )
     if behind.dead:
         report.notes.append(
-            f"{behind.dead} entries are in the dead letters ({keys.tag(event_id)}:orders:dead)"
+            f"{behind.dead} entries are in the dead letters ({keys.dead_letters(event_id)})"
         )
     await _tiers(conn, redis, eid, report)
     await _orders(conn, payments, eid, report)

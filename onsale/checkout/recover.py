@@ -108,7 +108,7 @@ def state_keys(event_id: str) -> dict[str, str]:
     return {
         "inventory": keys.inventory(event_id),
         "on-sale schedule": keys.onsale(event_id),
-        "waiting room": keys.queue_keys(event_id)[2],
+        "waiting room": keys.queue_state(event_id),
     }
 
 

@@ -9,8 +9,6 @@ acknowledged only once its order is committed to Postgres (or moved to the dead 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from functools import cache
-from importlib import resources
 from typing import Any
 
 import msgspec
@@ -18,11 +16,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from onsale import keys
-
-
-@cache
-def _lua(name: str) -> str:
-    return (resources.files("onsale") / "lua" / f"{name}.lua").read_text()
+from onsale.scripts import Scripts, run
 
 
 def stream_ms(entry_id: str) -> int:
@@ -51,8 +45,7 @@ class OrderStreams:
         self.group = keys.COMMITTERS
         # A Redis Cluster cannot read streams of several slots in one XREADGROUP.
         self.cluster = isinstance(redis, RedisCluster)
-        self._ack = redis.register_script(_lua("commit_ack"))
-        self._dead = redis.register_script(_lua("commit_dead"))
+        self._scripts = Scripts(redis)
         self._ready: set[str] = set()
 
     async def ensure_groups(self, events: Iterable[str]) -> None:
@@ -95,7 +88,7 @@ class OrderStreams:
         )
         pairs = reply.items() if isinstance(reply, dict) else (reply or [])
         return [
-            Entry(_event_of(stream), entry_id, fields)
+            Entry(keys.event_of(stream), entry_id, fields)
             for stream, entries in pairs
             for entry_id, fields in entries
         ]
@@ -144,9 +137,10 @@ class OrderStreams:
         for i in range(0, len(ids), 1000):
             chunk = ids[i : i + 1000]
             done += int(
-                await self._ack(
-                    keys=[keys.orders_stream(event_id), keys.commit_state(event_id)],
-                    args=[self.group, now_ms, batch, _newest(chunk), *chunk],
+                await self._scripts.run(
+                    "commit_ack",
+                    [keys.orders_stream(event_id), keys.commit_state(event_id)],
+                    [self.group, now_ms, batch, _newest(chunk), *chunk],
                 )
             )
         return done
@@ -154,20 +148,16 @@ class OrderStreams:
     async def dead_letter(self, entry: Entry, reason: str, now_ms: int) -> bool:
         """Move an entry to the event's dead letters and acknowledge it, atomically."""
         flat = [x for pair in (entry.fields or {}).items() for x in pair]
-        moved = await self._dead(
-            keys=[
+        moved = await self._scripts.run(
+            "commit_dead",
+            [
                 keys.orders_stream(entry.event_id),
                 keys.commit_state(entry.event_id),
                 keys.dead_letters(entry.event_id),
             ],
-            args=[self.group, entry.id, reason[:1000], now_ms, *flat],
+            [self.group, entry.id, reason[:1000], now_ms, *flat],
         )
         return bool(moved)
-
-
-def _event_of(stream: str) -> str:
-    # "{ev:<id>}:orders" -> "<id>"
-    return stream[4 : stream.index("}")]
 
 
 #: Entries :func:`find_uncommitted` looks at, at most (newest first): with a healthy
@@ -182,8 +172,11 @@ async def find_uncommitted(
     acknowledged yet and whose order holds one of ``ticket_ids``, newest first."""
     if not ticket_ids:
         return []
-    found: list[str] = await redis.register_script(_lua("stream_find"))(
-        keys=[keys.orders_stream(event_id)], args=[keys.COMMITTERS, max_scan, *ticket_ids]
+    found: list[str] = await run(
+        redis,
+        "stream_find",
+        [keys.orders_stream(event_id)],
+        [keys.COMMITTERS, max_scan, *ticket_ids],
     )
     return found
 
@@ -210,8 +203,11 @@ class CommitLag(msgspec.Struct, frozen=True):
 async def lag(redis: Any, event_id: str) -> CommitLag:
     """The committers' lag on one event, from the stream, its consumer group and the state
     the committers record, read in one script (a handful of O(1) or O(log n) steps)."""
-    reply = await redis.register_script(_lua("commit_lag"))(
-        keys=[keys.orders_stream(event_id), keys.commit_state(event_id)], args=[keys.COMMITTERS]
+    reply = await run(
+        redis,
+        "commit_lag",
+        [keys.orders_stream(event_id), keys.commit_state(event_id)],
+        [keys.COMMITTERS],
     )
     entries, now_ms, _, in_flight, oldest_pending, first_unread, unread, flat = reply
     state = dict(zip(flat[::2], flat[1::2], strict=True))

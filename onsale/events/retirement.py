@@ -27,14 +27,12 @@ import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Iterable, Sequence
-from functools import cache
-from importlib import resources
 from typing import Any, TypeVar
 
 import asyncpg
 import msgspec
 
-from onsale import keys
+from onsale import keys, scripts
 
 log = logging.getLogger("onsale.retirement")
 
@@ -51,11 +49,6 @@ POSTGRES_TIMEOUT_S = 1.0
 _CONCURRENCY = 16
 
 T = TypeVar("T")
-
-
-@cache
-def _source(name: str) -> str:
-    return (resources.files("onsale") / "lua" / f"{name}.lua").read_text()
 
 
 class Activity(msgspec.Struct, frozen=True):
@@ -93,15 +86,16 @@ async def _bounded(calls: Iterable[Awaitable[T]]) -> list[T]:
 
 
 async def activity(redis: Any, event_id: str) -> Activity:
-    script = redis.register_script(_source("event_activity"))
-    reply = await script(
-        keys=[
+    reply = await scripts.run(
+        redis,
+        "event_activity",
+        [
             keys.onsale(event_id),
             keys.holds_expiry(event_id),
             keys.queue_active(event_id),
             keys.orders_stream(event_id),
         ],
-        args=[keys.COMMITTERS],
+        [keys.COMMITTERS],
     )
     now, closes, starts, holds, admissions, uncommitted = (int(x) for x in reply)
     return Activity(event_id, now, closes, starts, holds, admissions, bool(uncommitted))
@@ -114,10 +108,11 @@ async def activities(redis: Any, event_ids: Sequence[str]) -> list[Activity]:
 async def _move(redis: Any, direction: str, event_ids: Sequence[str]) -> int:
     if not event_ids:
         return 0
-    script = redis.register_script(_source("retire_move"))
-    moved = await script(
-        keys=[keys.ARMED_EVENTS, keys.RETIRED_EVENTS, keys.ARMED_GENERATION],
-        args=[direction, MAX_RETIRED, *event_ids],
+    moved = await scripts.run(
+        redis,
+        "retire_move",
+        [keys.ARMED_EVENTS, keys.RETIRED_EVENTS, keys.ARMED_GENERATION],
+        [direction, MAX_RETIRED, *event_ids],
     )
     return int(moved)
 

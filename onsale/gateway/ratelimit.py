@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from onsale import keys
 from onsale.errors import ApiError, Code
 
 
@@ -61,7 +62,7 @@ class RateLimiter:
             return
         now = time.time()
         window = int(now // 60)
-        key = f"{scope}:rl:{address}:{window}"
+        key = keys.rate_limit(scope, address, window)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.incr(key)
             pipe.expire(key, 120)

@@ -25,9 +25,9 @@ from onsale.events.retirement import Retirer
 from onsale.events.terms import EventTerms
 from onsale.gateway.ratelimit import RateLimiter
 from onsale.inventory import Inventory
-from onsale.inventory.scripts import Scripts
 from onsale.queue.room import WaitingRoom
 from onsale.queue.tokens import AdmissionTokens, VisitorTokens
+from onsale.scripts import Scripts
 from onsale.tickets.lookup import TicketFinder
 
 log = logging.getLogger("onsale.gateway")
@@ -80,6 +80,12 @@ async def _tick_forever(
     inventory: Inventory, room: WaitingRoom, pool: asyncpg.Pool | None = None
 ) -> None:
     retirer = Retirer(inventory.redis, pool)
+    try:
+        # Every script once, at start, off the startup path: should Redis be away now (or
+        # fail over later), NOSCRIPT reloads each script where it is first asked for.
+        await inventory.scripts.load_all()
+    except (aioredis.RedisError, OSError) as exc:
+        log.warning("could not load the Lua scripts at start: %s", exc)
     while True:
         try:
             await tick(inventory, room, retirer)

@@ -16,7 +16,7 @@ from onsale.inventory.models import (
     TierLevel,
     TierSpec,
 )
-from onsale.inventory.scripts import ScriptClient
+from onsale.scripts import ScriptClient
 
 Items = Mapping[str, int] | Iterable[tuple[str, int]]
 
@@ -73,7 +73,7 @@ class Inventory(ScriptClient):
         if not pairs:
             raise HoldRejected(Rejection.INVALID_QUANTITY)
         hold_id = hold_id or str(uuid.uuid4())
-        args = [self._now(), hold_id, owner, owner_limit, "1" if admitted else "0", *_flat(pairs)]
+        args = [self.now(), hold_id, owner, owner_limit, "1" if admitted else "0", *_flat(pairs)]
         reply = await self._scripts.run("hold", keys.inventory_keys(event_id), args)
         if reply[0] != "ok":
             raise _rejected(reply)
@@ -81,7 +81,7 @@ class Inventory(ScriptClient):
 
     async def release(self, event_id: str, hold_id: str) -> ReleaseOutcome:
         reply = await self._scripts.run(
-            "release", keys.inventory_keys(event_id), [self._now(), hold_id]
+            "release", keys.inventory_keys(event_id), [self.now(), hold_id]
         )
         return ReleaseOutcome(reply)
 
@@ -104,7 +104,7 @@ class Inventory(ScriptClient):
         """
         pairs = _pairs(retake_items) if retake_items is not None else []
         args = [
-            self._now(), hold_id, order_id, payload, "1" if retake_items else "0", owner,
+            self.now(), hold_id, order_id, payload, "1" if retake_items else "0", owner,
             owner_limit,
         ]  # fmt: skip
         reply = await self._scripts.run(
@@ -119,7 +119,7 @@ class Inventory(ScriptClient):
     async def sweep(self, event_id: str, limit: int = 10_000) -> int:
         """Expire due holds of one event; returns how many went back to the pool."""
         return int(
-            await self._scripts.run("sweep", keys.inventory_keys(event_id), [self._now(), limit])
+            await self._scripts.run("sweep", keys.inventory_keys(event_id), [self.now(), limit])
         )
 
     async def levels(self, event_id: str) -> list[TierLevel]:

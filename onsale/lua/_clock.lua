@@ -1,4 +1,5 @@
--- Prepended to every script. The caller's clock in epoch ms, or Redis's own when it passes 0:
+-- Prepended to every inventory and waiting-room script (see PRELUDES in onsale/scripts.py).
+-- The caller's clock in epoch ms, or Redis's own when it passes 0:
 -- one clock for all gateways.
 local function clock(arg)
   local now = tonumber(arg)

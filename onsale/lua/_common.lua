@@ -1,4 +1,4 @@
--- Prepended to every inventory script (see onsale/inventory/scripts.py).
+-- Prepended to every inventory script (see PRELUDES in onsale/scripts.py).
 -- KEYS: 1 inventory hash, 2 hold expiry zset, 3 live hold data hash,
 --       4 finished hold states hash, 5 orders stream, 6 owners hash,
 --       7 the waiting room's active admissions zset, 8 orders hash (order id -> JSON),

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from onsale import keys
-from onsale.inventory.scripts import ScriptClient
+from onsale.scripts import ScriptClient
 
 
 class State(StrEnum):
@@ -93,24 +93,24 @@ class WaitingRoom(ScriptClient):
         takes the place. With ``strict`` (the visitor sent their token) joining again while
         holding a place is a poll, refused as :attr:`State.TOO_FAST` like a status poll.
         """
-        args = [self._now(), visitor_id, client, cap, "1" if strict else "0"]
+        args = [self.now(), visitor_id, client, cap, "1" if strict else "0"]
         reply = await self._scripts.run("queue_join", keys.queue_keys(event_id), args)
         return _place(reply)
 
     async def status(self, event_id: str, visitor_id: str, *, strict: bool = False) -> Place:
         """Where the visitor stands; with ``strict`` a too-early poll is refused."""
-        args = [self._now(), visitor_id, "1" if strict else "0"]
+        args = [self.now(), visitor_id, "1" if strict else "0"]
         reply = await self._scripts.run("queue_status", keys.queue_keys(event_id), args)
         return _place(reply)
 
     async def leave(self, event_id: str, visitor_id: str) -> bool:
-        args = [self._now(), visitor_id]
+        args = [self.now(), visitor_id]
         return bool(await self._scripts.run("queue_leave", keys.queue_keys(event_id), args))
 
     async def advance(self, event_id: str) -> Counts | None:
         """Move the cursor now (the periodic tick), drop the state of ended places, and report
         the room's counters."""
-        reply = await self._scripts.run("queue_advance", keys.queue_keys(event_id), [self._now()])
+        reply = await self._scripts.run("queue_advance", keys.queue_keys(event_id), [self.now()])
         if not reply:
             return None
         frozen, pre, seq, cursor, active, admitted, skipped, noshow, claimed = map(int, reply)
@@ -128,7 +128,7 @@ class WaitingRoom(ScriptClient):
 
     async def seed(self, event_id: str, seed: str) -> str:
         """Set the fair-start seed once (before anyone joins); returns the seed in force."""
-        key = keys.queue_keys(event_id)[2]
+        key = keys.queue_state(event_id)
         await self.redis.hsetnx(key, "seed", seed)
         current: str = await self.redis.hget(key, "seed")
         return current
@@ -141,7 +141,7 @@ class WaitingRoom(ScriptClient):
             return {}
         async with self.redis.pipeline(transaction=False) as pipe:
             for event_id in event_ids:
-                pipe.hmget(keys.queue_keys(event_id)[2], "frozen", "seed")
+                pipe.hmget(keys.queue_state(event_id), "frozen", "seed")
             replies = await pipe.execute()
         return {
             event_id: seed

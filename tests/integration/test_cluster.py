@@ -24,7 +24,7 @@ from onsale.config import Settings
 from onsale.connections import redis_client
 from onsale.gateway.app import create_app
 from onsale.inventory import Hold, HoldRejected, Inventory, Rejection
-from onsale.inventory.scripts import sha
+from onsale.scripts import sha
 from tests.integration.cluster_support import node_of, redis_cluster
 from tests.integration.commit_support import counts, drained, running, sold
 from tests.integration.test_end_to_end import paid_order

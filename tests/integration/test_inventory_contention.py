@@ -28,7 +28,7 @@ from onsale.inventory import (
     ReleaseOutcome,
     TierSpec,
 )
-from onsale.inventory.scripts import source
+from onsale.scripts import source
 from tests.integration.inventory_support import FUTURE_MS as T0
 from tests.integration.inventory_support import Clock, forget
 

@@ -8,7 +8,7 @@ from typing import Any
 from onsale import keys
 from onsale.connections import Lanes, pack
 from onsale.inventory import Inventory, TierSpec
-from onsale.inventory.scripts import Scripts
+from onsale.scripts import Scripts
 
 
 def test_pack_is_resp() -> None:

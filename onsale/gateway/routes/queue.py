@@ -96,7 +96,7 @@ async def join(event_id: FromPath[str], request: AnyRequest, services: Deps) -> 
         place = await take_place(services, event_id, visitor, address, strict=True)
     else:
         limit = services.settings.security.joins_per_minute
-        await services.limiter.check(keys.tag(event_id) + ":join", address, limit)
+        await services.limiter.check(keys.event_limit(event_id, "join"), address, limit)
         visitor, token = services.visitors.issue(event_id)
         place = await take_place(services, event_id, visitor, address)
     return _answer(services, event_id, visitor, token, place)
