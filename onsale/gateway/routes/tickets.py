@@ -33,7 +33,7 @@ async def _limit(request: AnyRequest, services: Deps, event_id: str, action: str
     if action != "checkin":
         per_minute = max(1, per_minute // HEAVY_SHARE)
     await services.limiter.check(
-        keys.tag(event_id) + ":" + action, client_address(request), per_minute
+        keys.event_limit(event_id, action), client_address(request), per_minute
     )
 
 
