@@ -80,18 +80,32 @@ async def buy(
 
 
 async def paid_elsewhere(
-    settings: Settings, stripe_url: str, event: dict[str, Any], amount: int, *, refund: bool
-) -> str:
-    """A payment whose order Redis alone knew (say, a refunded late payment): Stripe only."""
+    settings: Settings, stripe_url: str, event: dict[str, Any], amount: int, *, refund: bool,
+    quantity: int | None = None,
+) -> str:  # fmt: skip
+    """A payment whose order Redis alone knew (say, a refunded late payment): Stripe only.
+
+    With ``quantity`` (of the first tier) its metadata names the items, as checkout's do;
+    without, it has only the ids, as PaymentIntents made before checkout named them.
+    """
     order_id = str(uuid.uuid4())
-    order = Order(
-        order_id=order_id, event_id=event["id"], hold_id="", email="late@example.com",
-        name="Late", amount=amount, currency="USD", items=[Item("x", 1, amount)],
-        created_ms=int(time.time() * 1000),
-    )  # fmt: skip
+    tier = event["tiers"][0]
     payments = Payments(settings.stripe)
     try:
-        pi, _ = await payments.create_intent(order)
+        if quantity is None:
+            metadata = {"order_id": order_id, "event_id": event["id"]}
+            intent = await payments.client.v1.payment_intents.create_async(
+                params={"amount": amount, "currency": "usd", "metadata": metadata}
+            )
+            pi = intent.id
+        else:
+            order = Order(
+                order_id=order_id, event_id=event["id"], hold_id="", email="late@example.com",
+                name="Late", amount=amount, currency="USD",
+                items=[Item(tier["id"], quantity, tier["price"])],
+                created_ms=int(time.time() * 1000),
+            )  # fmt: skip
+            pi, _ = await payments.create_intent(order)
         assert await pay(stripe_url, pi) == "succeeded"
         if refund:
             await payments.refund(pi, order_id)
@@ -267,7 +281,10 @@ async def test_paid_orders_beyond_capacity_are_refunded_not_oversold(
 ) -> None:
     tiers = [{"name": "Last two", "price": 4500, "capacity": 2, "per_order_limit": 2}]
     event = await create(client, admin, tiers=tiers, onsale=FAST)
-    paid = {await paid_elsewhere(settings, stripe_url, event, 9000, refund=False) for _ in "ab"}
+    paid = {
+        await paid_elsewhere(settings, stripe_url, event, 9000, refund=False, quantity=2)
+        for _ in "ab"
+    }
     await lose_redis_state(redis, event["id"])
 
     payments, key = Payments(settings.stripe), signing.load(settings.security.signing_key)
