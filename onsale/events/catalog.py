@@ -65,6 +65,8 @@ def _onsale_mapping(event: Event) -> dict[str, int | str]:
     return {
         "opens_ms": _ms(o.opens_at),
         "closes_ms": _ms(o.closes_at),
+        # Retirement reads the show's start here, without asking Postgres.
+        "starts_ms": _ms(event.starts_at),
         "admit_per_minute": o.admit_per_minute,
         "max_active": o.max_active or 0,
         "hold_seconds": o.hold_seconds,

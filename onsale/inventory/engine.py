@@ -53,7 +53,9 @@ class Inventory(ScriptClient):
         reply = await self._scripts.run("arm", keys.inventory_keys(event_id), args)
         if reply != "ok":
             raise _rejected(reply)
-        await self.redis.sadd(keys.ARMED_EVENTS, event_id)
+        if await self.redis.sadd(keys.ARMED_EVENTS, event_id):
+            # Committers watch the generation: a new event's stream is read at once.
+            await self.redis.incr(keys.ARMED_GENERATION)
 
     async def hold(
         self,
