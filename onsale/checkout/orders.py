@@ -42,6 +42,8 @@ log = logging.getLogger("onsale.checkout")
 
 #: How long a concurrent duplicate checkout waits for the first one's PaymentIntent.
 _DUPLICATE_WAIT_S = 10.0
+#: A claimed order still without its PaymentIntent after this was cut off midway.
+_CLAIM_STALE_MS = 5_000
 #: How long an Idempotency-Key is remembered after its hold would have expired.
 IDEMPOTENCY_GRACE_S = 3600
 
@@ -68,9 +70,6 @@ class Checkout:
     async def load(self, event_id: str, order_id: str) -> Order | None:
         raw = await self.redis.hget(keys.orders(event_id), order_id)
         return decode_order(raw) if raw else None
-
-    async def _save(self, order: Order) -> None:
-        await self.redis.hset(keys.orders(order.event_id), order.order_id, encode(order))
 
     def answer(self, order: Order) -> CheckoutOut:
         payment = None
@@ -140,18 +139,26 @@ class Checkout:
             current = await self.load(event_id, order_id)
             assert current is not None
             return self.answer(await self._settled(current))
+        return self.answer(await self._start(order))
+
+    async def _start(self, order: Order) -> Order:
+        """A claimed order: confirmed if free, else given its PaymentIntent. Idempotent (the
+        intent's Stripe key is the order id), so a retry may finish a claim cut off midway."""
         if order.amount == 0:
-            return self.answer(await self._confirm_free(order))
+            return await self._confirm_free(order)
         if self.payments is None:
-            await self.redis.hdel(keys.orders(event_id), order_id)
+            await self.redis.hdel(keys.orders(order.event_id), order.order_id)
             raise CheckoutRejected(CheckoutRejection.PAYMENT_FAILED, "payments are not configured")
         try:
             order.payment_intent_id, order.client_secret = await self.payments.create_intent(order)
         except CheckoutRejected:
-            await self.redis.hdel(keys.orders(event_id), order_id)  # let a retry start over
+            await self.redis.hdel(keys.orders(order.event_id), order.order_id)  # start over
             raise
-        await self._save(order)
-        return self.answer(order)
+        # Only over a pending record: a twin's payment may have confirmed it meanwhile.
+        if await self._cas(order, (OrderStatus.PENDING,), release_hold=False) != "ok":
+            current = await self.load(order.event_id, order.order_id)
+            return current or order
+        return order
 
     async def _confirm_free(self, order: Order) -> Order:
         """Nothing to pay: confirmed now, or, if the hold ran out and its tickets are gone,
@@ -167,6 +174,10 @@ class Checkout:
         """The order once its PaymentIntent exists (a concurrent twin may be creating it)."""
         deadline = time.monotonic() + _DUPLICATE_WAIT_S
         while order.status is OrderStatus.PENDING and not order.payment_intent_id:
+            if _now_ms() - order.created_ms > _CLAIM_STALE_MS:
+                # The request that claimed it died midway (a killed worker, Redis lost):
+                # finish its work rather than leave the buyer unable to pay until expiry.
+                return await self._start(order)
             if time.monotonic() > deadline:
                 raise CheckoutRejected(
                     CheckoutRejection.RETRY, "this checkout is still being processed; retry"

@@ -220,3 +220,27 @@ async def test_a_free_order_whose_hold_ran_out_answers_409(
     assert (r.status_code, r.json()["code"]) == (409, "hold_expired")
     r = await checkout(client, hold["hold_id"], "free-late", BUYER)  # no order was left behind
     assert (r.status_code, r.json()["code"]) == (409, "hold_expired")
+
+
+async def test_a_checkout_cut_off_midway_is_finished_by_its_retry(
+    client: Client, admin: dict[str, str], redis: Any, stripe_url: str
+) -> None:
+    """The first request claimed the order, then died before saving its PaymentIntent (a
+    killed worker): the buyer's retry completes it instead of answering 409 until expiry."""
+    event, hold, _ = await hold_for(client, admin)
+    first = await checkout(client, hold["hold_id"], "cut")
+    assert first.status_code == 201
+    orders = keys.orders(event["id"])
+    record = msgspec.json.decode(await redis.hget(orders, first.json()["order_id"]))
+    record.update(payment_intent_id=None, client_secret=None)
+    record["created_ms"] -= 60_000  # claimed a minute ago, never finished
+    await redis.hset(orders, first.json()["order_id"], msgspec.json.encode(record))
+    again = await checkout(client, hold["hold_id"], "cut")
+    assert again.status_code == 201, again.text
+    # Stripe answers the intent's idempotency key with the same intent; the emulator makes a
+    # new one, which is just as payable (the buyer never saw the first).
+    assert again.json()["payment"]["payment_intent_id"].startswith("pi_")
+    assert await pay(stripe_url, again.json()["payment"]["payment_intent_id"]) == "succeeded"
+    r = await webhook(client, "payment_intent.succeeded", intent_of(event["id"], again.json()))
+    assert r.status_code == 200
+    assert (await status_of(client, again.json()))["status"] == "confirmed"
