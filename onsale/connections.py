@@ -10,8 +10,13 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+#: The Redis client every onsale module takes: one server or a Redis Cluster, decoding replies
+#: to str. redis-py's annotations of async replies (``Awaitable[T] | T``) are not precise
+#: enough for mypy strict, so the alias names the role rather than the class.
+RedisClient = Any
 
-def redis_client(url: str, *, cluster: bool = False, max_connections: int = 64) -> Any:
+
+def redis_client(url: str, *, cluster: bool = False, max_connections: int = 64) -> RedisClient:
     """A client with a blocking pool: a burst beyond ``max_connections`` waits, never fails.
 
     No per-command socket timeout: redis-py implements it with a timer per read, which cost

@@ -16,7 +16,7 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-from onsale.connections import Lanes, bulk
+from onsale.connections import Lanes, RedisClient, bulk
 
 #: Script name -> the preludes it is built on, in order, before the script itself. The
 #: inventory's and the waiting room's take the caller's clock (``_clock``); the committers',
@@ -60,7 +60,7 @@ class Scripts:
     ordinary call.
     """
 
-    def __init__(self, redis: Any, lanes: Lanes | None = None) -> None:
+    def __init__(self, redis: RedisClient, lanes: Lanes | None = None) -> None:
         self.redis = redis
         self._lanes = lanes
         self._call = lanes.call if lanes else redis.execute_command
@@ -100,13 +100,13 @@ class Scripts:
         return b"*%d\r\n" % count + head + b"".join(bulk(a) for a in args)
 
 
-async def run(redis: Any, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+async def run(redis: RedisClient, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
     """One script on a plain client, off the hot path (the committers, retirement,
     check-in, the lag): :meth:`Scripts.run` without lanes."""
     return await Scripts(redis).run(name, keys, args)
 
 
-async def load_all(redis: Any) -> None:
+async def load_all(redis: RedisClient) -> None:
     """:meth:`Scripts.load_all` on a plain client."""
     await Scripts(redis).load_all()
 
@@ -119,7 +119,7 @@ class ScriptClient:
     """What the inventory engine and the waiting room share: a client, its scripts, a clock."""
 
     def __init__(
-        self, redis: Any, clock: Clock | None = None, scripts: Scripts | None = None
+        self, redis: RedisClient, clock: Clock | None = None, scripts: Scripts | None = None
     ) -> None:
         self.redis = redis
         self._scripts = scripts or Scripts(redis)

@@ -19,7 +19,6 @@ import secrets
 import signal
 import socket
 import time
-from typing import Any
 
 import asyncpg
 import msgspec
@@ -42,7 +41,7 @@ from onsale.checkout.writer import (
     write_each,
 )
 from onsale.config import Settings
-from onsale.connections import redis_client
+from onsale.connections import RedisClient, redis_client
 from onsale.events import retirement
 
 log = logging.getLogger("onsale.committer")
@@ -108,7 +107,7 @@ Key = tuple[str, str]
 class Committer:
     def __init__(
         self,
-        redis: Any,
+        redis: RedisClient,
         database_url: str,
         options: CommitterOptions | None = None,
         consumer: str | None = None,

@@ -12,7 +12,6 @@ import asyncio
 import hashlib
 import logging
 import time
-from typing import Any
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -34,6 +33,7 @@ from onsale.checkout.models import (
 )
 from onsale.checkout.payments import Payments
 from onsale.checkout.tokens import OrderTokens
+from onsale.connections import RedisClient
 from onsale.inventory import HoldRejected, Inventory, Rejection
 from onsale.inventory.holds import hold_event, order_id_for
 from onsale.tickets import qr
@@ -55,7 +55,7 @@ def _now_ms() -> int:
 class Checkout:
     def __init__(
         self,
-        redis: Any,
+        redis: RedisClient,
         inventory: Inventory,
         payments: Payments | None,
         key: Ed25519PrivateKey,

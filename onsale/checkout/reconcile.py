@@ -23,7 +23,7 @@ from onsale import keys
 from onsale.checkout.payments import Payments
 from onsale.checkout.stream import lag
 from onsale.config import Settings
-from onsale.connections import redis_client
+from onsale.connections import RedisClient, redis_client
 from onsale.events import retirement
 from onsale.inventory import Inventory
 
@@ -75,7 +75,9 @@ async def _refunded(payments: Payments, payment_intent_id: str) -> bool:
     return any(r.status in ("succeeded", "pending") for r in page.data)
 
 
-async def _tiers(conn: asyncpg.Connection, redis: Any, eid: uuid.UUID, report: EventReport) -> None:
+async def _tiers(
+    conn: asyncpg.Connection, redis: RedisClient, eid: uuid.UUID, report: EventReport
+) -> None:
     sold = {lv.tier_id: lv.sold for lv in await Inventory(redis).levels(str(eid))}
     rows = await conn.fetch(_TIERS_SQL, eid)
     report.tiers = len(rows)
@@ -163,7 +165,7 @@ async def _order_problems(payments: Payments, row: asyncpg.Record, intent: Any) 
 
 
 async def reconcile_event(
-    conn: asyncpg.Connection, redis: Any, payments: Payments, event_id: str
+    conn: asyncpg.Connection, redis: RedisClient, payments: Payments, event_id: str
 ) -> EventReport:
     report = EventReport(event_id)
     try:
@@ -196,7 +198,7 @@ async def reconcile_event(
 RETIRED_DAYS = 7
 
 
-async def default_events(redis: Any) -> list[str]:
+async def default_events(redis: RedisClient) -> list[str]:
     """Every armed event and every event retired in the last :data:`RETIRED_DAYS` days."""
     since_ms = int(time.time() * 1000) - RETIRED_DAYS * 86_400_000
     armed = set(await redis.smembers(keys.ARMED_EVENTS))

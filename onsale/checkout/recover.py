@@ -44,7 +44,7 @@ from onsale.checkout.payments import Payments
 from onsale.checkout.stream import lag
 from onsale.checkout.writer import Malformed, prepared, write_each, write_executemany
 from onsale.config import Settings
-from onsale.connections import redis_client
+from onsale.connections import RedisClient, redis_client
 from onsale.db import create_pool
 from onsale.domain import DomainError
 from onsale.events import catalog
@@ -112,12 +112,12 @@ def state_keys(event_id: str) -> dict[str, str]:
     }
 
 
-async def live_state(redis: Any, event_id: str) -> list[str]:
+async def live_state(redis: RedisClient, event_id: str) -> list[str]:
     """The names of the event's state keys that exist in Redis."""
     return [name for name, key in state_keys(event_id).items() if await redis.exists(key)]
 
 
-async def candidates(pool: asyncpg.Pool, redis: Any) -> list[str]:
+async def candidates(pool: asyncpg.Pool, redis: RedisClient) -> list[str]:
     """Events whose sale is not over and whose state is missing in Redis."""
     return [r[0] for r in await pool.fetch(_CANDIDATES_SQL) if not await live_state(redis, r[0])]
 
@@ -279,7 +279,7 @@ async def _commit(pool: asyncpg.Pool, orders: list[Order]) -> None:
         raise Refused(f"Postgres refused {len(failed)} rebuilt order(s): {why}")
 
 
-async def _arm(redis: Any, pool: asyncpg.Pool, event: Event, outcome: Outcome) -> None:
+async def _arm(redis: RedisClient, pool: asyncpg.Pool, event: Event, outcome: Outcome) -> None:
     """Sold first, while the event has no ``hold_ms`` (holds refuse it as unknown), then
     arming as event creation does: no moment where a hold could take a sold ticket."""
     rows = await pool.fetch(_SOLD_SQL, uuid.UUID(event.id))
@@ -306,7 +306,7 @@ async def _arm(redis: Any, pool: asyncpg.Pool, event: Event, outcome: Outcome) -
 
 async def recover_event(
     pool: asyncpg.Pool,
-    redis: Any,
+    redis: RedisClient,
     payments: Payments,
     key: Ed25519PrivateKey,
     event_id: str,

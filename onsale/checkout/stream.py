@@ -9,13 +9,13 @@ acknowledged only once its order is committed to Postgres (or moved to the dead 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import msgspec
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from onsale import keys
+from onsale.connections import RedisClient
 from onsale.scripts import Scripts, run
 
 
@@ -39,7 +39,7 @@ class Entry(msgspec.Struct, frozen=True):
 class OrderStreams:
     """One committer's view of the streams, as consumer ``consumer`` of ``keys.COMMITTERS``."""
 
-    def __init__(self, redis: Any, consumer: str) -> None:
+    def __init__(self, redis: RedisClient, consumer: str) -> None:
         self.redis = redis
         self.consumer = consumer
         self.group = keys.COMMITTERS
@@ -166,7 +166,7 @@ FIND_MAX_SCAN = 2000
 
 
 async def find_uncommitted(
-    redis: Any, event_id: str, ticket_ids: Sequence[str], max_scan: int = FIND_MAX_SCAN
+    redis: RedisClient, event_id: str, ticket_ids: Sequence[str], max_scan: int = FIND_MAX_SCAN
 ) -> list[str]:
     """The data (orders as JSON) of the event's stream entries that no committer has
     acknowledged yet and whose order holds one of ``ticket_ids``, newest first."""
@@ -200,7 +200,7 @@ class CommitLag(msgspec.Struct, frozen=True):
     batch: int = 0
 
 
-async def lag(redis: Any, event_id: str) -> CommitLag:
+async def lag(redis: RedisClient, event_id: str) -> CommitLag:
     """The committers' lag on one event, from the stream, its consumer group and the state
     the committers record, read in one script (a handful of O(1) or O(log n) steps)."""
     reply = await run(

@@ -17,6 +17,7 @@ from onsale import keys
 from onsale.checkout.models import Outcome, PaidIntent
 from onsale.checkout.orders import Checkout
 from onsale.checkout.payments import Payments
+from onsale.connections import RedisClient
 from onsale.inventory import HoldRejected
 
 log = logging.getLogger("onsale.checkout")
@@ -39,7 +40,7 @@ class WebhookFailed(RuntimeError):
 
 
 class Webhooks:
-    def __init__(self, redis: Any, payments: Payments, checkout: Checkout) -> None:
+    def __init__(self, redis: RedisClient, payments: Payments, checkout: Checkout) -> None:
         self.redis = redis
         self.payments = payments
         self.checkout = checkout

@@ -12,6 +12,7 @@ import msgspec
 
 from onsale import keys
 from onsale.checkout.stream import lag
+from onsale.connections import RedisClient
 from onsale.events.errors import EventRejected, EventRejection
 from onsale.events.models import (
     CommitterLag,
@@ -76,7 +77,7 @@ def _onsale_mapping(event: Event) -> dict[str, int | str]:
     }
 
 
-async def arm(redis: Any, inventory: Inventory, event: Event, seed: str) -> None:
+async def arm(redis: RedisClient, inventory: Inventory, event: Event, seed: str) -> None:
     """Load an event's tiers, schedule and fair-start seed into Redis (idempotent)."""
     specs = [TierSpec(t.id, t.capacity, t.per_order_limit or 0, t.price) for t in event.tiers]
     try:
@@ -94,7 +95,9 @@ async def seed_of(pool: asyncpg.Pool, event_id: str) -> str:
     return seed
 
 
-async def create(pool: asyncpg.Pool, redis: Any, inventory: Inventory, data: EventIn) -> Event:
+async def create(
+    pool: asyncpg.Pool, redis: RedisClient, inventory: Inventory, data: EventIn
+) -> Event:
     problems = data.problems()
     if problems:
         raise EventRejected(EventRejection.INVALID, "; ".join(problems))
@@ -187,7 +190,7 @@ def _event(r: asyncpg.Record, tiers: list[Tier]) -> Event:
     )
 
 
-async def reveal_seeds(redis: Any, events: list[Event]) -> list[Event]:
+async def reveal_seeds(redis: RedisClient, events: list[Event]) -> list[Event]:
     """The events, each with its fair-start seed once Redis has frozen its pre-queue, so that
     anyone can recompute the order. Redis's clock decides the freeze, so Redis's state decides
     the reveal: a seed out before the freeze would let a joiner keep only lucky visitor ids."""
@@ -252,7 +255,9 @@ async def listing(
     return EventPage(items=items, next_cursor=_cursor(items[-1]) if more else None)
 
 
-async def patch_onsale(pool: asyncpg.Pool, redis: Any, event_id: str, patch: OnsalePatch) -> Event:
+async def patch_onsale(
+    pool: asyncpg.Pool, redis: RedisClient, event_id: str, patch: OnsalePatch
+) -> Event:
     """Change the metering; the waiting room reads it from Redis at its next decision."""
     changes = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not None}
     if not changes:

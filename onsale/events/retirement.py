@@ -27,12 +27,13 @@ import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import asyncpg
 import msgspec
 
 from onsale import keys, scripts
+from onsale.connections import RedisClient
 
 log = logging.getLogger("onsale.retirement")
 
@@ -85,7 +86,7 @@ async def _bounded(calls: Iterable[Awaitable[T]]) -> list[T]:
     return list(await asyncio.gather(*(one(c) for c in calls)))
 
 
-async def activity(redis: Any, event_id: str) -> Activity:
+async def activity(redis: RedisClient, event_id: str) -> Activity:
     reply = await scripts.run(
         redis,
         "event_activity",
@@ -101,11 +102,11 @@ async def activity(redis: Any, event_id: str) -> Activity:
     return Activity(event_id, now, closes, starts, holds, admissions, bool(uncommitted))
 
 
-async def activities(redis: Any, event_ids: Sequence[str]) -> list[Activity]:
+async def activities(redis: RedisClient, event_ids: Sequence[str]) -> list[Activity]:
     return await _bounded(activity(redis, e) for e in event_ids)
 
 
-async def _move(redis: Any, direction: str, event_ids: Sequence[str]) -> int:
+async def _move(redis: RedisClient, direction: str, event_ids: Sequence[str]) -> int:
     if not event_ids:
         return 0
     moved = await scripts.run(
@@ -117,7 +118,7 @@ async def _move(redis: Any, direction: str, event_ids: Sequence[str]) -> int:
     return int(moved)
 
 
-async def revive(redis: Any, event_ids: Sequence[str]) -> int:
+async def revive(redis: RedisClient, event_ids: Sequence[str]) -> int:
     """Back into the armed set (only ids that are retired); how many came back."""
     return await _move(redis, "revive", event_ids)
 
@@ -149,7 +150,7 @@ async def _started(pool: asyncpg.Pool | None, event_ids: Sequence[str]) -> set[s
         return set()
 
 
-async def retire_ended(redis: Any, pool: asyncpg.Pool | None = None) -> list[str]:
+async def retire_ended(redis: RedisClient, pool: asyncpg.Pool | None = None) -> list[str]:
     """Retire every armed event that has ended and is idle; returns their ids."""
     armed = sorted(await redis.smembers(keys.ARMED_EVENTS))
     idle = [a for a in await activities(redis, armed) if a.idle]
@@ -169,7 +170,7 @@ async def retire_ended(redis: Any, pool: asyncpg.Pool | None = None) -> list[str
     return retired
 
 
-async def retired_since(redis: Any, since_ms: int) -> list[str]:
+async def retired_since(redis: RedisClient, since_ms: int) -> list[str]:
     """Ids retired at or after ``since_ms`` (epoch ms), oldest first."""
     found: list[str] = await redis.zrangebyscore(keys.RETIRED_EVENTS, since_ms, "+inf")
     return found
@@ -180,7 +181,7 @@ class Retirer:
     (a lock with that expiry, never released: the next round waits for it to lapse)."""
 
     def __init__(
-        self, redis: Any, pool: asyncpg.Pool | None, every_s: float = RETIRE_EVERY_S
+        self, redis: RedisClient, pool: asyncpg.Pool | None, every_s: float = RETIRE_EVERY_S
     ) -> None:
         self.redis = redis
         self.pool = pool
@@ -203,7 +204,7 @@ class RetiredScan:
     """A committer's part: a slice of the retired events per call, round-robin, bringing
     back those with something to do (entries to commit, live holds or admissions)."""
 
-    def __init__(self, redis: Any, slice_: int = SCAN_SLICE) -> None:
+    def __init__(self, redis: RedisClient, slice_: int = SCAN_SLICE) -> None:
         self.redis = redis
         self.slice = slice_
         self._pos = 0

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from onsale import keys
+from onsale.connections import RedisClient
 from onsale.events.errors import EventRejected, EventRejection
 
 #: Events whose terms one process remembers before it starts over.
@@ -15,7 +14,7 @@ class EventTerms:
     """Both terms are fixed when the event is created, so each gateway process reads them
     from Redis once per event (a round trip less on every hold)."""
 
-    def __init__(self, redis: Any) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self.redis = redis
         self._cache: dict[str, tuple[str, int]] = {}
 

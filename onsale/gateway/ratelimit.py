@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from onsale import keys
+from onsale.connections import RedisClient
 from onsale.errors import ApiError, Code
 
 
@@ -39,7 +40,7 @@ def network(address: str) -> str:
 class RateLimiter:
     """Fixed one-minute windows per (scope, client address); one pipelined round trip."""
 
-    def __init__(self, redis: Any, exempt: Iterable[str] = ()) -> None:
+    def __init__(self, redis: RedisClient, exempt: Iterable[str] = ()) -> None:
         self.redis = redis
         self._exempt = [ipaddress.ip_network(cidr, strict=False) for cidr in exempt]
 

@@ -39,7 +39,7 @@ TICK_EVERY_S = 1.0
 @dataclass(frozen=True)
 class Services:
     settings: Settings
-    redis: Any
+    redis: connections.RedisClient
     pool: asyncpg.Pool
     inventory: Inventory
     room: WaitingRoom

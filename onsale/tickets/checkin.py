@@ -21,6 +21,7 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from msgspec import Meta
 
+from onsale.connections import RedisClient
 from onsale.events.errors import EventRejected, EventRejection
 from onsale.tickets import qr, uncommitted
 from onsale.tickets.errors import TicketRejected, TicketRejection
@@ -130,7 +131,7 @@ async def check_in(
     payload: str,
     scanner: str | None = None,
     *,
-    redis: Any = None,
+    redis: RedisClient = None,
 ) -> CheckedIn:
     """Check a ticket in, or say exactly why not (:class:`TicketRejected`).
 
@@ -289,7 +290,7 @@ async def sync(
     scans: Sequence[Scan],
     now: datetime,
     *,
-    redis: Any = None,
+    redis: RedisClient = None,
 ) -> list[ScanResult]:
     """Apply offline scans in one transaction; one result per scan, in the request's order.
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import cast
 
 import asyncpg
 import msgspec
@@ -27,6 +27,7 @@ from onsale.checkout.writer import (
     prepared,
     write_executemany,
 )
+from onsale.connections import RedisClient
 
 log = logging.getLogger("onsale.checkin")
 
@@ -40,7 +41,9 @@ class _Status(msgspec.Struct):
 _status = msgspec.json.Decoder(_Status).decode
 
 
-async def _current_status(redis: Any, event_id: str, order_ids: list[str]) -> dict[str, str]:
+async def _current_status(
+    redis: RedisClient, event_id: str, order_ids: list[str]
+) -> dict[str, str]:
     """The orders' status in their Redis record, the latest word on them (a refund after
     the confirmation shows there first)."""
     raw = await redis.hmget(keys.orders(event_id), order_ids)
@@ -71,7 +74,7 @@ def _confirmed_orders(event_id: str, wanted: set[str], raws: Iterable[str]) -> l
 
 
 async def commit_recent(
-    pool: asyncpg.Pool, redis: Any, event_id: str, ticket_ids: Iterable[str]
+    pool: asyncpg.Pool, redis: RedisClient, event_id: str, ticket_ids: Iterable[str]
 ) -> int:
     """Commit the confirmed, not yet committed orders of these tickets; how many were.
 

@@ -10,6 +10,7 @@ from litestar.params import QueryParameter
 
 from onsale import keys, signing
 from onsale.checkout.stream import lag
+from onsale.connections import RedisClient
 from onsale.errors import ApiError, Code
 from onsale.gateway.types import Deps
 
@@ -29,7 +30,7 @@ async def _check(what: Any) -> str:
         return f"unavailable: {type(exc).__name__}: {exc}"[:200]
 
 
-async def _committer_lag(redis: Any) -> dict[str, int]:
+async def _committer_lag(redis: RedisClient) -> dict[str, int]:
     """Over every armed event: entries not yet in Postgres, and the oldest one's age."""
     lags = [await lag(redis, e) for e in await redis.smembers(keys.ARMED_EVENTS)]
     return {
