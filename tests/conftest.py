@@ -24,6 +24,10 @@ from onsale.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedStripe
 from onsale.gateway.app import create_app
 from onsale.gateway.services import Services
 
+# The helpers the tests share (the *_support modules) fail with pytest's own assertion
+# messages, as test modules do.
+pytest.register_assert_rewrite("tests.integration", "tests.qr_support")
+
 
 @pytest.fixture(scope="session")
 def services_dir() -> Iterator[Path]:

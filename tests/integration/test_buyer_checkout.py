@@ -23,11 +23,9 @@ import pytest
 from playwright.sync_api import Browser, Page, Request, expect
 
 from onsale import signing
-from onsale.config import StripeSettings
 from onsale.embedded import EmbeddedStripe, stop
-from onsale.gateway.routes import pages
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
-from tests.integration.test_buyer_page import (
+from tests.integration.page_support import (
     CHROMIUM,
     PHONE,
     chromium,
@@ -36,10 +34,9 @@ from tests.integration.test_buyer_page import (
     new_page,
     no_horizontal_scroll,
     screenshot,
-    serving,
     stored,
 )
-from tests.integration.test_cli import clean_env
+from tests.integration.process_support import clean_env, serving
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
@@ -330,13 +327,3 @@ def test_page_names_stripe_and_allows_it(server: str, stripe_url: str) -> None:
     assert f"script-src 'self' {stripe_url}" in policy
     assert f"connect-src 'self' {stripe_url}" in policy
     assert "img-src 'self' data: blob:" in policy
-
-
-def test_stripe_itself_in_production() -> None:
-    settings = StripeSettings(publishable_key="pk_live_x", secret_key="sk_live_x")
-    assert pages.stripe_js(settings) == "https://js.stripe.com/v3/"
-    policy = dict(p.split(" ", 1) for p in pages.csp(settings).split("; "))
-    assert "https://js.stripe.com" in policy["script-src"].split()
-    assert "https://api.stripe.com" in policy["connect-src"].split()
-    assert "https://hooks.stripe.com" in policy["frame-src"].split()
-    assert policy["default-src"] == "'self'" and policy["object-src"] == "'none'"

@@ -14,9 +14,8 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from onsale import keys
+from tests.integration.api_support import admitted, bearer, create, iso
 from tests.integration.stripe_support import intent_of, pay, signed
-from tests.integration.test_events_api import create
-from tests.integration.test_queue_api import admitted, bearer, iso
 
 Client = AsyncTestClient[Litestar]
 BUYER = {"email": "max@example.com", "name": "Max Buyer"}

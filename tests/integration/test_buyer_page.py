@@ -2,74 +2,36 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import re
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from onsale import signing
-from onsale.embedded import stop
 from tests.conftest import ADMIN_TOKEN
-from tests.integration.test_cli import clean_env, free_port
-from tests.integration.test_events_api import event
-
-CHROMIUM = Path("/usr/bin/chromium")
-# Playwright's own browser download does not work offline; the system Chromium does.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-PHONE = {"width": 390, "height": 844}
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-#: Where to save screenshots of each state, when set (e.g. ``/tmp`` to look at the page).
-SHOTS = os.environ.get("ONSALE_TEST_SCREENSHOTS")
+from tests.integration.page_support import (
+    ADMIN,
+    CHROMIUM,
+    PHONE,
+    chromium,
+    create_event,
+    iso,
+    new_page,
+    no_horizontal_scroll,
+    screenshot,
+    stored,
+)
+from tests.integration.process_support import serving
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
     reason="browser tests need Chromium at /usr/bin/chromium (apt-get install -y chromium)",
 )
-
-
-@contextlib.contextmanager
-def serving(log: Path, **env: str) -> Iterator[str]:
-    """A real ``onsale serve`` on a free port, the kind a browser reaches over TCP."""
-    port = free_port()
-    argv = [sys.executable, "-m", "onsale", "serve", "--port", str(port)]
-    # Its log goes to a file: a pipe nobody reads would stall the server once full.
-    with log.open("w") as out:
-        proc = subprocess.Popen(argv, env=clean_env(**env), stdout=out, stderr=subprocess.STDOUT)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, log.read_text()
-            time.sleep(0.1)
-        else:
-            pytest.fail(f"onsale serve did not become ready:\n{log.read_text()}")
-        yield base
-    finally:
-        stop(proc, timeout=20)
 
 
 @pytest.fixture(scope="module")
@@ -86,53 +48,10 @@ def server(
         yield base
 
 
-@contextlib.contextmanager
-def chromium() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with chromium() as b:
         yield b
-
-
-def new_page(browser: Browser, **options: Any) -> Page:
-    context = browser.new_context(locale="en-US", timezone_id="UTC", **options)
-    context.set_default_timeout(10_000)
-    return context.new_page()
-
-
-def create_event(server: str, **changes: Any) -> dict[str, Any]:
-    r = httpx.post(f"{server}/api/events", json=event(**changes), headers=ADMIN)
-    assert r.status_code == 201, r.text
-    body: dict[str, Any] = r.json()
-    return body
-
-
-def iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-def no_horizontal_scroll(page: Page) -> None:
-    widths = page.evaluate(
-        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
-    )
-    assert widths[0] <= widths[1], f"page scrolls sideways: {widths}"
-
-
-def screenshot(page: Page, state: str) -> None:
-    if SHOTS:
-        page.screenshot(path=str(Path(SHOTS) / f"onsale-buyer-{state}.png"), full_page=True)
-
-
-def stored(page: Page, event_id: str) -> dict[str, Any]:
-    raw = page.evaluate("key => localStorage.getItem(key)", f"onsale:{event_id}")
-    value: dict[str, Any] = json.loads(raw) if raw else {}
-    return value
 
 
 def test_wait_then_choose_and_hold_on_a_phone(server: str, browser: Browser) -> None:

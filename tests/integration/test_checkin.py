@@ -16,8 +16,8 @@ from litestar.testing import AsyncTestClient
 from onsale import signing
 from onsale.config import Settings
 from onsale.tickets import checkin, qr
-from tests.integration.test_events_api import create
-from tests.integration.test_tickets import issue
+from tests.integration.api_support import create
+from tests.integration.ticket_support import issue
 
 Client = AsyncTestClient[Litestar]
 OSLO = timezone(timedelta(hours=1))
@@ -342,8 +342,7 @@ async def test_checkin_is_rate_limited_per_client(settings: Settings, pool: asyn
 async def sold_now(client: Client, admin: dict[str, str], qty: int = 2) -> dict[str, Any]:
     """A free order confirmed a moment ago through the public API: in Redis and on its
     stream, not in Postgres (no committer runs for this event). Its body, with tickets."""
-    from tests.integration.test_checkout import checkout, hold_for
-    from tests.integration.test_queue_api import bearer
+    from tests.integration.api_support import bearer, checkout, hold_for
 
     event, hold, _ = await hold_for(client, admin, price=0, qty=qty)
     done = await checkout(client, hold["hold_id"], f"door-{uuid.uuid4().hex}")

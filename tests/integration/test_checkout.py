@@ -11,34 +11,10 @@ from litestar.testing import AsyncTestClient
 
 from onsale import keys
 from onsale.inventory import Inventory
+from tests.integration.api_support import BUYER, bearer, checkout, hold_for
 from tests.integration.stripe_support import intent_of, pay, signed
-from tests.integration.test_events_api import create
-from tests.integration.test_queue_api import admitted, bearer, iso
 
 Client = AsyncTestClient[Litestar]
-BUYER = {"email": "ada@example.com", "name": "Ada Lovelace"}
-
-
-async def hold_for(
-    client: Client, admin: dict[str, str], *, price: int = 4500, capacity: int = 10, qty: int = 2
-) -> tuple[dict[str, Any], dict[str, Any], str]:
-    event = await create(
-        client,
-        admin,
-        tiers=[{"name": "GA", "price": price, "capacity": capacity}],
-        onsale={"opens_at": iso(-1), "admit_per_minute": 60_000, "hold_seconds": 60},
-    )
-    token = (await admitted(client, event["id"]))["admission_token"]
-    body = {"items": [{"tier_id": event["tiers"][0]["id"], "quantity": qty}]}
-    r = await client.post(f"/api/events/{event['id']}/holds", json=body, headers=bearer(token))
-    assert r.status_code == 201, r.text
-    return event, r.json(), token
-
-
-async def checkout(client: Client, hold_id: str, key: str, body: dict[str, str] = BUYER) -> Any:
-    return await client.post(
-        f"/api/holds/{hold_id}/checkout", json=body, headers={"Idempotency-Key": key}
-    )
 
 
 async def test_checkout_is_idempotent(client: Client, admin: dict[str, str]) -> None:

@@ -18,10 +18,9 @@ from onsale.errors import ApiError, Code
 from onsale.gateway.app import create_app
 from onsale.gateway.services import Services
 from onsale.inventory import Inventory
+from tests.integration.api_support import BUYER, bearer, checkout, hold_for
 from tests.integration.stripe_support import client as stripe_client
 from tests.integration.stripe_support import intent_of, pay, signed
-from tests.integration.test_checkout import BUYER, checkout, hold_for
-from tests.integration.test_queue_api import bearer
 
 Client = AsyncTestClient[Litestar]
 

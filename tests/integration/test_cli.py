@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,25 +13,8 @@ import pytest
 from onsale import signing
 from onsale.embedded import stop
 from tests.conftest import ADMIN_TOKEN
-from tests.integration.test_events_api import EVENT
-
-
-def onsale(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "onsale", *args], capture_output=True, text=True, env=env
-    )
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ONSALE_")}
-    return env | extra
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from tests.integration.api_support import EVENT
+from tests.integration.process_support import clean_env, free_port, onsale
 
 
 @pytest.mark.parametrize(

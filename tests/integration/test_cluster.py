@@ -25,11 +25,9 @@ from onsale.connections import redis_client
 from onsale.gateway.app import create_app
 from onsale.inventory import Hold, HoldRejected, Inventory, Rejection
 from onsale.scripts import sha
+from tests.integration.api_support import create, iso, paid_order
 from tests.integration.cluster_support import node_of, redis_cluster
 from tests.integration.commit_support import counts, drained, running, sold
-from tests.integration.test_end_to_end import paid_order
-from tests.integration.test_events_api import create
-from tests.integration.test_queue_api import iso
 
 Client = AsyncTestClient[Litestar]
 

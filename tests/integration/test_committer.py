@@ -39,7 +39,7 @@ from tests.integration.commit_support import (
     sold,
     until,
 )
-from tests.integration.test_cli import clean_env, onsale
+from tests.integration.process_support import clean_env, onsale
 
 
 @pytest.fixture

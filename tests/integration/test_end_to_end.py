@@ -14,76 +14,15 @@ from litestar.testing import AsyncTestClient
 
 from onsale import keys
 from onsale.checkout.committer import Committer, CommitterOptions
-from onsale.checkout.payments import Payments
-from onsale.checkout.reconcile import reconcile_event
 from onsale.config import Settings
 from onsale.inventory import Inventory
 from onsale.tickets import qr
+from tests.integration.api_support import admitted, bearer, create, iso, paid_order, reconciled
 from tests.integration.commit_support import drained, running
 from tests.integration.stripe_support import intent_of, pay, signed
-from tests.integration.test_events_api import create
-from tests.integration.test_queue_api import admitted, bearer, iso
-from tests.integration.test_tickets import decode_png
+from tests.qr_support import decode_png
 
 Client = AsyncTestClient[Litestar]
-
-
-async def paid_order(
-    client: Client, stripe_url: str, event_id: str, tier_id: str, quantity: int, who: str
-) -> dict[str, Any] | None:
-    """One buyer through the waiting room to a paid order; None if nothing was left."""
-    place = await join_until_settled(client, event_id)
-    if place["state"] != "admitted":
-        assert place["state"] == "sold_out", place
-        return None
-    body = {"items": [{"tier_id": tier_id, "quantity": quantity}]}
-    r = await client.post(
-        f"/api/events/{event_id}/holds", json=body, headers=bearer(place["admission_token"])
-    )
-    if r.status_code == 409:
-        assert r.json()["code"] in ("sold_out", "insufficient_inventory"), r.text
-        return None
-    assert r.status_code == 201, r.text
-    r = await client.post(
-        f"/api/holds/{r.json()['hold_id']}/checkout",
-        json={"email": f"{who}@example.com", "name": who},
-        headers={"Idempotency-Key": f"checkout-{who}"},
-    )
-    assert r.status_code == 201, r.text
-    order: dict[str, Any] = r.json()
-    pi = order["payment"]["payment_intent_id"]
-    assert await pay(stripe_url, pi) == "succeeded"
-    intent = intent_of(event_id, order)
-    body_bytes, headers = signed("payment_intent.succeeded", intent)
-    r = await client.post("/api/webhooks/stripe", content=body_bytes, headers=headers)
-    assert r.status_code == 200, r.text
-    return order
-
-
-async def reconciled(pool: asyncpg.Pool, redis: Any, settings: Settings, event_id: str) -> None:
-    """``onsale reconcile`` finds nothing: Redis, Postgres and Stripe agree."""
-    payments = Payments(settings.stripe)
-    try:
-        async with pool.acquire() as conn:
-            report = await reconcile_event(conn, redis, payments, event_id)
-    finally:
-        await payments.aclose()
-    assert report.differences == [], report.text()
-
-
-async def join_until_settled(client: Client, event_id: str) -> dict[str, Any]:
-    """Join, then poll as told (poll_after_seconds, Retry-After) until admitted or sold out."""
-    r = await client.post(f"/api/events/{event_id}/queue")
-    place: dict[str, Any] = r.json()
-    token = place["visitor_token"]
-    while place["state"] in ("waiting", "prequeue"):
-        await asyncio.sleep(place["poll_after_seconds"])
-        r = await client.get(f"/api/events/{event_id}/queue", headers={"X-Visitor-Token": token})
-        if r.status_code == 429:
-            await asyncio.sleep(int(r.headers["Retry-After"]))
-            continue
-        place = r.json()
-    return place
 
 
 async def test_one_buyer_from_join_to_check_in(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import uuid
 from typing import Any
 
@@ -11,38 +10,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from onsale import keys
+from tests.integration.api_support import EVENT, create, event
 
 Client = AsyncTestClient[Litestar]
-
-EVENT: dict[str, Any] = {
-    "title": "Night Owls - Live",
-    "starts_at": "2026-12-31T20:00:00Z",
-    "venue": {"name": "Arena", "city": "Oslo", "country": "NO"},
-    "currency": "USD",
-    "tiers": [
-        {"name": "General Admission", "price": 4500, "capacity": 5000, "per_order_limit": 6},
-        {"name": "VIP", "price": 15000, "capacity": 200, "per_order_limit": 2},
-    ],
-    "onsale": {
-        "opens_at": "2026-12-01T10:00:00Z",
-        "admit_per_minute": 600,
-        "max_active": 2000,
-        "hold_seconds": 600,
-    },
-}
-
-
-def event(**changes: Any) -> dict[str, Any]:
-    body = copy.deepcopy(EVENT)
-    body.update(changes)
-    return body
-
-
-async def create(client: Client, admin: dict[str, str], **changes: Any) -> dict[str, Any]:
-    r = await client.post("/api/events", json=event(**changes), headers=admin)
-    assert r.status_code == 201, r.text
-    body: dict[str, Any] = r.json()
-    return body
 
 
 async def test_create_persists_and_arms(client: Client, admin: dict[str, str], redis: Any) -> None:

@@ -17,9 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from onsale.logs import JsonFormatter
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
+from tests.integration.api_support import bearer, hold_for
 from tests.integration.stripe_support import signed
-from tests.integration.test_checkout import hold_for
-from tests.integration.test_queue_api import bearer
 
 Client = AsyncTestClient[Litestar]
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 from onsale.config import Settings
 from onsale.embedded import EmbeddedRedis
 from onsale.gateway.app import create_app
-from tests.integration.test_events_api import EVENT
+from tests.integration.api_support import EVENT
 
 
 async def test_redis_outage_is_a_clear_503(settings: Settings) -> None:

@@ -14,8 +14,8 @@ import httpx
 from onsale import signing
 from onsale.embedded import stop
 from tests.conftest import ADMIN_TOKEN
-from tests.integration.test_cli import clean_env, free_port
-from tests.integration.test_events_api import EVENT
+from tests.integration.api_support import EVENT
+from tests.integration.process_support import clean_env, free_port
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 JOINS_PER_MINUTE = 3

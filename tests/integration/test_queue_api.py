@@ -4,78 +4,25 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
-import msgspec
 import pytest
-import redis.asyncio as aioredis
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from onsale import keys, signing
 from onsale.config import Settings
-from onsale.gateway.routes import queue
-from onsale.queue.room import WaitingRoom
 from onsale.queue.tokens import AdmissionTokens
-from tests.integration.test_events_api import create
+from tests.integration.api_support import admitted, bearer, create, iso, join, open_event
 
 Client = AsyncTestClient[Litestar]
-
-
-def iso(delta_s: float) -> str:
-    return (datetime.now(UTC) + timedelta(seconds=delta_s)).isoformat()
-
-
-async def open_event(client: Client, admin: dict[str, str], **onsale: Any) -> dict[str, Any]:
-    """An event on sale since a second ago, admitting fast unless told otherwise."""
-    base = {"opens_at": iso(-1), "admit_per_minute": 60_000, "hold_seconds": 60}
-    return await create(client, admin, onsale=base | onsale)
-
-
-async def join(client: Client, event_id: str, token: str | None = None) -> dict[str, Any]:
-    headers = {"X-Visitor-Token": token} if token else {}
-    r = await client.post(f"/api/events/{event_id}/queue", headers=headers)
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    return body
-
-
-async def admitted(client: Client, event_id: str) -> dict[str, Any]:
-    """Join, then wait in line until admitted: the answer of the poll that sees the admission.
-
-    Polls come at most every poll_after_seconds; rather than wait that long, the line is
-    moved and the poll made as the gateway's own route does it, without the throttle (on
-    this loop's own connection: the gateway's belong to the test client's loop).
-    """
-    place = await join(client, event_id)
-    services = client.app.state.services
-    token = place["visitor_token"]
-    visitor = services.visitors.verify(event_id, token)
-    redis = aioredis.Redis.from_url(services.settings.redis.url, decode_responses=True)
-    room = WaitingRoom(redis)
-    try:
-        deadline = time.monotonic() + 20
-        while place["state"] != "admitted":
-            assert time.monotonic() < deadline, place
-            assert place["state"] == "waiting", place
-            await room.advance(event_id)
-            now = await room.status(event_id, visitor)
-            place = msgspec.json.decode(queue._body(services, event_id, visitor, token, now))
-    finally:
-        await redis.aclose()
-    return place
 
 
 async def poll_due(redis: Any, event_id: str, token: str) -> None:
     """As if poll_after_seconds had passed since the visitor's last poll."""
     visitor = token.split(".")[1]
     await redis.hdel(keys.queue_keys(event_id)[6], f"{visitor}:n")
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def test_join_gives_a_signed_token_and_one_place(
@@ -159,14 +106,6 @@ async def test_joins_are_rate_limited_per_client(settings: Settings, redis: Any)
         await poll_due(redis, event["id"], first["visitor_token"])
         again = await join(c, event["id"], first["visitor_token"])
         assert again["position"] == first["position"]
-
-
-def test_exempt_networks() -> None:
-    from onsale.gateway.ratelimit import RateLimiter
-
-    limiter = RateLimiter(None, ["10.0.0.0/8", "127.0.0.1/32", "::1/128"])
-    assert limiter.exempt("10.1.2.3") and limiter.exempt("127.0.0.1") and limiter.exempt("::1")
-    assert not limiter.exempt("127.0.0.2") and not limiter.exempt("testclient")
 
 
 async def test_unknown_event_queue(client: Client) -> None:

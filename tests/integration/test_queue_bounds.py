@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from onsale import keys
 from onsale.queue import shuffle
 from onsale.queue.room import State, WaitingRoom
-from tests.integration.test_queue_room import OPENS, Clock, poll_all, room_for
+from tests.integration.room_support import OPENS, Clock, poll_all, room_for
 
 NET = "203.0.113.0"
 LIVE = (State.PREQUEUE, State.WAITING, State.ADMITTED)

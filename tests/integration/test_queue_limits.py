@@ -20,8 +20,7 @@ from onsale.config import Settings
 from onsale.events import catalog
 from onsale.gateway.app import create_app
 from onsale.queue.room import WaitingRoom
-from tests.integration.test_events_api import create
-from tests.integration.test_queue_api import join, open_event
+from tests.integration.api_support import create, join, open_event
 
 Client = AsyncTestClient[Litestar]
 

@@ -22,8 +22,8 @@ from onsale.embedded import EmbeddedStripe
 from onsale.events.models import Event
 from onsale.inventory import Inventory
 from tests.integration.commit_support import create_event, drained, forget, running
+from tests.integration.process_support import clean_env, onsale
 from tests.integration.stripe_support import pay
-from tests.integration.test_cli import clean_env, onsale
 
 
 @pytest.fixture

@@ -19,13 +19,11 @@ from onsale.checkout.recover import candidates, recover_event
 from onsale.config import Settings
 from onsale.embedded import EmbeddedStripe
 from onsale.inventory import Inventory
+from tests.integration.api_support import admitted, bearer, create, iso, reconciled
 from tests.integration.commit_support import counts, drained, running
+from tests.integration.process_support import clean_env, onsale
 from tests.integration.stripe_support import client as stripe_client
 from tests.integration.stripe_support import pay, signed
-from tests.integration.test_cli import clean_env, onsale
-from tests.integration.test_end_to_end import reconciled
-from tests.integration.test_events_api import create
-from tests.integration.test_queue_api import admitted, bearer, iso
 
 Client = AsyncTestClient[Litestar]
 

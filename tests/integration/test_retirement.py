@@ -25,6 +25,7 @@ from onsale.gateway.app import create_app
 from onsale.gateway.services import tick
 from onsale.inventory import Inventory
 from onsale.queue.room import WaitingRoom
+from tests.integration.api_support import admitted, bearer, create, iso
 from tests.integration.commit_support import (
     drained,
     own_redis,
@@ -33,8 +34,6 @@ from tests.integration.commit_support import (
     url_with_db,
 )
 from tests.integration.stripe_support import pay, signed
-from tests.integration.test_events_api import create
-from tests.integration.test_queue_api import admitted, bearer, iso
 
 Client = AsyncTestClient[Litestar]
 BUYER = {"email": "ada@example.com", "name": "Ada Lovelace"}

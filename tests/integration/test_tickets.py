@@ -3,86 +3,22 @@
 from __future__ import annotations
 
 import re
-import uuid
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
-import cv2
-import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from onsale import signing
-from onsale.checkout.tokens import OrderTokens
 from onsale.config import Settings
 from onsale.tickets import qr, render
-from tests.integration.test_events_api import create
-from tests.integration.test_queue_api import bearer
+from tests.integration.api_support import bearer
+from tests.integration.ticket_support import issue
+from tests.qr_support import decode_png
 
 Client = AsyncTestClient[Litestar]
 PAYLOAD = re.compile(r"^ticket:([0-9a-f-]{36}):v1:([A-Za-z0-9_-]{86})$")
-
-
-@dataclass
-class Issued:
-    event_id: str
-    tier_id: str
-    order_id: str
-    token: str
-    #: ``{"ticket_id", "tier_id", "qr"}`` per ticket, as ``GET /api/orders`` shows them.
-    tickets: list[dict[str, str]]
-
-
-async def issue(
-    client: Client,
-    admin: dict[str, str],
-    pool: asyncpg.Pool,
-    settings: Settings,
-    *,
-    count: int = 2,
-    event: dict[str, Any] | None = None,
-    status: str = "valid",
-    name: str = "Ada Lovelace",
-) -> Issued:
-    """A confirmed order with its tickets, written as the committer writes them."""
-    event = event or await create(client, admin)
-    event_id, tier_id = event["id"], event["tiers"][0]["id"]
-    key = signing.load(settings.security.signing_key)
-    order_id = str(uuid.uuid4())
-    await pool.execute(
-        "INSERT INTO orders (id, event_id, email, name, amount, currency, status, confirmed_at)"
-        " VALUES ($1, $2, 'ada@example.com', $3, $4, 'USD', 'confirmed', now())",
-        order_id,
-        event_id,
-        name,
-        4500 * count,
-    )
-    tickets = []
-    for i in range(count):
-        tid = qr.ticket_id(order_id, i)
-        tickets.append({"ticket_id": tid, "tier_id": tier_id, "qr": qr.sign(key, tid, event_id)})
-    await pool.executemany(
-        "INSERT INTO tickets (id, order_id, event_id, tier_id, qr_secret, attendee_name,"
-        " attendee_email, status) VALUES ($1, $2, $3, $4, $5, $6, 'ada@example.com', $7)",
-        [(t["ticket_id"], order_id, event_id, tier_id, t["qr"], name, status) for t in tickets],
-    )
-    token = OrderTokens(key).issue(event_id, order_id)
-    return Issued(event_id, tier_id, order_id, token, tickets)
-
-
-def decode_png(image: bytes) -> str:
-    pixels = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_GRAYSCALE)
-    assert pixels is not None, "not a PNG"
-    # OpenCV's classic detector misses ~4% of perfectly sharp codes; the Aruco-based one
-    # read 1000 of 1000 in a trial. Either reading is the code's content.
-    for detector in (cv2.QRCodeDetectorAruco(), cv2.QRCodeDetector()):
-        text, _, _ = detector.detectAndDecode(pixels)
-        if text:
-            return str(text)
-    return ""
 
 
 async def test_png_decodes_to_a_payload_the_jwks_key_verifies(
@@ -152,14 +88,3 @@ async def test_images_need_the_token_of_the_tickets_order(
         404,
         "ticket_not_found",
     )
-
-
-def test_rendering_is_pure_and_cached() -> None:
-    key = signing.load(signing.generate_pem())
-    payload = qr.sign(key, str(uuid.uuid4()), str(uuid.uuid4()))
-    assert render.png(payload) is render.png(payload)
-    assert render.svg(payload) is render.svg(payload)
-    for _ in range(20):  # random payloads: every one must read back
-        payload = qr.sign(key, str(uuid.uuid4()), str(uuid.uuid4()))
-        assert decode_png(render.png(payload)) == payload
-    assert render.png.cache_info().maxsize == render.CACHE_SIZE
