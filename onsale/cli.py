@@ -100,7 +100,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _loadtest(args: argparse.Namespace) -> int:
-    from onsale import loadtest
+    from onsale.loadtest import runner as loadtest
 
     return loadtest.run(args)
 
@@ -161,7 +161,7 @@ def parser() -> argparse.ArgumentParser:
     )
     rcv.set_defaults(func=_recover)
 
-    from onsale import loadtest
+    from onsale.loadtest import runner as loadtest
 
     load = sub.add_parser(
         "loadtest", help="a Locust scenario against a deployment, then the invariants"

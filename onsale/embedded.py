@@ -287,7 +287,7 @@ class EmbeddedStripe(_Service):
 
     def __init__(self, data_dir: Path) -> None:
         self.root = Path(data_dir).resolve() / "stripe"
-        self.port = _free_port()
+        self.port = free_port()
 
     @property
     def url(self) -> str:
@@ -326,8 +326,20 @@ class EmbeddedStripe(_Service):
         stop(self.proc, signal.SIGTERM)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
+def free_port(*, bus: bool = False) -> int:
+    """A free loopback port; with ``bus``, one whose Redis Cluster bus port (+10000) is free
+    too. The one place ports are picked, for every server started on this machine."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port: int = s.getsockname()[1]
+        if not bus:
+            return port
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as other:
+            try:
+                other.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
         return port

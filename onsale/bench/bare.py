@@ -1,10 +1,14 @@
-"""The baseline for HTTP benchmarks: Litestar with one endpoint that does no work.
+"""The baselines for HTTP benchmarks: Litestar with one endpoint that does no work, and
+a server of canned bytes that costs next to nothing (the load generator's own ceiling).
 
-It returns a body of the same shape and size as a queue status, encoded the same way,
+Both return a body of the same shape and size as a queue status, encoded the same way,
 so that the ratio measures what onsale adds: token checks, one Redis script, the answer.
 """
 
 from __future__ import annotations
+
+import asyncio
+from typing import cast
 
 import msgspec
 from litestar import Litestar, MediaType, Response, get
@@ -30,3 +34,37 @@ async def bare() -> Response[bytes]:
 
 def create_app() -> Litestar:
     return Litestar(route_handlers=[bare], openapi_config=None)
+
+
+# The generator's ceiling: canned bytes from a bare asyncio protocol.
+_CANNED = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n"
+    b"Content-Length: " + str(len(_BODY)).encode() + b"\r\n\r\n" + _BODY
+)
+
+
+class _Canned(asyncio.Protocol):
+    """Answers every request head with the same bytes; requests carry no body."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
+        self.transport, self.buffer = cast(asyncio.Transport, transport), b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        heads = self.buffer.count(b"\r\n\r\n")
+        if heads:
+            self.buffer = self.buffer.rsplit(b"\r\n\r\n", 1)[1]
+            self.transport.write(_CANNED * heads)
+
+
+def canned_main(port: int) -> None:
+    """One process of the canned server (several share the port with SO_REUSEPORT)."""
+    import uvloop
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        srv = await loop.create_server(_Canned, "127.0.0.1", port, reuse_port=True, backlog=2048)
+        await srv.serve_forever()
+
+    uvloop.run(run())

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -16,26 +15,10 @@ from typing import Any
 
 import redis
 
-from onsale.embedded import redis_binary
+from onsale.embedded import free_port, redis_binary
 
 #: The slots of each primary, as ``redis-cli --cluster create`` would split them.
 RANGES = ((0, 5460), (5461, 10922), (10923, 16383))
-
-
-def _free_port() -> int:
-    """A port that is free, and whose cluster bus port (+10000) is free too."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port: int = s.getsockname()[1]
-        if port + 10000 > 65535:
-            continue
-        with socket.socket() as bus:
-            try:
-                bus.bind(("127.0.0.1", port + 10000))
-            except OSError:
-                continue
-        return port
 
 
 def _until(check: Callable[[], object], what: str, timeout: float = 30.0) -> None:
@@ -74,7 +57,7 @@ def redis_servers(cluster: bool) -> Iterator[list[int]]:
     order for a cluster) and removes everything afterwards."""
     workdir = Path(tempfile.mkdtemp(prefix="onsale-redis-"))
     procs: list[subprocess.Popen[bytes]] = []
-    ports = [_free_port() for _ in (RANGES if cluster else (None,))]
+    ports = [free_port(bus=True) for _ in (RANGES if cluster else (None,))]
     try:
         for i, port in enumerate(ports):
             node = workdir / str(i)

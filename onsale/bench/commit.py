@@ -15,34 +15,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import signal
-import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import msgspec
 
 from onsale import keys
-from onsale.bench.harness import percentile, table
-from onsale.bench.inventory import servers
+from onsale.bench.figures import percentile, progress, table
+from onsale.bench.orders import bench_event, check, confirm_at_rate, drop, synthetic_order
 from onsale.checkout.committer import Committer, CommitterOptions
-from onsale.checkout.models import Item, Order, OrderStatus, Ticket, encode
+from onsale.checkout.models import encode
 from onsale.checkout.stream import lag
 from onsale.checkout.writer import COPY, METHODS
 from onsale.connections import redis_client
 from onsale.db import create_pool, migrate
-from onsale.events import catalog
-from onsale.events.models import Event, EventIn
 from onsale.inventory import Inventory
+from onsale.servers import committer as committer_process
+from onsale.servers import stores
 
-TIERS = 4
 #: Lag samples are taken this often (seconds).
 SAMPLE_EVERY_S = 0.02
 
@@ -73,92 +68,6 @@ class Lag(msgspec.Struct):
     drain_ms: float
 
 
-def _progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-async def _event(pool: asyncpg.Pool, redis: Any) -> Event:
-    now = datetime.now(UTC)
-    doc = {
-        "title": "bench commit",
-        "starts_at": (now + timedelta(days=30)).isoformat(),
-        "currency": "USD",
-        "tiers": [
-            {"name": f"tier {i}", "price": 1000 * (i + 1), "capacity": 10_000_000}
-            for i in range(TIERS)
-        ],
-        "onsale": {"opens_at": now.isoformat(), "admit_per_minute": 1000},
-    }
-    return await catalog.create(pool, redis, Inventory(redis), msgspec.convert(doc, EventIn))
-
-
-async def _drop(pool: asyncpg.Pool, redis: Any, event_id: str) -> None:
-    """The bench's event, gone from both stores (the servers may be someone's own)."""
-    await redis.delete(
-        *keys.inventory_keys(event_id), *keys.queue_keys(event_id), keys.orders(event_id),
-        keys.commit_state(event_id), keys.dead_letters(event_id),
-    )  # fmt: skip
-    await redis.srem(keys.ARMED_EVENTS, event_id)
-    eid = uuid.UUID(event_id)
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("DELETE FROM tickets WHERE event_id = $1", eid)
-        await conn.execute("DELETE FROM orders WHERE event_id = $1", eid)
-        await conn.execute("DELETE FROM events WHERE id = $1", eid)
-
-
-def synthetic_order(event: Event, rng: random.Random, hold_id: str = "") -> Order:
-    """A confirmed order of 1 to 4 tickets over one or two tiers."""
-    order_id = str(uuid.uuid4())
-    counts: dict[str, int] = {}
-    tiers = rng.sample(event.tiers, min(2, len(event.tiers)))
-    for _ in range(rng.randint(1, 4)):
-        tier = rng.choice(tiers)
-        counts[tier.id] = counts.get(tier.id, 0) + 1
-    prices = {t.id: t.price for t in event.tiers}
-    items = [Item(tier, qty, prices[tier]) for tier, qty in counts.items()]
-    tickets = [
-        Ticket(tid, tier, f"ticket:{tid}:v1:bench")
-        for tier, qty in counts.items()
-        for tid in (str(uuid.uuid4()) for _ in range(qty))
-    ]
-    now = int(time.time() * 1000)
-    return Order(
-        order_id=order_id,
-        event_id=event.id,
-        hold_id=hold_id or str(uuid.uuid4()),
-        email="buyer@example.com",
-        name="Bench Buyer",
-        amount=sum(i.quantity * i.unit_price for i in items),
-        currency="USD",
-        items=items,
-        status=OrderStatus.CONFIRMED,
-        payment_intent_id=f"pi_bench_{order_id}",
-        created_ms=now,
-        confirmed_ms=now,
-        tickets=tickets,
-    )
-
-
-async def _check(pool: asyncpg.Pool, redis: Any, event_id: str, orders: int) -> list[str]:
-    """What is wrong in Postgres after a drain: missing or extra orders, tickets != sold."""
-    eid = uuid.UUID(event_id)
-    problems = []
-    found = await pool.fetchval("SELECT count(*) FROM orders WHERE event_id = $1", eid)
-    if found != orders:
-        problems.append(f"{found} orders in Postgres, {orders} confirmed")
-    levels = await Inventory(redis).levels(event_id)
-    if any(lv.sold for lv in levels):  # the throughput part does not sell through Redis
-        rows = await pool.fetch(
-            "SELECT tier_id, count(*) AS n FROM tickets WHERE event_id = $1 GROUP BY tier_id",
-            eid,
-        )
-        tickets = {str(r["tier_id"]): r["n"] for r in rows}
-        for lv in levels:
-            if tickets.get(lv.tier_id, 0) != lv.sold:
-                problems.append(f"tier {lv.tier_id}: sold {lv.sold}, {tickets.get(lv.tier_id)}")
-    return problems
-
-
 async def throughput(
     pool: asyncpg.Pool,
     redis: Any,
@@ -172,7 +81,7 @@ async def throughput(
 
     The event is appended to ``created`` and dropped later by the caller: deleting rows
     between cells would leave the next cell to pay for the vacuum."""
-    event = await _event(pool, redis)
+    event = await bench_event(pool, redis)
     created.append(event.id)
     rng = random.Random(7)
     orders = [synthetic_order(event, rng) for _ in range(n)]
@@ -193,7 +102,7 @@ async def throughput(
     seconds = time.perf_counter() - started
     stop.set()
     await task
-    problems = await _check(pool, redis, event.id, n)
+    problems = await check(pool, redis, event.id, n)
     tickets = sum(len(o.tickets) for o in orders)
     cell = Throughput(
         part="throughput", method=method, batch=batch, orders=n, tickets=tickets,
@@ -201,42 +110,6 @@ async def throughput(
         tickets_per_s=round(tickets / seconds, 1), transactions=committer.batches,
     )  # fmt: skip
     return cell, problems
-
-
-async def _confirm_at_rate(
-    inventory: Inventory, event: Event, rate: int, seconds: float
-) -> tuple[int, float]:
-    """Hold then confirm, ``rate`` orders a second for ``seconds``: (confirmed, elapsed)."""
-    rng = random.Random(11)
-    slots = asyncio.Semaphore(64)
-    done = 0
-
-    async def one() -> None:
-        nonlocal done
-        async with slots:
-            order = synthetic_order(event, rng)
-            items = [(i.tier_id, i.quantity) for i in order.items]
-            hold = await inventory.hold(event.id, items)
-            order.hold_id = hold.hold_id
-            await inventory.confirm(event.id, hold.hold_id, order.order_id, encode(order))
-            done += 1
-
-    started, launched = time.monotonic(), 0
-    async with asyncio.TaskGroup() as group:
-        while (elapsed := time.monotonic() - started) < seconds:
-            due = int(elapsed * rate)
-            for _ in range(due - launched):
-                group.create_task(one())
-            launched = due
-            await asyncio.sleep(0.005)
-    return done, time.monotonic() - started
-
-
-def _committer_process(redis_url: str, database_url: str, event_id: str) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ONSALE_")}
-    env |= {"ONSALE_REDIS_URL": redis_url, "ONSALE_DATABASE_URL": database_url}
-    argv = [sys.executable, "-m", "onsale", "committer", "--event", event_id]
-    return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 async def steady_lag(
@@ -248,10 +121,11 @@ async def steady_lag(
     created: list[str],
 ) -> tuple[Lag, list[str]]:
     """Confirm at ``rate`` for ``seconds`` with an ``onsale committer`` process running."""
-    event = await _event(pool, redis)
+    event = await bench_event(pool, redis)
     created.append(event.id)
     redis_url, database_url = urls
-    proc = _committer_process(redis_url, database_url, event.id)
+    settings = {"ONSALE_REDIS_URL": redis_url, "ONSALE_DATABASE_URL": database_url}
+    proc = committer_process(settings, "--event", event.id)
     try:
         stream = keys.orders_stream(event.id)
         deadline = time.monotonic() + 60
@@ -261,7 +135,7 @@ async def steady_lag(
             await asyncio.sleep(0.05)
         samples: list[float] = []
         pending: list[int] = []
-        load = asyncio.create_task(_confirm_at_rate(Inventory(redis), event, rate, seconds))
+        load = asyncio.create_task(confirm_at_rate(Inventory(redis), event, rate, seconds))
         try:
             while not load.done():
                 now = await lag(redis, event.id)
@@ -276,7 +150,7 @@ async def steady_lag(
         while (await lag(redis, event.id)).pending and time.monotonic() < drain_started + 120:
             await asyncio.sleep(0.005)
         drain_ms = (time.monotonic() - drain_started) * 1000
-        problems = await _check(pool, redis, event.id, confirmed)
+        problems = await check(pool, redis, event.id, confirmed)
     finally:
         proc.send_signal(signal.SIGTERM)
         await asyncio.to_thread(proc.wait, 30)
@@ -370,12 +244,12 @@ async def _throughputs(
         for i, batch in enumerate(batches):
             # Alternating, so that both see the same background load on a shared machine.
             for method in methods if (r + i) % 2 else reversed(methods):
-                _progress(f"throughput round {r + 1}/{args.rounds}: {method}, batch {batch}, "
+                progress(f"throughput round {r + 1}/{args.rounds}: {method}, batch {batch}, "
                           f"{args.orders:,} orders ...")  # fmt: skip
                 cell, found = await throughput(
                     pool, redis, database_url, method, batch, args.orders, created
                 )
-                _progress(f"  {cell.orders_per_s:,.0f} orders/s")
+                progress(f"  {cell.orders_per_s:,.0f} orders/s")
                 runs.setdefault((method, batch), []).append(cell)
                 problems += found
     return [
@@ -390,7 +264,7 @@ async def main(args: argparse.Namespace) -> int:
     began = time.monotonic()
     problems: list[str] = []
     created: list[str] = []
-    with servers(args.redis_url, args.database_url) as (redis_url, database_url):
+    with stores(args.redis_url, args.database_url) as (redis_url, database_url):
         await migrate.apply(database_url)
         pool = await create_pool(database_url)
         redis = redis_client(redis_url)
@@ -400,14 +274,14 @@ async def main(args: argparse.Namespace) -> int:
             cells = await _throughputs(pool, redis, database_url, args, created, problems)
             lagged = None
             if args.seconds > 0:
-                _progress(f"lag: {args.rate} orders/s for {args.seconds:g} s ...")
+                progress(f"lag: {args.rate} orders/s for {args.seconds:g} s ...")
                 lagged, found = await steady_lag(
                     pool, redis, (redis_url, database_url), args.rate, args.seconds, created
                 )
                 problems += found
         finally:
             for event_id in created:
-                await _drop(pool, redis, event_id)
+                await drop(pool, redis, event_id)
             await pool.close()
             await redis.aclose()
     if args.json:
@@ -417,6 +291,6 @@ async def main(args: argparse.Namespace) -> int:
     else:
         print("\n".join(["", report(cells, lagged), "", NOTE]))
     for problem in problems:
-        _progress(f"PROBLEM: {problem}")
-    _progress(f"bench took {time.monotonic() - began:.0f} s")
+        progress(f"PROBLEM: {problem}")
+    progress(f"bench took {time.monotonic() - began:.0f} s")
     return 1 if problems else 0

@@ -1,4 +1,4 @@
-"""Shared machinery for ``onsale bench``: closed-loop clients, load processes, figures, tables.
+"""Shared machinery for ``onsale bench``: closed-loop clients and load processes.
 
 A benchmark supplies a :class:`Session` (one load process's connections and the measured
 operation) through a picklable factory. The harness runs N concurrent clients against a
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import multiprocessing as mp
 import signal
 import time
@@ -230,25 +229,3 @@ class LoadPool:
         elif self._active:
             await self._ask([(p, ("close",)) for p, _ in self._active])
             self._active = []
-
-
-def percentile(ordered: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of already sorted values (NaN when there are none)."""
-    if not ordered:
-        return math.nan
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A plain text table: first column left-aligned, the others (figures) right-aligned."""
-    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
-
-    def line(cells: Sequence[str]) -> str:
-        first, *rest = cells
-        parts = [first.ljust(widths[0])] + [
-            c.rjust(w) for c, w in zip(rest, widths[1:], strict=True)
-        ]
-        return "  ".join(parts).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(headers), rule, *(line(r) for r in rows)])

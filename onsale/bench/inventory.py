@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
 import msgspec
 
-from onsale.bench.harness import START_LEAD_S, LoadPool, percentile, table
+from onsale.bench.figures import percentile, progress, table
+from onsale.bench.harness import START_LEAD_S, LoadPool
 from onsale.bench.holds import (
     APPROACHES,
     PG_PESSIMISTIC,
@@ -31,7 +29,7 @@ from onsale.bench.holds import (
     make_session,
 )
 from onsale.db.url import redact
-from onsale.embedded import EmbeddedPostgres, EmbeddedRedis
+from onsale.servers import stores
 
 #: Capacity until the sale is capped: never reached.
 UNLIMITED = 2**31 - 1
@@ -251,37 +249,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-@contextlib.contextmanager
-def servers(redis_url: str | None, database_url: str | None) -> Iterator[tuple[str, str]]:
-    """The given URLs, or throwaway embedded servers in a temporary directory for the rest."""
-    if redis_url and database_url:
-        yield redis_url, database_url
-        return
-    with (
-        tempfile.TemporaryDirectory(prefix="onsale-bench-") as name,
-        contextlib.ExitStack() as stack,
-    ):
-        tmp = Path(name)
-        tmp.chmod(0o755)  # the embedded Postgres runs as nobody when we are root
-        _progress(f"starting throwaway servers in {tmp} ...")
-        # Durable as in production: Redis with its AOF, Postgres with fsync and synchronous
-        # commit, as a database that confirms ticket sales must be.
-        yield (
-            redis_url or stack.enter_context(EmbeddedRedis(tmp, durable=True)),
-            database_url
-            or stack.enter_context(EmbeddedPostgres(tmp, database="onsale_bench", durable=True)),
-        )
-
-
-def _progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 async def main(args: argparse.Namespace) -> int:
     """Run every cell, print the table (or JSON lines); 1 if any cell oversold or miscounted."""
     clients = [int(c) for c in str(args.clients).split(",") if c.strip()]
     began = time.monotonic()
-    with servers(args.redis_url, args.database_url) as (redis_url, database_url):
+    with stores(args.redis_url, args.database_url) as (redis_url, database_url):
         load = f"{args.processes} load processes" if args.processes else "the bench process"
         header = [
             "onsale bench inventory: 1-ticket holds on one hot tier until it sells out",
@@ -296,12 +268,12 @@ async def main(args: argparse.Namespace) -> int:
             clients,
             args.seconds,
             processes=args.processes,
-            progress=_progress,
+            progress=progress,
         )
     if args.json:
         encode = msgspec.json.Encoder().encode
         sys.stdout.write("".join(encode(c.row()).decode() + "\n" for c in cells))
     else:
         print("\n".join(["", report(cells), "", NOTE, "", *ratios(cells)]))
-    _progress(f"bench took {time.monotonic() - began:.0f} s")
+    progress(f"bench took {time.monotonic() - began:.0f} s")
     return 1 if any(c.oversold or c.store_taken != c.granted for c in cells) else 0

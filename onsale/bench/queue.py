@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,15 +20,17 @@ import httpx
 import msgspec
 
 from onsale import signing
-from onsale.bench.harness import Exhausted, LoadPool, RunResult, Session, percentile, table
-from onsale.bench.http import Connection, bare_serve, onsale_serve
-from onsale.bench.inventory import servers
+from onsale.bench.figures import percentile, progress, table
+from onsale.bench.harness import Exhausted, LoadPool, RunResult, Session
+from onsale.bench.http import Connection
 from onsale.connections import redis_client
 from onsale.db import migrate
 from onsale.queue.room import WaitingRoom
 from onsale.queue.tokens import AdmissionTokens, VisitorTokens
+from onsale.servers import bare_serve, gateway_settings, onsale_serve, stores
 
 BARE, JOIN, STATUS, HOLD = "bare", "join", "status", "hold"
+TAG = "bench queue"
 
 
 class Row(msgspec.Struct):
@@ -158,27 +158,21 @@ async def admitted(
 
 async def measure(args: argparse.Namespace, redis_url: str, database_url: str) -> list[Row]:
     await migrate.apply(database_url)
-    key, admin = signing.generate_pem(), uuid.uuid4().hex
-    env = {
-        "ONSALE_REDIS_URL": redis_url,
-        "ONSALE_DATABASE_URL": database_url,
-        "ONSALE_ADMIN_TOKEN": admin,
-        "ONSALE_SIGNING_KEY": key,
-        # The load generator is one address: it must not be limited like one client.
-        "ONSALE_RATE_LIMIT_EXEMPT": "127.0.0.1/32",
-    }
+    env = gateway_settings(redis_url, database_url)
+    key, admin = env["ONSALE_SIGNING_KEY"], env["ONSALE_ADMIN_TOKEN"]
     results: dict[str, RunResult] = {}
     with (
-        onsale_serve(env, args.workers) as onsale_url,
-        bare_serve(args.workers) as bare_url,
+        onsale_serve(env, args.workers) as gateway,
+        bare_serve(args.workers) as bare,
         tempfile.TemporaryDirectory() as tmp,
     ):
+        onsale_url, bare_url = gateway.url, bare.url
         event_id, _ = await _event(onsale_url, admin)
         hold_event, hold_tier = await _event(onsale_url, admin, holds=True)
         admissions = Path(tmp) / "admissions"
         await admitted(redis_url, key, hold_event, args.admitted, admissions)
         tokens = Path(tmp) / "tokens"
-        _progress(f"putting {args.visitors} visitors in the room ...")
+        progress(f"putting {args.visitors} visitors in the room ...", TAG)
         began = time.monotonic()
         await _visitors(redis_url, key, event_id, args.visitors, tokens)
         # A visitor may poll again after half its poll_after (at most 30 s): wait for it,
@@ -195,7 +189,7 @@ async def measure(args: argparse.Namespace, redis_url: str, database_url: str) -
                 (JOIN, f"{onsale_url}|{event_id}||"),
                 (HOLD, f"{onsale_url}|{hold_event}|{admissions}|{hold_tier}"),
             ):
-                _progress(f"{endpoint}: {args.clients} clients for {args.seconds} s ...")
+                progress(f"{endpoint}: {args.clients} clients for {args.seconds} s ...", TAG)
                 await pool.open(endpoint, url, args.clients)
                 results[endpoint] = await pool.run("", args.seconds)
                 await pool.close()
@@ -246,13 +240,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database-url", help="a running Postgres (default: embedded)")
 
 
-def _progress(message: str) -> None:
-    print(f"[bench queue] {message}", file=sys.stderr, flush=True)
-
-
 async def main(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    with servers(args.redis_url, args.database_url) as (redis_url, database_url):
+    with stores(args.redis_url, args.database_url) as (redis_url, database_url):
         rows = await measure(args, redis_url, database_url)
     if args.json:
         encode = msgspec.json.encode
@@ -260,5 +250,5 @@ async def main(args: argparse.Namespace) -> int:
             print(encode(row).decode())
     else:
         print(report(rows))
-    _progress(f"done in {time.monotonic() - started:.0f} s")
+    progress(f"done in {time.monotonic() - started:.0f} s", TAG)
     return 0

@@ -31,6 +31,7 @@ from onsale import keys
 from onsale.embedded import EmbeddedPostgres, EmbeddedRedis
 from onsale.embedded import stop as stop_process
 from onsale.loadtest.truth import stream_state
+from onsale.servers import committer
 
 Say = Callable[[str], None]
 
@@ -61,8 +62,8 @@ class Fault(msgspec.Struct):
 class Committers:
     """The committer processes, restarted when one dies, as systemd or Kubernetes would."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], out: Path, count: int) -> None:
-        self.argv, self.env, self.out, self.count = argv, env, out, count
+    def __init__(self, args: list[str], env: dict[str, str], out: Path, count: int) -> None:
+        self.args, self.env, self.out, self.count = args, env, out, count
         self.procs: list[subprocess.Popen[bytes]] = []
         self.restarts: list[tuple[float, int, int]] = []  # (epoch, dead pid, new pid)
         self._stop = threading.Event()
@@ -70,7 +71,7 @@ class Committers:
 
     def _spawn(self, i: int) -> subprocess.Popen[bytes]:
         with open(self.out / f"committer-{i}.log", "ab") as log:
-            return subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=log)
+            return committer(self.env, *self.args, out=log)
 
     def _watch(self) -> None:
         while not self._stop.wait(0.2):

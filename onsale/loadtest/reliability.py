@@ -18,11 +18,8 @@ import json
 import math
 import os
 import platform
-import subprocess
-import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,24 +28,17 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from onsale import keys, signing
-from onsale.bench.http import free_port, wait_ready
+from onsale import keys
+from onsale.bench.figures import progress
 from onsale.connections import redis_client
 from onsale.db import migrate
 from onsale.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedStripe
-from onsale.embedded import stop as stop_process
-from onsale.loadtest import (
-    WEBHOOK_SECRET,
-    Deployment,
-    _create,
-    _drive,
-    _progress,
-    event_body,
-    report,
-    truth,
-)
+from onsale.loadtest import report, truth
 from onsale.loadtest.chaos import Committers, Estate, Fault, Plan, during, inject, requests
+from onsale.loadtest.event import create, event_body
 from onsale.loadtest.relay import Relay
+from onsale.loadtest.runner import WEBHOOK_SECRET, Deployment, drive, settings
+from onsale.servers import environment, onsale_serve
 
 #: Buyer outcomes (and counters) that are not a buyer turned away.
 _FINISHED = ("bought", "sold_out", "holds", "orders", "retries")
@@ -69,7 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _say(opens_at: float) -> Any:
-    return lambda message: _progress(f"[chaos {time.time() - opens_at:+6.1f} s] {message}")
+    return lambda message: progress(f"[chaos {time.time() - opens_at:+6.1f} s] {message}")
 
 
 async def _settle(client: Any, relay: Relay, event_id: str, deadline_s: float) -> None:
@@ -98,10 +88,10 @@ async def _load_and_faults(
     extra = {"LOADTEST_REQUESTS": str(out / "requests.log"), "LOADTEST_RETRY_FOR": "90"}
     try:
         (seconds, sampler), faults = await asyncio.gather(
-            _drive(args, d, event, opens_at, out, extra),
+            drive(args, d, event, opens_at, out, extra),
             inject(estate, plan, opens_at, _say(opens_at)),
         )
-        _progress("load done; waiting for webhooks and the committer to drain ...")
+        progress("load done; waiting for webhooks and the committer to drain ...")
         await _settle(estate.client, relay, event["id"], args.drain_timeout)
         return seconds, sampler, faults
     finally:
@@ -248,7 +238,7 @@ def _deployment(
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="onsale-chaos-")))
         tmp.chmod(0o755)  # the embedded Postgres runs as nobody when we are root
-        _progress(f"starting Redis (appendfsync always), Postgres and localstripe in {tmp} ...")
+        progress(f"starting Redis (appendfsync always), Postgres and localstripe in {tmp} ...")
         redis = EmbeddedRedis(tmp, durable=True, appendfsync="always")
         postgres = EmbeddedPostgres(tmp, database="onsale_chaos", durable=True)
         stripe = EmbeddedStripe(tmp)
@@ -258,28 +248,13 @@ def _deployment(
             stack.callback(service.stop)
         redis_url, database_url, stripe_url = urls
         asyncio.run(migrate.apply(database_url))
-        admin = uuid.uuid4().hex
-        env = {
-            "ONSALE_REDIS_URL": redis_url,
-            "ONSALE_DATABASE_URL": database_url,
-            "ONSALE_ADMIN_TOKEN": admin,
-            "ONSALE_SIGNING_KEY": signing.generate_pem(),
-            "ONSALE_STRIPE_SECRET_KEY": EmbeddedStripe.SECRET_KEY,
-            "ONSALE_STRIPE_PUBLISHABLE_KEY": EmbeddedStripe.PUBLISHABLE_KEY,
-            "ONSALE_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-            "ONSALE_STRIPE_API_BASE": stripe_url,
-            "ONSALE_RATE_LIMIT_EXEMPT": "127.0.0.1/32",
-        }
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ONSALE_")} | env
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        _progress(f"starting {args.workers} gateway workers; logs in {out} ...")
-        argv = [sys.executable, "-m", "onsale", "serve", "--port", str(port)]
-        log = stack.enter_context(open(out / "gateway.log", "wb"))
-        gw = subprocess.Popen([*argv, "--workers", str(args.workers)], env=env, stdout=log,
-                              stderr=log)  # fmt: skip
-        stack.callback(stop_process, gw, timeout=20)
-        wait_ready(base + "/readyz", gw)
+        # Only these settings, none of the caller's: the faults act on this deployment alone.
+        env = environment(settings(redis_url, database_url, stripe_url), inherit_settings=False)
+        admin = env["ONSALE_ADMIN_TOKEN"]
+        progress(f"starting {args.workers} gateway workers; logs in {out} ...")
+        base, gw = stack.enter_context(
+            onsale_serve(env, args.workers, log=out / "gateway.log", inherit_settings=False)
+        )
         d = Deployment(base, admin, stripe_url, EmbeddedStripe.SECRET_KEY, redis_url, database_url)
         relay = stack.enter_context(Relay(f"{base}/api/webhooks/stripe", WEBHOOK_SECRET).running())
         stripe.register_webhook(relay.url, WEBHOOK_SECRET)
@@ -294,10 +269,10 @@ def _deployment(
 
 def run(args: argparse.Namespace) -> int:
     if args.target:
-        _progress("onsale loadtest --chaos starts its own deployment; --target is not for it")
+        progress("onsale loadtest --chaos starts its own deployment; --target is not for it")
         return 2
     if args.workers < 2 or args.committers < 1:
-        _progress("onsale loadtest --chaos needs --workers 2 or more and a committer")
+        progress("onsale loadtest --chaos needs --workers 2 or more and a committer")
         return 2
     args.scenario = "stampede"
     plan = Plan(
@@ -318,15 +293,14 @@ def run(args: argparse.Namespace) -> int:
                 "stampede", args.tickets, args.users, args.spawn_rate, admit
             )
             body["onsale"]["hold_seconds"] = 60  # a hold whose answer a fault lost frees up soon
-            event = _create(d, body)
+            event = create(d.base, d.admin, body)
             estate.event_id = event["id"]
-            _progress(
+            progress(
                 f"event {event['id']} ({args.tickets} tickets, {admit} admissions/min); "
                 f"{args.users} buyers; faults from {plan.first_s:g} s after the opening; "
                 f"reports in {out}"
             )
-            estate.committers.argv = [sys.executable, "-m", "onsale", "committer", "--event",
-                                      event["id"], "--claim-idle", "2"]  # fmt: skip
+            estate.committers.args = ["--event", event["id"], "--claim-idle", "2"]
             with estate.committers.running():
                 seconds, sampler, faults = asyncio.run(
                     _load_and_faults(args, d, estate, event, opens_at, out, plan, relay)
@@ -367,5 +341,5 @@ def run(args: argparse.Namespace) -> int:
     print(summary, flush=True)
     if args.write:
         Path(args.write).write_text(_doc(args, summary, faults, reqs, t, checks, seconds, stranded))
-        _progress(f"wrote {args.write}")
+        progress(f"wrote {args.write}")
     return 0 if all(c.ok for c in checks) and len(faults) == 4 else 1

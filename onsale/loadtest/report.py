@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
 
+from onsale.bench.figures import percentile
 from onsale.loadtest.invariants import Check
 
 
@@ -71,13 +71,6 @@ def codes(path: Path) -> tuple[dict[str, int], dict[str, int]]:
     return dict(doc.get("codes", {})), dict(doc.get("outcomes", {}))
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 class Run(msgspec.Struct):
     """What a run measured besides Locust's own stats."""
 
@@ -99,6 +92,7 @@ def summary(
     checks: list[Check],
 ) -> str:
     secs = max(run.seconds, 1e-9)
+    lag = sorted(run.lag_ms) or [0.0]
     total = next((e for e in stats if e.name == "Aggregated"), None)
     lines = [
         f"onsale loadtest: {run.scenario}, {run.users} buyers for {run.tickets} tickets, "
@@ -123,7 +117,7 @@ def summary(
     )
     lines.append(
         f"committer lag (oldest uncommitted entry): max {max(run.lag_ms, default=0):.0f} ms, "
-        f"p99 {percentile(run.lag_ms, 0.99):.0f} ms, p50 {percentile(run.lag_ms, 0.5):.0f} ms "
+        f"p99 {percentile(lag, 99):.0f} ms, p50 {percentile(lag, 50):.0f} ms "
         f"over {len(run.lag_ms)} samples; most pending {run.lag_pending}"
     )
     lines.append("")

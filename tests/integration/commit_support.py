@@ -20,7 +20,7 @@ import asyncpg
 import msgspec
 
 from onsale import keys
-from onsale.bench.commit import synthetic_order
+from onsale.bench.orders import synthetic_order
 from onsale.checkout.committer import Committer
 from onsale.checkout.models import Order, encode
 from onsale.checkout.stream import CommitLag, lag

@@ -4,19 +4,9 @@ so the Markdown cannot silently break between the (slow) real runs."""
 from __future__ import annotations
 
 from onsale.bench import queue
-from onsale.bench.report import (
-    Baseline,
-    Frame,
-    Machine,
-    Measurements,
-    Profile,
-    Route,
-    ShardRow,
-    Stampede,
-    md_table,
-    render,
-    summarise,
-)
+from onsale.bench.measure import Baseline, Machine, Measurements, Route, ShardRow, Stampede
+from onsale.bench.profile import Frame, Profile, summarise
+from onsale.bench.render import md_table, render
 
 
 def _row(endpoint: str, rps: float, bare: float) -> queue.Row:

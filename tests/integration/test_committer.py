@@ -19,7 +19,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from onsale import keys
-from onsale.bench.commit import synthetic_order
+from onsale.bench.orders import synthetic_order
 from onsale.checkout.committer import Committer, CommitterOptions
 from onsale.checkout.models import Item, Order, OrderStatus, encode
 from onsale.checkout.stream import OrderStreams, lag

@@ -3,7 +3,7 @@ rate), each holding 1. The fight is in the hold script: it must never oversell."
 
 from __future__ import annotations
 
-from common import Buyer  # type: ignore[import-not-found]
+from onsale.loadtest.scenarios.common import Buyer
 
 
 class LastTicketsBuyer(Buyer):

@@ -7,7 +7,7 @@ import random
 import time
 from typing import Any
 
-from common import OPENS_AT, TIERS, Buyer  # type: ignore[import-not-found]
+from onsale.loadtest.scenarios.common import OPENS_AT, TIERS, Buyer
 
 
 class StampedeBuyer(Buyer):

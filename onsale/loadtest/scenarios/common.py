@@ -32,7 +32,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import gevent
+import gevent  # type: ignore[import-untyped]  # with locust; only Locust runs this
 from locust import FastHttpUser, events, task
 from locust.exception import StopUser
 
@@ -170,7 +170,7 @@ class Buyer(FastHttpUser):
                 continue
             token = body["visitor_token"]
             if body["state"] == "admitted":
-                return body
+                return dict(body)
             if body["state"] in ("sold_out", "closed"):
                 raise Done(body["state"])
             time.sleep(max(float(body["poll_after_seconds"]), 0.2))
@@ -329,12 +329,12 @@ def _finish(user: Buyer) -> None:
         gevent.spawn_later(0.2, user.environment.runner.quit)
 
 
-@events.user_error.add_listener
+@events.user_error.add_listener  # type: ignore[untyped-decorator]  # Locust's is untyped
 def _count_exception(user_instance: Any, exception: Exception, tb: Any, **_: Any) -> None:
     CODES[f"exception {type(exception).__name__}"] += 1
 
 
-@events.request.add_listener
+@events.request.add_listener  # type: ignore[untyped-decorator]  # Locust's is untyped
 def _log_request(name: str, response_time: float, response: Any, exception: Any, **kw: Any) -> None:
     if not REQUESTS_LOG:
         return
@@ -344,7 +344,7 @@ def _log_request(name: str, response_time: float, response: Any, exception: Any,
     REQUESTS.append(f"{start:.4f} {response_time / 1000:.4f} {status} {failed} {name}\n")
 
 
-@events.quitting.add_listener
+@events.quitting.add_listener  # type: ignore[untyped-decorator]  # Locust's is untyped
 def _write_codes(environment: Any, **_: Any) -> None:
     if OUT:
         doc = {

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from common import EVENT_ID, TIERS, Buyer  # type: ignore[import-not-found]
+from onsale.loadtest.scenarios.common import EVENT_ID, TIERS, Buyer
 
 
 class SteadyBuyer(Buyer):

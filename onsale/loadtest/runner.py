@@ -1,0 +1,358 @@
+"""``onsale loadtest``'s run: a Locust scenario against a deployment, then the invariants.
+
+By default it starts the whole deployment itself: embedded Redis and Postgres, localstripe
+(delivering signed webhooks to the gateway), ``--workers`` gateway processes, the
+committers and an event with ``--tickets`` tickets. With ``--target URL`` it drives that
+gateway instead (see README, Load testing). Locust runs headless in a subprocess, so its
+gevent monkey-patching never touches this process's asyncio loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from onsale import keys
+from onsale.bench.figures import progress
+from onsale.checkout.payments import Payments
+from onsale.checkout.stream import lag
+from onsale.config import StripeSettings
+from onsale.connections import redis_client
+from onsale.db import migrate
+from onsale.embedded import EmbeddedStripe
+from onsale.inventory import Inventory
+from onsale.loadtest import invariants, report
+from onsale.loadtest.event import create, event_body
+from onsale.loadtest.scenarios import DIRECTORY as LOCUSTFILES
+from onsale.servers import committer, gateway_settings, onsale_serve, stop_all, stores
+
+SCENARIOS = ("stampede", "last_tickets", "steady")
+WEBHOOK_SECRET = "whsec_onsale_loadtest"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scenario", choices=SCENARIOS, default="stampede")
+    p.add_argument("--users", type=int, default=200, help="simulated buyers (default 200)")
+    p.add_argument(
+        "--spawn-rate",
+        type=float,
+        default=0,
+        help="buyers started per second (default: all within a second)",
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=60,
+        help="seconds at most; the run ends earlier once every buyer is done",
+    )
+    p.add_argument("--tickets", type=int, default=50, help="the event's capacity")
+    p.add_argument(
+        "--admit-per-minute",
+        type=int,
+        default=0,
+        help="the on-sale's admission rate (default: the scenario's)",
+    )
+    p.add_argument("--workers", type=int, default=2, help="gateway processes")
+    p.add_argument("--committers", type=int, default=1, help="committer processes")
+    p.add_argument("--out", default="loadtest-out", help="reports directory")
+    p.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=60,
+        help="seconds to wait for webhooks and the committer after the load",
+    )
+    p.add_argument("--locustfiles", default=str(LOCUSTFILES), help="the scenarios' directory")
+    from onsale.loadtest.reliability import add_arguments as chaos_arguments
+
+    chaos_arguments(p)
+    target = p.add_argument_group("an existing deployment (instead of starting one)")
+    target.add_argument("--target", help="gateway base URL, e.g. https://onsale.example")
+    target.add_argument("--admin-token", help="its ONSALE_ADMIN_TOKEN (creates the event)")
+    target.add_argument("--stripe-url", help="Stripe API base the buyers pay at (test mode)")
+    target.add_argument("--stripe-key", help="a test secret key for it")
+    target.add_argument("--redis-url", help="its Redis, for lag sampling and invariants")
+    target.add_argument("--database-url", help="its Postgres, for the invariants")
+
+
+class Deployment:
+    """Where the load goes, and what the checks may read."""
+
+    def __init__(
+        self,
+        base: str,
+        admin: str,
+        stripe_url: str | None,
+        stripe_key: str | None,
+        redis_url: str | None,
+        database_url: str | None,
+    ) -> None:
+        self.base, self.admin = base, admin
+        self.stripe_url, self.stripe_key = stripe_url, stripe_key
+        self.redis_url, self.database_url = redis_url, database_url
+
+
+def settings(redis_url: str, database_url: str, stripe_url: str) -> dict[str, str]:
+    """A gateway under load (:func:`onsale.servers.gateway_settings`) whose buyers pay at
+    the Stripe emulator, which delivers signed webhooks."""
+    return gateway_settings(redis_url, database_url) | {
+        "ONSALE_STRIPE_SECRET_KEY": EmbeddedStripe.SECRET_KEY,
+        "ONSALE_STRIPE_PUBLISHABLE_KEY": EmbeddedStripe.PUBLISHABLE_KEY,
+        "ONSALE_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "ONSALE_STRIPE_API_BASE": stripe_url,
+    }
+
+
+@contextlib.contextmanager
+def _local(args: argparse.Namespace) -> Iterator[Deployment]:
+    with (
+        stores(None, None) as (redis_url, database_url),
+        tempfile.TemporaryDirectory(prefix="onsale-loadtest-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
+        stripe = EmbeddedStripe(Path(tmp))
+        stripe_url = stack.enter_context(stripe)
+        asyncio.run(migrate.apply(database_url))
+        env = settings(redis_url, database_url, stripe_url)
+        admin = env["ONSALE_ADMIN_TOKEN"]
+        progress(f"starting {args.workers} gateway process(es) ...")
+        with onsale_serve(env, args.workers) as (base, _):
+            stripe.register_webhook(f"{base}/api/webhooks/stripe", WEBHOOK_SECRET)
+            yield Deployment(
+                base, admin, stripe_url, EmbeddedStripe.SECRET_KEY, redis_url, database_url
+            )
+
+
+@contextlib.contextmanager
+def _committers(
+    args: argparse.Namespace, d: Deployment, event_id: str, out: Path
+) -> Iterator[None]:
+    if args.target or not (d.redis_url and d.database_url):
+        yield
+        return
+    urls = {"ONSALE_REDIS_URL": d.redis_url, "ONSALE_DATABASE_URL": d.database_url}
+    procs = []
+    with contextlib.ExitStack() as stack:
+        for i in range(args.committers):
+            log = stack.enter_context(open(out / f"committer-{i}.log", "wb"))
+            procs.append(committer(urls, "--event", event_id, out=log))
+        try:
+            yield
+        finally:
+            stop_all(procs, timeout=30)
+
+
+class Sampler:
+    """Redis sampled once a second while the load runs: committer lag, tickets, orders."""
+
+    def __init__(self, redis: Any, event_id: str) -> None:
+        self.redis, self.event_id = redis, event_id
+        self.lag_ms: list[float] = []
+        self.most_pending = 0
+        self.sold = self.held = self.orders = 0
+
+    async def sample(self) -> None:
+        if self.redis is None:
+            return
+        now = await lag(self.redis, self.event_id)
+        self.lag_ms.append(float(now.oldest_ms))
+        self.most_pending = max(self.most_pending, now.pending)
+        levels = await Inventory(self.redis).levels(self.event_id)
+        self.sold = sum(lv.sold for lv in levels)
+        self.held = sum(lv.held for lv in levels)
+        self.orders = int(await self.redis.xlen(keys.orders_stream(self.event_id)))
+
+
+async def drive(
+    args: argparse.Namespace,
+    d: Deployment,
+    event: dict[str, Any],
+    opens_at: float,
+    out: Path,
+    extra_env: dict[str, str] | None = None,
+) -> tuple[float, Sampler]:
+    """Locust in a subprocess, sampled and reported on every few seconds."""
+    env = {
+        **os.environ,
+        **(extra_env or {}),
+        "LOADTEST_EVENT_ID": event["id"],
+        "LOADTEST_TIERS": ",".join(t["id"] for t in event["tiers"]),
+        "LOADTEST_OPENS_AT": str(opens_at),
+        "LOADTEST_STRIPE_URL": d.stripe_url or "",
+        "LOADTEST_STRIPE_KEY": d.stripe_key or "",
+        "LOADTEST_OUT": str(out),
+    }
+    spawn = args.spawn_rate or args.users
+    argv = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(Path(args.locustfiles) / f"{args.scenario}.py"),
+        "--headless",
+        "--host",
+        d.base,
+        "-u",
+        str(args.users),
+        "-r",
+        str(spawn),
+        "-t",
+        f"{int(args.duration)}s",
+        "--stop-timeout",
+        "5",
+        "--html",
+        str(out / "report.html"),
+        "--csv",
+        str(out / "locust"),
+        "--csv-full-history",
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+        "--exit-code-on-error",
+        "0",
+    ]
+    redis = redis_client(d.redis_url) if d.redis_url else None
+    sampler = Sampler(redis, event["id"])
+    began = time.monotonic()
+    with open(out / "locust.log", "wb") as log:
+        proc = await asyncio.create_subprocess_exec(*argv, env=env, stdout=log, stderr=log)
+        try:
+            last = 0.0
+            while proc.returncode is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(proc.wait(), 1.0)
+                with contextlib.suppress(Exception):  # a sample is best effort, the run goes on
+                    await sampler.sample()
+                if time.monotonic() - last >= 3:
+                    last = time.monotonic()
+                    users, rps = report.latest(out / "locust_stats_history.csv")
+                    lag_now = sampler.lag_ms[-1] if sampler.lag_ms else 0
+                    progress(
+                        f"[{last - began:5.0f} s] users {users}  rps {rps:.0f}  tickets held "
+                        f"{sampler.held} sold {sampler.sold}  orders {sampler.orders}  "
+                        f"lag {lag_now:.0f} ms"
+                    )
+        finally:
+            if proc.returncode is None:  # interrupted (a fault injection failed, Ctrl-C)
+                proc.kill()
+    seconds = time.monotonic() - began
+    if redis is not None:
+        await redis.aclose()
+    return seconds, sampler
+
+
+async def _settle(d: Deployment, event_id: str, deadline_s: float) -> None:
+    """Webhooks still in flight, then the committer: until the stream is drained and the
+    order count has stood still for 3 s, or the deadline."""
+    if not d.redis_url:
+        return
+    redis = redis_client(d.redis_url)
+    deadline = time.monotonic() + deadline_s
+    still, seen = 0, -1
+    try:
+        while time.monotonic() < deadline and still < 3:
+            await asyncio.sleep(1)
+            now = await lag(redis, event_id)
+            count = int(await redis.xlen(keys.orders_stream(event_id)))
+            still = still + 1 if now.pending == 0 and count == seen else 0
+            seen = count
+    finally:
+        await redis.aclose()
+
+
+async def _check(d: Deployment, event_id: str) -> tuple[list[invariants.Check], int]:
+    """(checks, confirmed orders) or a SKIP-like FAIL-free list when they cannot be read."""
+    if not (d.redis_url and d.database_url):
+        return [], 0
+    redis = redis_client(d.redis_url)
+    conn = await asyncpg.connect(d.database_url)
+    payments = None
+    if d.stripe_url and d.stripe_key:
+        payments = Payments(StripeSettings(secret_key=d.stripe_key, api_base=d.stripe_url))
+    try:
+        state = await invariants.gather(conn, redis, payments, event_id)
+    finally:
+        if payments is not None:
+            await payments.aclose()
+        await conn.close()
+        await redis.aclose()
+    return invariants.check(state), state.confirmed
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.chaos:
+        from onsale.loadtest import reliability
+
+        return reliability.run(args)
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("codes.json", "locust_stats.csv", "locust_stats_history.csv"):
+        (out / stale).unlink(missing_ok=True)
+    if args.target:
+        if not args.admin_token:
+            progress("onsale loadtest: --target needs --admin-token (to create the event)")
+            return 2
+        deployment: contextlib.AbstractContextManager[Deployment] = contextlib.nullcontext(
+            Deployment(
+                args.target.rstrip("/"),
+                args.admin_token,
+                args.stripe_url,
+                args.stripe_key,
+                args.redis_url,
+                args.database_url,
+            )
+        )
+    else:
+        deployment = _local(args)
+    with deployment as d:
+        body, opens_at = event_body(
+            args.scenario, args.tickets, args.users, args.spawn_rate, args.admit_per_minute
+        )
+        event = create(d.base, d.admin, body)
+        progress(
+            f"event {event['id']} ({args.tickets} tickets); {args.users} buyers, "
+            f"scenario {args.scenario}, reports in {out}"
+        )
+        with _committers(args, d, event["id"], out):
+            seconds, sampler = asyncio.run(drive(args, d, event, opens_at, out))
+            progress("load done; waiting for webhooks and the committer to drain ...")
+            asyncio.run(_settle(d, event["id"], args.drain_timeout))
+            checks, confirmed = asyncio.run(_check(d, event["id"]))
+    stats = report.endpoints(out / "locust_stats.csv")
+    errors, outcomes = report.codes(out / "codes.json")
+    checks.insert(
+        0,
+        invariants.Check(
+            "load generator ran",
+            bool(stats),
+            f"{len(stats)} stats rows in {out / 'locust_stats.csv'}",
+        ),
+    )
+    summary = report.summary(
+        report.Run(
+            args.scenario,
+            args.users,
+            args.tickets,
+            seconds,
+            outcomes.get("holds", 0),
+            confirmed or outcomes.get("orders", 0),
+            sampler.lag_ms,
+            sampler.most_pending,
+        ),
+        stats,
+        errors,
+        outcomes,
+        checks,
+    )
+    (out / "summary.txt").write_text(summary + "\n")
+    print(summary, flush=True)
+    return 0 if all(c.ok for c in checks) else 1
