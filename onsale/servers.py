@@ -89,7 +89,11 @@ def server(
         )
         stack.callback(stop, proc, timeout=20)
         url = f"http://127.0.0.1:{port}"
-        wait_ready(url + ready_path, proc)
+        try:
+            wait_ready(url + ready_path, proc)
+        except RuntimeError as exc:
+            tail = log.read_text(errors="replace")[-3000:] if log else ""
+            raise RuntimeError(f"{exc}; its log:\n{tail}" if tail else str(exc)) from None
         yield Server(url, proc)
 
 

@@ -24,6 +24,7 @@ from playwright.sync_api import Browser, Page, Request, expect
 
 from onsale import signing
 from onsale.embedded import EmbeddedStripe, stop
+from onsale.servers import committer
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
 from tests.integration.page_support import (
     CHROMIUM,
@@ -36,7 +37,7 @@ from tests.integration.page_support import (
     screenshot,
     stored,
 )
-from tests.integration.process_support import clean_env, serving
+from tests.integration.process_support import serving
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
@@ -96,9 +97,8 @@ def committing(env: dict[str, str], event_id: str, log: Path) -> Iterator[bool]:
     if not has_command("committer"):
         yield False
         return
-    argv = [sys.executable, "-m", "onsale", "committer", "--event", event_id]
-    with log.open("w") as out:
-        proc = subprocess.Popen(argv, env=clean_env(**env), stdout=out, stderr=subprocess.STDOUT)
+    with log.open("wb") as out:
+        proc = committer(env, "--event", event_id, out=out)
     try:
         yield True
     finally:

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from onsale import signing
-from onsale.embedded import stop
 from tests.conftest import ADMIN_TOKEN
 from tests.integration.api_support import EVENT
-from tests.integration.process_support import clean_env, free_port, onsale
+from tests.integration.process_support import clean_env, free_port, onsale, serving
 
 
 @pytest.mark.parametrize(
@@ -58,30 +56,15 @@ def test_migrate_is_idempotent(database_url: str) -> None:
 
 @pytest.fixture
 def server(redis_url: str, database_url: str) -> Iterator[str]:
-    port = free_port()
-    env = clean_env(
+    with serving(
+        None,
+        workers=2,
         ONSALE_REDIS_URL=redis_url,
         ONSALE_DATABASE_URL=database_url,
         ONSALE_ADMIN_TOKEN=ADMIN_TOKEN,
         ONSALE_SIGNING_KEY=signing.generate_pem(),
-    )
-    argv = [sys.executable, "-m", "onsale", "serve", "--port", str(port), "--workers", "2"]
-    with subprocess.Popen(argv, env=env, stderr=subprocess.DEVNULL) as proc:
-        try:
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                assert proc.poll() is None, f"onsale serve exited with {proc.returncode}"
-                assert time.monotonic() < deadline, "onsale serve did not become ready"
-                try:
-                    if httpx.get(f"{base}/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)
-            yield base
-        finally:
-            stop(proc, timeout=30)
+    ) as base:
+        yield base
 
 
 def test_serve_with_workers(server: str) -> None:

@@ -4,18 +4,14 @@ believed only from ``ONSALE_TRUSTED_PROXIES``, so nobody else picks their rate-l
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
 import httpx
 
 from onsale import signing
-from onsale.embedded import stop
 from tests.conftest import ADMIN_TOKEN
+from tests.integration import process_support
 from tests.integration.api_support import EVENT
-from tests.integration.process_support import clean_env, free_port
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 JOINS_PER_MINUTE = 3
@@ -26,8 +22,8 @@ EXEMPT = "10.9.0.0/16"
 @contextlib.contextmanager
 def serving(redis_url: str, database_url: str, **env: str) -> Iterator[str]:
     """``onsale serve`` with the given extra environment; yields its base URL once ready."""
-    port = free_port()
-    full = clean_env(
+    with process_support.serving(
+        None,
         ONSALE_REDIS_URL=redis_url,
         ONSALE_DATABASE_URL=database_url,
         ONSALE_ADMIN_TOKEN=ADMIN_TOKEN,
@@ -35,22 +31,8 @@ def serving(redis_url: str, database_url: str, **env: str) -> Iterator[str]:
         ONSALE_JOINS_PER_MINUTE=str(JOINS_PER_MINUTE),
         ONSALE_RATE_LIMIT_EXEMPT=EXEMPT,
         **env,
-    )
-    argv = [sys.executable, "-m", "onsale", "serve", "--port", str(port)]
-    with subprocess.Popen(argv, env=full, stderr=subprocess.DEVNULL) as proc:
-        try:
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                assert proc.poll() is None, f"onsale serve exited with {proc.returncode}"
-                assert time.monotonic() < deadline, "onsale serve did not become ready"
-                with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(f"{base}/readyz").status_code == 200:
-                        break
-                time.sleep(0.1)
-            yield base
-        finally:
-            stop(proc, timeout=30)
+    ) as base:
+        yield base
 
 
 def joins(base: str, forwarded_for: list[str]) -> list[int]:
