@@ -155,11 +155,7 @@ def stop_all(
         if proc.poll() is None:
             proc.send_signal(sig)
     for proc in procs:
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, sig, timeout)  # waits (the signal again is harmless), kills if need be
 
 
 @contextlib.contextmanager

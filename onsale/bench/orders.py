@@ -8,6 +8,7 @@ import asyncio
 import random
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,19 +21,23 @@ from onsale.events import catalog
 from onsale.events.models import Event, EventIn
 from onsale.inventory import Inventory
 
-TIERS = 4
 
-
-async def bench_event(pool: asyncpg.Pool, redis: Any) -> Event:
-    """A fresh event of four roomy tiers, in Postgres and armed in Redis."""
+async def bench_event(
+    pool: asyncpg.Pool,
+    redis: Any,
+    prices: Sequence[int] = (1000, 2000, 3000, 4000),
+    capacity: int = 10_000_000,
+    title: str = "bench commit",
+) -> Event:
+    """A fresh event on sale now, a tier per price, in Postgres and armed in Redis."""
     now = datetime.now(UTC)
     doc = {
-        "title": "bench commit",
+        "title": title,
         "starts_at": (now + timedelta(days=30)).isoformat(),
         "currency": "USD",
         "tiers": [
-            {"name": f"tier {i}", "price": 1000 * (i + 1), "capacity": 10_000_000}
-            for i in range(TIERS)
+            {"name": f"tier {i}", "price": price, "capacity": capacity}
+            for i, price in enumerate(prices)
         ],
         "onsale": {"opens_at": now.isoformat(), "admit_per_minute": 1000},
     }

@@ -13,20 +13,17 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import asyncpg
-import msgspec
 
 from onsale import keys
-from onsale.bench.orders import synthetic_order
+from onsale.bench.orders import bench_event, synthetic_order
 from onsale.checkout.committer import Committer
 from onsale.checkout.models import Order, encode
 from onsale.checkout.stream import CommitLag, lag
 from onsale.connections import redis_client
-from onsale.events import catalog
-from onsale.events.models import Event, EventIn
+from onsale.events.models import Event
 from onsale.inventory import Inventory
 
 T = TypeVar("T")
@@ -35,17 +32,7 @@ T = TypeVar("T")
 async def create_event(
     pool: asyncpg.Pool, redis: Any, prices: tuple[int, ...] = (4500, 15000)
 ) -> Event:
-    now = datetime.now(UTC)
-    doc = {
-        "title": "committer test",
-        "starts_at": (now + timedelta(days=30)).isoformat(),
-        "currency": "USD",
-        "tiers": [
-            {"name": f"tier {i}", "price": p, "capacity": 100_000} for i, p in enumerate(prices)
-        ],
-        "onsale": {"opens_at": now.isoformat(), "admit_per_minute": 1000},
-    }
-    return await catalog.create(pool, redis, Inventory(redis), msgspec.convert(doc, EventIn))
+    return await bench_event(pool, redis, prices, capacity=100_000, title="committer test")
 
 
 async def forget(redis: Any, event_id: str) -> None:
