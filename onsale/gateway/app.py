@@ -13,7 +13,7 @@ from onsale.config import Settings
 from onsale.gateway import metrics
 from onsale.gateway.errors import HANDLERS
 from onsale.gateway.fastpath import HotPaths
-from onsale.gateway.routes import checkout, events, health, holds, pages, queue, tickets
+from onsale.gateway.routes import checkout, console, events, health, holds, pages, queue, tickets
 from onsale.gateway.services import Services, open_services
 
 
@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *checkout.ROUTES,
             *tickets.ROUTES,
             *pages.ROUTES,
+            *console.ROUTES,
             *metrics.ROUTES,
         ],
         lifespan=[lifespan],
