@@ -65,6 +65,14 @@ class SecuritySettings(msgspec.Struct, frozen=True):
     #: Check-in scans per client address, event and minute; offline syncs and manifest
     #: downloads are allowed a tenth of it (a sync carries up to 1000 scans).
     checkins_per_minute: int = 600
+    #: The session cookie is ``Secure`` (sent over HTTPS only); ``onsale dev`` turns it off.
+    secure_cookies: bool = True
+    #: A console session lapses after this long unused.
+    session_hours: int = 12
+    #: Failed logins per account, and per client address, before logins are refused for the
+    #: rest of a 15-minute window (``429``).
+    login_failures_per_account: int = 5
+    login_failures_per_client: int = 20
 
 
 class Settings(msgspec.Struct, frozen=True):
@@ -106,6 +114,10 @@ _ENV: dict[str, tuple[str, str]] = {
     "ONSALE_PLACES_PER_CLIENT": ("security", "places_per_client"),
     "ONSALE_CHECKINS_PER_MINUTE": ("security", "checkins_per_minute"),
     "ONSALE_CHECKOUTS_PER_MINUTE": ("security", "checkouts_per_minute"),
+    "ONSALE_SECURE_COOKIES": ("security", "secure_cookies"),
+    "ONSALE_SESSION_HOURS": ("security", "session_hours"),
+    "ONSALE_LOGIN_FAILURES_PER_ACCOUNT": ("security", "login_failures_per_account"),
+    "ONSALE_LOGIN_FAILURES_PER_CLIENT": ("security", "login_failures_per_client"),
 }
 
 #: Comma-separated lists.

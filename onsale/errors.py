@@ -15,6 +15,11 @@ class Code(StrEnum):
     INVALID_REQUEST = "invalid_request"
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN = "forbidden"
+    LOGIN_REQUIRED = "login_required"
+    INVALID_CREDENTIALS = "invalid_credentials"
+    CSRF_FAILED = "csrf_failed"
+    EMAIL_TAKEN = "email_taken"
+    USER_NOT_FOUND = "user_not_found"
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     CONFLICT = "conflict"
@@ -50,6 +55,11 @@ CATALOG: dict[Code, tuple[int, str]] = {
     Code.INVALID_REQUEST: (422, "The request is not valid."),
     Code.UNAUTHORIZED: (401, "A valid bearer token is required."),
     Code.FORBIDDEN: (403, "This token may not do that."),
+    Code.LOGIN_REQUIRED: (401, "Sign in first."),
+    Code.INVALID_CREDENTIALS: (401, "Wrong e-mail or password."),
+    Code.CSRF_FAILED: (403, "Send the session's X-CSRF-Token with every change."),
+    Code.EMAIL_TAKEN: (409, "A user with this e-mail exists."),
+    Code.USER_NOT_FOUND: (404, "No such user."),
     Code.NOT_FOUND: (404, "No such resource."),
     Code.METHOD_NOT_ALLOWED: (405, "Method not allowed on this resource."),
     Code.CONFLICT: (409, "The request conflicts with the current state."),

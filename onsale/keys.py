@@ -212,3 +212,15 @@ def dead_letters(event_id: str) -> str:
 def recovery(event_id: str) -> str:
     """String with an expiry: held by the one ``onsale recover`` rebuilding the event."""
     return tag(event_id) + ":recover"
+
+
+def session(digest: str) -> str:
+    """Hash with an expiry: ``user``, ``csrf`` of a console session (``digest``: sha256 of
+    the cookie's session id; onsale/accounts/sessions.py)."""
+    return "onsale:session:" + digest
+
+
+def login_failures(kind: str, who: str) -> str:
+    """String with an expiry: failed logins of an ``account`` (a hash of its e-mail) or from a
+    ``client`` address in the current throttle window."""
+    return "onsale:login:" + kind + ":" + who

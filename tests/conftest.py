@@ -122,6 +122,9 @@ def settings(redis_url: str, database_url: str, stripe_url: str) -> Settings:
             "ONSALE_PLACES_PER_CLIENT": "0",
             "ONSALE_CHECKINS_PER_MINUTE": "1000000",
             "ONSALE_CHECKOUTS_PER_MINUTE": "1000000",
+            # Failed logins per account stay at the default; tests of the per-client limit
+            # build their own app.
+            "ONSALE_LOGIN_FAILURES_PER_CLIENT": "1000000",
         }
     )
 

@@ -13,7 +13,17 @@ from onsale.config import Settings
 from onsale.gateway import metrics
 from onsale.gateway.errors import HANDLERS
 from onsale.gateway.fastpath import HotPaths
-from onsale.gateway.routes import checkout, console, events, health, holds, pages, queue, tickets
+from onsale.gateway.routes import (
+    accounts,
+    checkout,
+    console,
+    events,
+    health,
+    holds,
+    pages,
+    queue,
+    tickets,
+)
 from onsale.gateway.services import Services, open_services
 
 
@@ -41,6 +51,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *holds.ROUTES,
             *checkout.ROUTES,
             *tickets.ROUTES,
+            *accounts.ROUTES,
             *pages.ROUTES,
             *console.ROUTES,
             *metrics.ROUTES,

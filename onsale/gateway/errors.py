@@ -17,6 +17,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from onsale.accounts.models import AccountRejected, AccountRejection
 from onsale.checkout.errors import CheckoutRejected, CheckoutRejection
 from onsale.domain import DomainError
 from onsale.errors import CATALOG, ApiError, Code
@@ -44,6 +45,20 @@ _BY_STATUS = {
 #: Each domain error's reasons and their wire codes. A hold refused for a reason not here
 #: (an unknown tier, a bad quantity) is ``invalid_request``, naming the reason.
 CODES: dict[type[DomainError], Mapping[StrEnum, Code]] = {
+    AccountRejected: {
+        AccountRejection.NO_CREDENTIALS: Code.UNAUTHORIZED,
+        AccountRejection.BAD_TOKEN: Code.UNAUTHORIZED,
+        AccountRejection.LOGIN_REQUIRED: Code.LOGIN_REQUIRED,
+        AccountRejection.CSRF_FAILED: Code.CSRF_FAILED,
+        AccountRejection.FORBIDDEN: Code.FORBIDDEN,
+        AccountRejection.EVENT_NOT_FOUND: Code.EVENT_NOT_FOUND,
+        AccountRejection.INVALID_CREDENTIALS: Code.INVALID_CREDENTIALS,
+        AccountRejection.THROTTLED: Code.RATE_LIMITED,
+        AccountRejection.EMAIL_TAKEN: Code.EMAIL_TAKEN,
+        AccountRejection.USER_NOT_FOUND: Code.USER_NOT_FOUND,
+        AccountRejection.NOT_FOUND: Code.NOT_FOUND,
+        AccountRejection.INVALID: Code.INVALID_REQUEST,
+    },
     HoldRejected: {
         Rejection.SOLD_OUT: Code.SOLD_OUT,
         Rejection.INSUFFICIENT_INVENTORY: Code.INSUFFICIENT_INVENTORY,

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from onsale import connections, keys, signing
+from onsale.accounts.service import Accounts
 from onsale.checkout.finder import OrderFinder
 from onsale.checkout.orders import Checkout
 from onsale.checkout.payments import Payments
@@ -56,6 +57,8 @@ class Services:
     tickets: TicketFinder
     #: ``None`` without payments (no Stripe key).
     webhooks: Webhooks | None
+    #: Sessions, the login throttle and the admin token (onsale/accounts).
+    accounts: Accounts
 
 
 def redis_client(settings: Settings) -> Any:
@@ -132,6 +135,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             orders=orders,
             tickets=TicketFinder(orders, pool),
             webhooks=Webhooks(redis, payments, checkout) if payments else None,
+            accounts=Accounts(pool, redis, settings.security),
         )
     finally:
         ticker.cancel()

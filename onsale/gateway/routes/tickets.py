@@ -13,7 +13,7 @@ from litestar.response import Stream
 from onsale import keys, signing
 from onsale.errors import ApiError, Code
 from onsale.events import catalog
-from onsale.gateway.auth import admin_guard, bearer
+from onsale.gateway.auth import bearer, checkin_guard
 from onsale.gateway.body import decode
 from onsale.gateway.ratelimit import client_address
 from onsale.gateway.types import AnyRequest, Deps
@@ -71,7 +71,7 @@ async def ticket_svg(
     return await _image(request, services, ticket_id, render.svg, "image/svg+xml")
 
 
-@post("/api/checkin", guards=[admin_guard], status_code=200)
+@post("/api/checkin", guards=[checkin_guard], status_code=200)
 async def check_in(request: AnyRequest, services: Deps) -> CheckedIn:
     data = decode(await request.body(), CheckInIn)
     event_id = checkin.event_uuid(data.event_id)
@@ -82,7 +82,7 @@ async def check_in(request: AnyRequest, services: Deps) -> CheckedIn:
     )
 
 
-@post("/api/checkin/sync", guards=[admin_guard], status_code=200)
+@post("/api/checkin/sync", guards=[checkin_guard], status_code=200)
 async def checkin_sync(request: AnyRequest, services: Deps) -> SyncOut:
     data = decode(await request.body(), SyncIn, limit=SYNC_MAX_BODY)
     event_id = checkin.event_uuid(data.event_id)
@@ -95,7 +95,7 @@ async def checkin_sync(request: AnyRequest, services: Deps) -> SyncOut:
     return SyncOut(event_id, results)
 
 
-@get("/api/events/{event_id:str}/checkin/manifest", guards=[admin_guard])
+@get("/api/events/{event_id:str}/checkin/manifest", guards=[checkin_guard])
 async def checkin_manifest(event_id: FromPath[str], request: AnyRequest, services: Deps) -> Stream:
     event = str(catalog.parse_id(event_id))
     await _limit(request, services, event, "checkin-manifest")
