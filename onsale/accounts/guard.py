@@ -49,7 +49,7 @@ class Need(StrEnum):
     ORGANIZER = "organizer"
     EVENT = "event"
     CHECKIN = "checkin"
-    ADMIN = "admin"
+    ADMIN = "admin_only"
     ACCOUNT = "account"
 
 
