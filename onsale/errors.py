@@ -31,6 +31,9 @@ class Code(StrEnum):
     INSUFFICIENT_INVENTORY = "insufficient_inventory"
     LIMIT_EXCEEDED = "limit_exceeded"
     CAPACITY_BELOW_TAKEN = "capacity_below_taken"
+    SALE_STARTED = "sale_started"
+    HAS_PAID_ORDERS = "has_paid_orders"
+    EVENT_CANCELLED = "event_cancelled"
     VISITOR_TOKEN_INVALID = "visitor_token_invalid"
     ADMISSION_REQUIRED = "admission_required"
     ADMISSION_INVALID = "admission_invalid"
@@ -75,6 +78,12 @@ CATALOG: dict[Code, tuple[int, str]] = {
     Code.INSUFFICIENT_INVENTORY: (409, "Not enough tickets left for this request."),
     Code.LIMIT_EXCEEDED: (422, "More tickets than the per-order limit allows."),
     Code.CAPACITY_BELOW_TAKEN: (409, "Capacity cannot go below tickets already held or sold."),
+    Code.SALE_STARTED: (409, "The sale has opened: this can only change before it opens."),
+    Code.HAS_PAID_ORDERS: (
+        409,
+        "This event has paid orders: cancelling it needs refunds, which are not available yet.",
+    ),
+    Code.EVENT_CANCELLED: (409, "This event is cancelled."),
     Code.VISITOR_TOKEN_INVALID: (401, "The visitor token is not valid for this event."),
     Code.ADMISSION_REQUIRED: (401, "An admission token is required: wait in the queue first."),
     Code.ADMISSION_INVALID: (403, "The admission token is not valid for this event."),

@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-import msgspec
 
 from onsale import keys
 from onsale.checkout.stream import lag
@@ -20,7 +19,6 @@ from onsale.events.models import (
     EventIn,
     EventPage,
     Onsale,
-    OnsalePatch,
     OrderCounts,
     QueueCounts,
     Stats,
@@ -34,7 +32,7 @@ from onsale.queue.room import WaitingRoom
 
 _EVENT_SQL = """
 SELECT e.*, o.opens_at, o.closes_at, o.admit_per_minute, o.max_active, o.hold_seconds, o.paused,
-       o.shuffle_seed
+       o.shuffle_seed, o.presale_opens_at
 FROM events e JOIN onsales o ON o.event_id = e.id
 """
 _TIERS_SQL = "SELECT * FROM ticket_tiers WHERE event_id = ANY($1::uuid[]) ORDER BY position"
@@ -61,17 +59,20 @@ def buyer_limit(event: Event) -> int:
     return sum(t.per_order_limit or DEFAULT_TIER_LIMIT for t in event.tiers)
 
 
-def _onsale_mapping(event: Event) -> dict[str, int | str]:
+def onsale_mapping(event: Event) -> dict[str, int | str]:
+    """The on-sale hash (``keys.onsale``) of an event as Postgres has it."""
     o = event.onsale
+    cancelled = event.status == "cancelled"
     return {
         "opens_ms": _ms(o.opens_at),
-        "closes_ms": _ms(o.closes_at),
+        # A cancelled sale is closed since ever (see lua/cancel.lua).
+        "closes_ms": 1 if cancelled else _ms(o.closes_at),
         # Retirement reads the show's start here, without asking Postgres.
         "starts_ms": _ms(event.starts_at),
         "admit_per_minute": o.admit_per_minute,
         "max_active": o.max_active or 0,
         "hold_seconds": o.hold_seconds,
-        "paused": int(o.paused),
+        "paused": int(o.paused or cancelled),
         "currency": event.currency,
         "buyer_limit": buyer_limit(event),
     }
@@ -84,7 +85,7 @@ async def arm(redis: RedisClient, inventory: Inventory, event: Event, seed: str)
         await inventory.arm(event.id, event.onsale.hold_seconds, specs)
     except HoldRejected as exc:
         raise EventRejected(EventRejection.CAPACITY_BELOW_TAKEN, str(exc)) from None
-    await redis.hset(keys.onsale(event.id), mapping=_onsale_mapping(event))
+    await redis.hset(keys.onsale(event.id), mapping=onsale_mapping(event))
     await WaitingRoom(redis).seed(event.id, seed)
 
 
@@ -131,13 +132,13 @@ async def create(
             event_id, o.opens_at, o.closes_at, o.admit_per_minute, o.max_active, o.hold_seconds,
             seed,
         )  # fmt: skip
-        event = (await _load(conn, "WHERE e.id = $1", [event_id]))[0]
+        event = (await load(conn, "WHERE e.id = $1", [event_id]))[0]
         # Armed inside the transaction: if Redis refuses, nothing is written to Postgres.
         await arm(redis, inventory, event, seed)
     return event
 
 
-async def _load(conn: Any, where: str, args: list[Any], tail: str = "") -> list[Event]:
+async def load(conn: Any, where: str, args: list[Any], tail: str = "") -> list[Event]:
     rows = await conn.fetch(f"{_EVENT_SQL} {where} {tail}", *args)
     tiers: dict[uuid.UUID, list[Tier]] = {}
     for t in await conn.fetch(_TIERS_SQL, [r["id"] for r in rows]):
@@ -185,6 +186,7 @@ def _event(r: asyncpg.Record, tiers: list[Tier]) -> Event:
             shuffle_commitment=shuffle.commitment(r["shuffle_seed"] or ""),
             # Never by this process's clock: see reveal_seeds.
             shuffle_seed=None,
+            presale_opens_at=r["presale_opens_at"],
         ),
         created_at=r["created_at"],
     )
@@ -202,7 +204,7 @@ async def reveal_seeds(redis: RedisClient, events: list[Event]) -> list[Event]:
 
 async def get(pool: asyncpg.Pool, event_id: str) -> Event:
     async with pool.acquire() as conn:
-        found = await _load(conn, "WHERE e.id = $1", [parse_id(event_id)])
+        found = await load(conn, "WHERE e.id = $1", [parse_id(event_id)])
     if not found:
         raise EventRejected(EventRejection.NOT_FOUND)
     return found[0]
@@ -249,32 +251,10 @@ async def listing(
         where.append(f"(e.starts_at, e.id) > ({arg(after_time)}, {arg(after_id)})")
     tail = f"ORDER BY e.starts_at, e.id LIMIT {arg(limit + 1)}"
     async with pool.acquire() as conn:
-        events = await _load(conn, "WHERE " + " AND ".join(where), args, tail)
+        events = await load(conn, "WHERE " + " AND ".join(where), args, tail)
     more = len(events) > limit
     items = events[:limit]
     return EventPage(items=items, next_cursor=_cursor(items[-1]) if more else None)
-
-
-async def patch_onsale(
-    pool: asyncpg.Pool, redis: RedisClient, event_id: str, patch: OnsalePatch
-) -> Event:
-    """Change the metering; the waiting room reads it from Redis at its next decision."""
-    changes = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not None}
-    if not changes:
-        raise EventRejected(EventRejection.INVALID, "give at least one of admit_per_minute, "
-                            "max_active, paused")  # fmt: skip
-    eid = parse_id(event_id)
-    sets = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(changes))
-    async with pool.acquire() as conn, conn.transaction():
-        status = await conn.execute(
-            f"UPDATE onsales SET {sets}, updated_at = now() WHERE event_id = $1",
-            eid, *changes.values(),
-        )  # fmt: skip
-        if status == "UPDATE 0":
-            raise EventRejected(EventRejection.NOT_FOUND)
-        event = (await _load(conn, "WHERE e.id = $1", [eid]))[0]
-        await redis.hset(keys.onsale(event.id), mapping=_onsale_mapping(event))
-    return (await reveal_seeds(redis, [event]))[0]
 
 
 async def stats(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import msgspec
 from msgspec import Meta
@@ -74,9 +74,51 @@ class EventIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class OnsalePatch(msgspec.Struct, forbid_unknown_fields=True):
+    """Metering (``admit_per_minute``, ``max_active``, ``paused``) changes any time; the
+    schedule (the rest) only before the sale opens."""
+
     admit_per_minute: Annotated[int, Meta(ge=1, le=1_000_000)] | None = None
     max_active: Annotated[int, Meta(ge=1, le=10_000_000)] | None = None
     paused: bool | None = None
+    #: A time in the past opens the sale now.
+    opens_at: UtcTime | None = None
+    closes_at: UtcTime | None = None
+    hold_seconds: Annotated[int, Meta(ge=30, le=3600)] | None = None
+    presale_opens_at: UtcTime | None = None
+
+    #: The fields that change the schedule rather than the metering.
+    SCHEDULE: ClassVar[tuple[str, ...]] = (
+        "opens_at",
+        "closes_at",
+        "hold_seconds",
+        "presale_opens_at",
+    )
+
+
+class TierPatch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """With ``id``: a change to that tier (name; price before its sale opens; capacity never
+    below its tickets held and sold). Without: a new tier (name, price and capacity needed)."""
+
+    id: str | None = None
+    name: Annotated[str, Meta(min_length=1, max_length=100), LINE] | None = None
+    price: Money | None = None
+    capacity: Count | None = None
+    per_order_limit: Annotated[int, Meta(ge=1, le=100)] | None = None
+    description: Annotated[str, Meta(max_length=2000), TEXT] | None = None
+
+
+class EventPatch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    title: Name | None = None
+    description: Annotated[str, Meta(max_length=10_000), TEXT] | None = None
+    venue: Venue | None = None
+    starts_at: UtcTime | None = None
+    tiers: Annotated[list[TierPatch], Meta(max_length=50)] | None = None
+
+
+class Cancelled(msgspec.Struct):
+    #: Paid orders refunded (0 until refunds exist: cancel refuses paid orders).
+    refunded_orders: int
+    voided_tickets: int
 
 
 class Tier(msgspec.Struct):
@@ -101,6 +143,8 @@ class Onsale(msgspec.Struct):
     shuffle_commitment: str = ""
     #: The seed itself, revealed once the on-sale has opened.
     shuffle_seed: str | None = None
+    #: When a presale (access codes only) opens, before ``opens_at``; stored, not yet used.
+    presale_opens_at: datetime | None = None
 
 
 class Event(msgspec.Struct):

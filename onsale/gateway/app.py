@@ -10,7 +10,7 @@ from litestar.di import Provide
 
 from onsale import config
 from onsale.config import Settings
-from onsale.gateway import metrics
+from onsale.gateway import metrics, openapi
 from onsale.gateway.errors import HANDLERS
 from onsale.gateway.fastpath import HotPaths
 from onsale.gateway.routes import (
@@ -35,8 +35,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with open_services(settings) as services:
             app.state.services = services  # for guards, which get no dependencies
+            app.state.live = events.live_hub(services)  # one per process: see events/live.py
             opened.append(services)
-            yield
+            try:
+                yield
+            finally:
+                await app.state.live.close()
             opened.clear()
 
     def provide_services() -> Services:
@@ -59,7 +63,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
-        openapi_config=None,
+        # /schema: the document and a docs UI served from our own static files.
+        openapi_config=openapi.config(),
     )
     # Queue polls and holds first, past Litestar (see fastpath.py); then, outside
     # Litestar's exception handling, the observer, so every answer (404s, 500s) is seen.

@@ -92,6 +92,9 @@ CODES: dict[type[DomainError], Mapping[StrEnum, Code]] = {
         EventRejection.NOT_FOUND: Code.EVENT_NOT_FOUND,
         EventRejection.CAPACITY_BELOW_TAKEN: Code.CAPACITY_BELOW_TAKEN,
         EventRejection.INVALID: Code.INVALID_REQUEST,
+        EventRejection.SALE_STARTED: Code.SALE_STARTED,
+        EventRejection.HAS_PAID_ORDERS: Code.HAS_PAID_ORDERS,
+        EventRejection.CANCELLED: Code.EVENT_CANCELLED,
     },
 }
 

@@ -224,6 +224,8 @@ local function status(now, cfg, st, vid, available, unsold)
     return {'admitted', -1, 0, 5, tonumber(expires), ''}
   end
   if not available then available, unsold = stock() end
+  -- A cancelled sale (closes_ms = 1, cancel.lua) is closed, though nothing is left to sell.
+  if cfg.closes == 1 then return {'closed', -1, -1, 60, 0, ''} end
   if unsold <= 0 then return {'sold_out', -1, -1, 60, 0, ''} end
   if cfg.closes > 0 and now >= cfg.closes then return {'closed', -1, -1, 60, 0, ''} end
   if not rec then return {'unknown', -1, -1, 0, 0, ''} end

@@ -1,20 +1,36 @@
-"""The organizer API: events, their on-sale settings and live stats."""
+"""The organizer API: events, their on-sale settings, live stats, changes and cancelling."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated
 
+import msgspec
 from litestar import get, patch, post
 from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from onsale.accounts.listing import owned_page
 from onsale.accounts.staff import set_owner
-from onsale.events import catalog
-from onsale.events.models import Event, EventIn, EventPage, OnsalePatch, QueueCounts, Stats
+from onsale.events import cancel, catalog, changes
+from onsale.events.live import LiveHub
+from onsale.events.models import (
+    Cancelled,
+    Event,
+    EventIn,
+    EventPage,
+    EventPatch,
+    OnsalePatch,
+    QueueCounts,
+    Stats,
+)
 from onsale.gateway.auth import caller_of, event_guard, organizer_guard
 from onsale.gateway.body import decode
+from onsale.gateway.services import Services
 from onsale.gateway.types import AnyRequest, Deps
+
+_encode = msgspec.json.Encoder().encode
 
 
 @post("/api/events", guards=[organizer_guard], status_code=201)
@@ -58,14 +74,34 @@ async def list_events(
     return page
 
 
+@patch("/api/events/{event_id:str}", guards=[event_guard])
+async def patch_event(event_id: FromPath[str], request: AnyRequest, services: Deps) -> Event:
+    """Change the title, description, venue, start or tiers (a tier with ``id`` is changed,
+    one without is added)."""
+    change = decode(await request.body(), EventPatch)
+    return await changes.patch_event(
+        services.pool, services.redis, services.inventory, event_id, change
+    )
+
+
 @patch("/api/events/{event_id:str}/onsale", guards=[event_guard])
 async def patch_onsale(event_id: FromPath[str], request: AnyRequest, services: Deps) -> Event:
+    """Metering (``admit_per_minute``, ``max_active``, ``paused``) any time; the schedule
+    (``opens_at``, ``closes_at``, ``hold_seconds``, ``presale_opens_at``) before the sale
+    opens."""
     change = decode(await request.body(), OnsalePatch)
-    return await catalog.patch_onsale(services.pool, services.redis, event_id, change)
+    return await changes.patch_onsale(services.pool, services.redis, event_id, change)
 
 
-@get("/api/events/{event_id:str}/stats", guards=[event_guard])
-async def event_stats(event_id: FromPath[str], services: Deps) -> Stats:
+@post("/api/events/{event_id:str}/cancel", guards=[event_guard], status_code=200)
+async def cancel_event(event_id: FromPath[str], services: Deps) -> Cancelled:
+    """Close the queue, end admissions, release holds, mark the event cancelled (refused,
+    ``409 has_paid_orders``, while it has paid orders). Idempotent."""
+    return await cancel.cancel(services.pool, services.inventory, event_id)
+
+
+async def stats_of(services: Services, event_id: str) -> Stats:
+    """What ``/stats`` answers, and each second of ``/live``."""
     catalog.parse_id(event_id)
     counts = await services.room.advance(event_id)
     queue = QueueCounts(0, 0, 0)
@@ -81,4 +117,41 @@ async def event_stats(event_id: FromPath[str], services: Deps) -> Stats:
     return await catalog.stats(services.pool, services.inventory, event_id, queue)
 
 
-ROUTES = [create_event, get_event, list_events, patch_onsale, event_stats]
+@get("/api/events/{event_id:str}/stats", guards=[event_guard])
+async def event_stats(event_id: FromPath[str], services: Deps) -> Stats:
+    return await stats_of(services, event_id)
+
+
+def live_hub(services: Services) -> LiveHub:
+    """The process's hub of live feeds, reading ``/stats`` once a second per watched event."""
+
+    async def snapshot(event_id: str) -> bytes:
+        return _encode(await stats_of(services, event_id))
+
+    return LiveHub(snapshot)
+
+
+@get("/api/events/{event_id:str}/live", guards=[event_guard])
+async def live(event_id: FromPath[str], request: AnyRequest, services: Deps) -> ServerSentEvent:
+    """Server-Sent Events: one ``stats`` event a second (the body of ``/stats``), for
+    dashboards. Every dashboard watching an event shares one read per second."""
+    await catalog.get(services.pool, event_id)  # an unknown event is a 404, not a stream
+    hub: LiveHub = request.app.state.live
+
+    async def frames() -> AsyncIterator[ServerSentEventMessage]:
+        async for snapshot in hub.listen(event_id):
+            yield ServerSentEventMessage(data=snapshot.decode(), event="stats")
+
+    return ServerSentEvent(frames(), headers={"Cache-Control": "no-store"})
+
+
+ROUTES = [
+    create_event,
+    get_event,
+    list_events,
+    patch_event,
+    patch_onsale,
+    cancel_event,
+    event_stats,
+    live,
+]
