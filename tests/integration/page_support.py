@@ -1,12 +1,17 @@
-"""What the browser tests of the buyer's page share: the system Chromium, a page like a
-buyer's, events made over a real server's API, and looks at what the page shows and keeps."""
+"""What the browser tests of the pages share: the system Chromium, a page like a buyer's,
+events, people and purchases made over a real server's API, and looks at what the page
+shows and keeps."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
+import time
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +20,8 @@ import httpx
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.conftest import ADMIN_TOKEN
-from tests.integration.api_support import event
+from tests.integration.api_support import BUYER, event
+from tests.integration.stripe_support import intent_of, pay, signed
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Playwright's own browser download does not work offline; the system Chromium does.
@@ -54,6 +60,49 @@ def create_event(server: str, **changes: Any) -> dict[str, Any]:
     return body
 
 
+def add_user(server: str, role: str) -> tuple[str, str]:
+    """A new person with ``role``, made by the admin token: their e-mail and password."""
+    email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
+    password = f"pw-{uuid.uuid4().hex}"
+    body = {"email": email, "role": role, "password": password}
+    r = httpx.post(f"{server}/api/users", json=body, headers=ADMIN)
+    assert r.status_code == 201, r.text
+    return email, password
+
+
+def admission(server: str, event_id: str) -> str:
+    """A buyer through the API: joins and polls as told until admitted; the admission token."""
+    url = f"{server}/api/events/{event_id}/queue"
+    place = httpx.post(url).json()
+    deadline = time.monotonic() + 30
+    while place["state"] != "admitted":
+        assert place["state"] in ("waiting", "prequeue") and time.monotonic() < deadline, place
+        time.sleep(place["poll_after_seconds"])
+        place = httpx.get(url, headers={"X-Visitor-Token": place["visitor_token"]}).json()
+    token: str = place["admission_token"]
+    return token
+
+
+def buy(server: str, stripe_url: str, event_id: str, tier_id: str, quantity: int) -> dict[str, Any]:
+    """A paid order through the API: admission, hold, checkout, the card, Stripe's webhook."""
+    items = {"items": [{"tier_id": tier_id, "quantity": quantity}]}
+    auth = {"Authorization": f"Bearer {admission(server, event_id)}"}
+    r = httpx.post(f"{server}/api/events/{event_id}/holds", json=items, headers=auth)
+    assert r.status_code == 201, r.text
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    r = httpx.post(f"{server}/api/holds/{r.json()['hold_id']}/checkout", json=BUYER, headers=key)
+    assert r.status_code == 201, r.text
+    order: dict[str, Any] = r.json()
+    # Playwright's sync API holds this thread's event loop: pay from a thread of its own.
+    paying = pay(stripe_url, order["payment"]["payment_intent_id"])
+    with ThreadPoolExecutor(1) as thread:
+        assert thread.submit(asyncio.run, paying).result() == "succeeded"
+    body, headers = signed("payment_intent.succeeded", intent_of(event_id, order))
+    r = httpx.post(f"{server}/api/webhooks/stripe", content=body, headers=headers)
+    assert r.status_code == 200, r.text
+    return order
+
+
 def iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
@@ -68,6 +117,12 @@ def no_horizontal_scroll(page: Page) -> None:
 def screenshot(page: Page, state: str) -> None:
     if SHOTS:
         page.screenshot(path=str(Path(SHOTS) / f"onsale-buyer-{state}.png"), full_page=True)
+
+
+def console_screenshot(page: Page, name: str) -> None:
+    """``console-{name}.png`` (the ones in docs/ are made so: ONSALE_TEST_SCREENSHOTS=docs)."""
+    if SHOTS:
+        page.screenshot(path=str(Path(SHOTS) / f"console-{name}.png"), full_page=True)
 
 
 def stored(page: Page, event_id: str) -> dict[str, Any]:

@@ -423,7 +423,7 @@
       const r = await api("PATCH", `/api/users/${encodeURIComponent(user.id)}`, { role: select.value });
       if (r.status !== 200) { select.value = user.role; return showError(problem(r)); }
       user.role = select.value;
-      say("user-status", `${user.email} is now ${user.role === "admin" ? "an" : "a"} ${user.role}.`);
+      say("user-status", `${user.email} is now ${/^[aeiou]/.test(user.role) ? "an" : "a"} ${user.role}.`);
     });
     const disabled = Boolean(user.disabled);
     const toggle = el("button", { type: "button", class: `button small ${disabled ? "" : "secondary"}`,

@@ -17,7 +17,9 @@
 
   // ---- charts --------------------------------------------------------------------------
   const css = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
-  const clockLabel = (ms) => new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  // Seconds on the axis while the page has seen less than a few minutes.
+  const clockLabel = (ms) => new Date(ms).toLocaleTimeString([], points.length && points[points.length - 1].t - points[0].t < 300000
+    ? { hour: "2-digit", minute: "2-digit", second: "2-digit" } : { hour: "2-digit", minute: "2-digit" });
 
   function chart(canvas, series) {
     const Chart = window.Chart;
@@ -70,10 +72,14 @@
   const sold = (s) => s.tiers.reduce((n, t) => n + t.sold, 0);
 
   // Per minute over the last minute of points (or what there is of it, from 5 s on).
-  function perMinute(pick) {
+  function rateWindow() {
     const last = points[points.length - 1];
     const first = points.find((p) => p.t >= last.t - RATE_WINDOW_MS) || last;
-    const span = last.t - first.t;
+    return { first, last, span: last.t - first.t };
+  }
+
+  function perMinute(pick) {
+    const { first, last, span } = rateWindow();
     if (span < 5000) return null;
     return Math.max(0, Math.round(((pick(last.stats) - pick(first.stats)) * 60000) / span));
   }
@@ -106,7 +112,10 @@
     const lag = stats.committer_lag;
     c.say("m-lag-unit", lag && lag.pending ? `orders not yet in Postgres, oldest ${(lag.oldest_ms / 1000).toFixed(1)} s`
       : "orders not yet in Postgres");
-    if (event) c.say("m-admission_rate-unit", `buyers a minute, last minute (set to ${number(event.onsale.admit_per_minute)})`);
+    const span = rateWindow().span;
+    const over = span >= RATE_WINDOW_MS - 2000 ? "last minute" : `last ${Math.round(span / 1000)} s`;
+    c.say("m-velocity-unit", `tickets a minute, ${over}`);
+    if (event) c.say("m-admission_rate-unit", `buyers a minute, ${over} (set: ${number(event.onsale.admit_per_minute)})`);
     renderTiers(t, stats);
     for (const ch of [...Object.values(charts), ...Object.values(tierCharts)]) {
       for (const ds of ch.data.datasets) {
@@ -230,7 +239,7 @@
     });
     $("cancel-event").addEventListener("click", async () => {
       const ok = await c.confirmAction(`Cancel ${event ? event.title : "this event"}?`,
-        "The line closes, every hold is released and paid orders are refunded. This cannot be undone.",
+        "The line closes and every hold is released. This cannot be undone.",
         "Cancel the event");
       if (!ok) return;
       const r = await c.api("POST", `${path}/cancel`, {});
