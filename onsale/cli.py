@@ -1,5 +1,5 @@
-"""The ``onsale`` command: dev | serve | committer | migrate | reconcile | recover | bench |
-loadtest."""
+"""The ``onsale`` command: dev | serve | committer | migrate | reconcile | recover | user |
+bench | loadtest."""
 
 from __future__ import annotations
 
@@ -168,6 +168,11 @@ def parser() -> argparse.ArgumentParser:
     )
     loadtest.add_arguments(load)
     load.set_defaults(func=_loadtest)
+
+    from onsale.accounts import cli as accounts_cli
+
+    user = sub.add_parser("user", help="console accounts: add a user, list them")
+    accounts_cli.add_arguments(user)
 
     mig = sub.add_parser("migrate", help="apply database migrations (idempotent)")
     mig.set_defaults(func=_migrate)

@@ -20,6 +20,8 @@ import uvicorn
 import uvloop
 
 from onsale import config, logs, signing
+from onsale.accounts import staff, users
+from onsale.accounts.models import Role
 from onsale.checkout.committer import Committer
 from onsale.config import Settings, StripeSettings
 from onsale.db import create_pool, migrate
@@ -41,6 +43,8 @@ DEMO_EVENT = {
     ],
     "onsale": {"admit_per_minute": 120, "max_active": 100, "hold_seconds": 600},
 }
+#: The demo organizer, owner of the demo event; its password is made once, in the data dir.
+DEMO_ORGANIZER = "organizer@onsale.dev"
 
 
 def _secret_file(path: Path, make: str) -> str:
@@ -51,16 +55,19 @@ def _secret_file(path: Path, make: str) -> str:
     return path.read_text().strip()
 
 
-async def _prepare(settings: Settings) -> str:
-    """Migrate, and create the demo event once; returns its id."""
+async def _prepare(settings: Settings, organizer_password: str) -> str:
+    """Migrate, make sure of the demo organizer, and create the demo event once (owned by
+    the organizer); returns its id."""
     await migrate.apply(settings.database.url)
     marker = settings.data_path / "demo_event"
     pool = await create_pool(settings.database.url)
     redis = redis_client(settings)
     inventory = Inventory(redis)
     try:
+        organizer = await users.ensure(pool, DEMO_ORGANIZER, Role.ORGANIZER, organizer_password)
         if marker.exists():
             event = await catalog.get(pool, marker.read_text().strip())
+            await staff.adopt(pool, event.id, organizer.id)  # made before there were owners
             seed = await catalog.seed_of(pool, event.id)
             await catalog.arm(redis, inventory, event, seed)  # Redis may be fresh: arm again
             return event.id
@@ -68,6 +75,7 @@ async def _prepare(settings: Settings) -> str:
         doc = dict(DEMO_EVENT, starts_at=(now + timedelta(days=30)).isoformat())
         doc["onsale"] = dict(DEMO_EVENT["onsale"], opens_at=now.isoformat())  # type: ignore[arg-type]
         event = await catalog.create(pool, redis, inventory, msgspec.convert(doc, EventIn))
+        await staff.set_owner(pool, event.id, organizer.id)
         marker.write_text(event.id)
         return event.id
     finally:
@@ -110,6 +118,9 @@ def run(*, host: str, port: int) -> int:
             data / "admin_token", secrets.token_urlsafe(24)
         )
         key = base.security.signing_key or signing.load_or_create(data / "signing_key.pem")
+        organizer_password = _secret_file(
+            data / "demo_organizer_password", secrets.token_urlsafe(12)
+        )
         stripe_settings = base.stripe
         stripe_note = "Stripe (from ONSALE_STRIPE_*)"
         if not stripe_settings.secret_key:
@@ -132,16 +143,21 @@ def run(*, host: str, port: int) -> int:
             base,
             redis=msgspec.structs.replace(base.redis, url=redis_url),
             database=msgspec.structs.replace(base.database, url=database_url),
-            security=msgspec.structs.replace(base.security, admin_token=admin, signing_key=key),
+            # Plain http://127.0.0.1: a Secure session cookie would never come back.
+            security=msgspec.structs.replace(
+                base.security, admin_token=admin, signing_key=key, secure_cookies=False
+            ),
             stripe=stripe_settings,
         )
-        event_id = asyncio.run(_prepare(settings))
+        event_id = asyncio.run(_prepare(settings, organizer_password))
         url = f"http://{host}:{port}"
         print(
             f"\nonsale dev is up (data in {data})\n"
             f"  demo event:   {url}/api/events/{event_id}\n"
             f"  live stats:   {url}/api/events/{event_id}/stats  (organizer token)\n"
             f"  admin token:  {admin}\n"
+            f"  console:      {url}/organizer  (sign in as {DEMO_ORGANIZER}, password "
+            f"{organizer_password})\n"
             f"  buyer page:   {url}/e/{event_id}\n"
             f"  readiness:    {url}/readyz\n"
             f"  payments:     {stripe_note}\n"

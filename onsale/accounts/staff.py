@@ -90,3 +90,11 @@ async def listing(pool: asyncpg.Pool, event_id: str) -> list[User]:
     )
     return [User(r["id"], r["email"], Role(r["role"]), r["disabled"], r["created_at"])
             for r in rows]  # fmt: skip
+
+
+async def adopt(pool: asyncpg.Pool, event_id: str, user_id: str) -> None:
+    """Make ``user_id`` the owner of an event that has none."""
+    await pool.execute(
+        "UPDATE events SET organizer_id = $2 WHERE id = $1 AND organizer_id IS NULL",
+        uuid.UUID(event_id), uuid.UUID(user_id),
+    )  # fmt: skip

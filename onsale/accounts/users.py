@@ -88,3 +88,19 @@ async def update(
     if row is None:
         raise AccountRejected(AccountRejection.USER_NOT_FOUND)
     return _user(row)
+
+
+async def ensure(pool: asyncpg.Pool, email: str, role: Role, password: str) -> User:
+    """The user of ``email``, created if missing, with this role and password (for
+    ``onsale dev``'s demo organizer, whose password lives in the data dir)."""
+    user, stored = await credentials(pool, email)
+    if user is None:
+        return await create(pool, email, role, password)
+    if not await passwords.verify(stored, password) or user.role is not role or user.disabled:
+        digest = await passwords.hash_password(password)
+        await pool.execute(
+            """UPDATE users SET password_hash = $2, role = $3::user_role, disabled = false,
+                                updated_at = now() WHERE id = $1""",
+            uuid.UUID(user.id), digest, role.value,
+        )  # fmt: skip
+    return user
