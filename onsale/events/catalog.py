@@ -1,4 +1,4 @@
-"""Events in Postgres, armed into Redis: create, read, list, stats (changes: changes.py)."""
+"""Events in Postgres, armed into Redis: create, read, list, change the on-sale, stats."""
 
 from __future__ import annotations
 
