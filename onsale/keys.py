@@ -32,7 +32,8 @@ def event_of(key: str) -> str:
 
 
 def inventory(event_id: str) -> str:
-    """Hash: ``<tier>:cap|held|sold|limit|price`` per tier, plus ``hold_ms`` and ``tiers``."""
+    """Hash: ``<tier>:cap|held|sold|limit|price`` per tier, plus ``hold_ms``, ``tiers`` and,
+    once the event is cancelled, ``cancelled`` (epoch ms; lua/cancel.lua)."""
     return tag(event_id) + ":inv"
 
 
@@ -79,8 +80,8 @@ def inventory_keys(event_id: str) -> list[str]:
 def onsale(event_id: str) -> str:
     """Hash: the on-sale schedule the waiting room reads at every decision.
 
-    ``opens_ms``, ``closes_ms`` (0 = none), ``admit_per_minute``, ``max_active`` (0 = no cap),
-    ``hold_seconds``, ``paused`` (0/1).
+    ``opens_ms``, ``closes_ms`` (0 = none; 1 = a cancelled event, closed since ever),
+    ``admit_per_minute``, ``max_active`` (0 = no cap), ``hold_seconds``, ``paused`` (0/1).
     """
     return tag(event_id) + ":onsale"
 

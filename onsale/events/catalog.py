@@ -1,4 +1,4 @@
-"""Events in Postgres, armed into Redis: create, read, list, change the on-sale, stats."""
+"""Events in Postgres, armed into Redis: create, read, list, stats (changes: changes.py)."""
 
 from __future__ import annotations
 

@@ -7,9 +7,13 @@ load them from a CDN, and neither this machine nor an organizer's browser may be
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, Operation, SecurityScheme
 
 #: The vendored Swagger UI (swagger-ui-dist), served by the pages' static router.
 _UI = "/static/swagger-ui/"
@@ -39,3 +43,34 @@ def config() -> OpenAPIConfig:
         ),
         security=[{"bearer": []}],
     )
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    """msgspec's JSON Schema with its ``$defs`` references put in place (the bodies'
+    structs are not recursive), so that it stands alone inside the OpenAPI document."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+def body(model: type[msgspec.Struct]) -> type[Operation]:
+    """An operation documenting ``model`` as its JSON body: for routes that decode their body
+    themselves (``gateway.body.decode``, for the catalog's error answers), which Litestar
+    therefore cannot see."""
+    raw = msgspec.json.schema(model)
+    schema = _inline(raw, raw.get("$defs", {}))
+
+    @dataclass
+    class WithBody(Operation):
+        def to_schema(self) -> dict[str, Any]:
+            out = super().to_schema()
+            content = {"application/json": {"schema": schema}}
+            out["requestBody"] = {"required": True, "content": content}
+            return out
+
+    return WithBody

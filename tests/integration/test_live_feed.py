@@ -108,6 +108,13 @@ async def test_openapi_document_and_docs_ui(client: Client) -> None:
     ]:
         assert method in doc["paths"][path], (path, method)
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    # Bodies the routes decode themselves are documented too, standing alone.
+    patch_body = doc["paths"]["/api/events/{event_id}"]["patch"]["requestBody"]
+    schema = patch_body["content"]["application/json"]["schema"]
+    assert {"title", "venue", "starts_at", "tiers"} <= set(schema["properties"])
+    assert "$ref" not in json.dumps(schema)
+    onsale = doc["paths"]["/api/events/{event_id}/onsale"]["patch"]["requestBody"]
+    assert "opens_at" in onsale["content"]["application/json"]["schema"]["properties"]
 
     ui = await client.get("/schema")
     assert ui.status_code == 200 and "text/html" in ui.headers["content-type"]

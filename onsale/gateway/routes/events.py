@@ -25,6 +25,7 @@ from onsale.events.models import (
     QueueCounts,
     Stats,
 )
+from onsale.gateway import openapi
 from onsale.gateway.auth import caller_of, event_guard, organizer_guard
 from onsale.gateway.body import decode
 from onsale.gateway.services import Services
@@ -33,7 +34,12 @@ from onsale.gateway.types import AnyRequest, Deps
 _encode = msgspec.json.Encoder().encode
 
 
-@post("/api/events", guards=[organizer_guard], status_code=201)
+@post(
+    "/api/events",
+    guards=[organizer_guard],
+    status_code=201,
+    operation_class=openapi.body(EventIn),
+)
 async def create_event(request: AnyRequest, services: Deps) -> Event:
     data = decode(await request.body(), EventIn)
     event = await catalog.create(services.pool, services.redis, services.inventory, data)
@@ -74,7 +80,7 @@ async def list_events(
     return page
 
 
-@patch("/api/events/{event_id:str}", guards=[event_guard])
+@patch("/api/events/{event_id:str}", guards=[event_guard], operation_class=openapi.body(EventPatch))
 async def patch_event(event_id: FromPath[str], request: AnyRequest, services: Deps) -> Event:
     """Change the title, description, venue, start or tiers (a tier with ``id`` is changed,
     one without is added)."""
@@ -84,7 +90,11 @@ async def patch_event(event_id: FromPath[str], request: AnyRequest, services: De
     )
 
 
-@patch("/api/events/{event_id:str}/onsale", guards=[event_guard])
+@patch(
+    "/api/events/{event_id:str}/onsale",
+    guards=[event_guard],
+    operation_class=openapi.body(OnsalePatch),
+)
 async def patch_onsale(event_id: FromPath[str], request: AnyRequest, services: Deps) -> Event:
     """Metering (``admit_per_minute``, ``max_active``, ``paused``) any time; the schedule
     (``opens_at``, ``closes_at``, ``hold_seconds``, ``presale_opens_at``) before the sale
