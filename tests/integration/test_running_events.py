@@ -293,6 +293,48 @@ async def test_cancel_refuses_paid_orders(
     assert r.status_code == 401
 
 
+class _FailingOnce:
+    """A Redis client whose first ``hset`` fails, as a connection lost mid-change would."""
+
+    def __init__(self, redis: Any) -> None:
+        self._redis = redis
+        self.failed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._redis, name)
+
+    async def hset(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.failed:
+            self.failed = True
+            raise ConnectionError("lost")
+        return await self._redis.hset(*args, **kwargs)
+
+
+async def test_a_failure_midway_leaves_postgres_and_redis_agreeing(
+    client: Client, admin: dict[str, str], redis: Any, pool: asyncpg.Pool
+) -> None:
+    created = await create(client, admin)
+    event_id, ga = created["id"], created["tiers"][0]["id"]
+    inventory = Inventory(redis)
+    flaky = _FailingOnce(redis)
+    # The arm script sets the capacity, then writing the on-sale hash fails: Postgres rolls
+    # back, and Redis is put back as it was.
+    patch = EventPatch(tiers=[TierPatch(id=ga, capacity=100)])
+    try:
+        await changes.patch_event(pool, flaky, inventory, event_id, patch)
+    except ConnectionError:
+        pass
+    else:
+        raise AssertionError("the change should have failed")
+    assert flaky.failed
+    assert await redis.hget(keys.inventory(event_id), f"{ga}:cap") == "5000"
+    assert (await client.get(f"/api/events/{event_id}")).json()["tiers"][0]["capacity"] == 5000
+    # Sent again, it goes through, in both.
+    event = await changes.patch_event(pool, flaky, inventory, event_id, patch)
+    assert event.tiers[0].capacity == 100
+    assert await redis.hget(keys.inventory(event_id), f"{ga}:cap") == "100"
+
+
 def _ms(iso_time: str) -> int:
     from datetime import datetime
 
