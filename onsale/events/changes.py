@@ -232,6 +232,27 @@ def _schedule_problems(event: Event, opens: datetime, closes: datetime | None,
     return out
 
 
+def _check_schedule(before: Event, changes: dict[str, Any]) -> None:
+    """Refuse a schedule change once the sale opened (by this clock; the schedule script
+    checks again by Redis's) or one that does not make sense; a past ``opens_at`` is now."""
+    now = datetime.now(UTC)
+    if now >= before.onsale.opens_at:
+        raise EventRejected(EventRejection.SALE_STARTED, "the sale has opened: its schedule "
+                            "can no longer change")  # fmt: skip
+    # A time already past opens the sale now (the console's "open now").
+    if "opens_at" in changes:
+        changes["opens_at"] = max(changes["opens_at"], now)
+    o = before.onsale
+    problems = _schedule_problems(
+        before,
+        changes.get("opens_at", o.opens_at),
+        changes.get("closes_at", o.closes_at),
+        changes.get("presale_opens_at", o.presale_opens_at),
+    )
+    if problems:
+        raise EventRejected(EventRejection.INVALID, "; ".join(problems))
+
+
 async def patch_onsale(
     pool: asyncpg.Pool, redis: RedisClient, event_id: str, patch: OnsalePatch
 ) -> Event:
@@ -243,27 +264,18 @@ async def patch_onsale(
                             "max_active, paused, opens_at, closes_at, hold_seconds, "
                             "presale_opens_at")  # fmt: skip
     eid = parse_id(event_id)
-    schedule = any(name in changes for name in OnsalePatch.SCHEDULE)
     scripts = Scripts(redis)
 
     async def change(conn: Any, before: Event) -> Event | None:
+        # A schedule sent again as it is (a form saved whole) is no change, even once open.
+        for name in OnsalePatch.SCHEDULE:
+            if name in changes and changes[name] == getattr(before.onsale, name):
+                del changes[name]
+        schedule = any(name in changes for name in OnsalePatch.SCHEDULE)
+        if not changes:
+            return None
         if schedule:
-            now = datetime.now(UTC)
-            if now >= before.onsale.opens_at:
-                raise EventRejected(EventRejection.SALE_STARTED, "the sale has opened: its "
-                                    "schedule can no longer change")  # fmt: skip
-            # A time already past opens the sale now (the console's "open now").
-            if "opens_at" in changes:
-                changes["opens_at"] = max(changes["opens_at"], now)
-            o = before.onsale
-            problems = _schedule_problems(
-                before,
-                changes.get("opens_at", o.opens_at),
-                changes.get("closes_at", o.closes_at),
-                changes.get("presale_opens_at", o.presale_opens_at),
-            )
-            if problems:
-                raise EventRejected(EventRejection.INVALID, "; ".join(problems))
+            _check_schedule(before, changes)
         sets = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(changes))
         await conn.execute(
             f"UPDATE onsales SET {sets}, updated_at = now() WHERE event_id = $1",

@@ -233,6 +233,10 @@ async def test_schedule_changes_before_the_sale(
     # Open: the schedule is fixed, the metering is not.
     r = await client.patch(path, json={"closes_at": iso(9999)}, headers=admin)
     assert (r.status_code, r.json()["code"]) == (409, "sale_started"), r.text
+    opened = r = await client.get(f"/api/events/{event_id}")
+    same = {k: opened.json()["onsale"][k] for k in ("opens_at", "closes_at", "hold_seconds")}
+    r = await client.patch(path, json=same, headers=admin)  # sent again unchanged: fine
+    assert r.status_code == 200, r.text
     r = await client.patch(path, json={"admit_per_minute": 120, "paused": True}, headers=admin)
     assert r.status_code == 200, r.text
     assert await redis.hget(keys.onsale(event_id), "paused") == "1"
