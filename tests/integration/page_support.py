@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from onsale.accounts.sessions import COOKIE
 from tests.conftest import ADMIN_TOKEN
 from tests.integration.api_support import BUYER, event
 from tests.integration.stripe_support import intent_of, pay, signed
@@ -68,6 +69,17 @@ def add_user(server: str, role: str) -> tuple[str, str]:
     r = httpx.post(f"{server}/api/users", json=body, headers=ADMIN)
     assert r.status_code == 201, r.text
     return email, password
+
+
+def signed_in(server: str, email: str, password: str) -> httpx.Client:
+    """An HTTP client with a console session: its cookie, and its CSRF token on every call."""
+    client = httpx.Client(base_url=server)
+    r = client.post("/api/auth/login", json={"email": email, "password": password})
+    assert r.status_code == 200, r.text
+    client.headers["X-CSRF-Token"] = r.json()["csrf_token"]
+    # The cookie is Secure (as outside `onsale dev`): httpx keeps it off plain http.
+    client.headers["Cookie"] = f"{COOKIE}={r.cookies[COOKIE]}"
+    return client
 
 
 def admission(server: str, event_id: str) -> str:

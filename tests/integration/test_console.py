@@ -19,6 +19,7 @@ from playwright.sync_api import Browser, Page, expect
 from onsale import signing
 from onsale.embedded import EmbeddedStripe
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
+from tests.integration.api_support import event as event_body
 from tests.integration.page_support import (
     ADMIN,
     CHROMIUM,
@@ -29,6 +30,7 @@ from tests.integration.page_support import (
     create_event,
     new_page,
     no_horizontal_scroll,
+    signed_in,
 )
 from tests.integration.process_support import serving
 
@@ -239,3 +241,46 @@ def test_an_admin_manages_users_and_sees_every_event(server: str, browser: Brows
     no_horizontal_scroll(page)
     console_screenshot(page, "admin-tablet")
     page.context.close()
+
+
+def test_an_organizer_edits_an_event_and_only_their_own(server: str, browser: Browser) -> None:
+    email, password = add_user(server, "organizer")
+    api = signed_in(server, email, password)
+    r = api.post("/api/events", json=event_body(title="Draft Night"))
+    api.close()
+    assert r.status_code == 201, r.text
+    event_id = r.json()["id"]
+    page = new_page(browser, viewport=TABLET)
+    sign_in(page, server, email, password)
+    page.get_by_role("link", name="Edit Draft Night").click()
+    expect(page.get_by_label("Title")).to_have_value("Draft Night")
+    expect(page.locator(".tier-row")).to_have_count(2)
+    ga = page.locator(".tier-row").first
+    expect(ga.get_by_label("Price")).to_have_value("45.00")
+    expect(page.get_by_label("Currency")).to_be_disabled()
+    expect(page.get_by_label("Opens")).to_be_enabled()  # the sale has not opened yet
+    page.get_by_label("Title").fill("Final Night")
+    ga.get_by_label("Capacity").fill("4000")
+    page.get_by_role("button", name="Add a tier").click()
+    fill_tier(page, 2, "Balcony", "30", "300")
+    no_horizontal_scroll(page)
+    console_screenshot(page, "edit-event-tablet")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page).to_have_url(f"{server}/organizer/events/{event_id}")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Final Night")
+    expect(page.locator("#tier-body tr")).to_have_count(3)
+    saved = httpx.get(f"{server}/api/events/{event_id}").json()
+    assert [(t["name"], t["capacity"]) for t in saved["tiers"]] == [
+        ("General Admission", 4000),
+        ("VIP", 200),
+        ("Balcony", 300),
+    ]
+    page.context.close()
+
+    # Another organizer's console does not show it, and its dashboard says it is not there.
+    other = new_page(browser, viewport=LAPTOP)
+    sign_in(other, server, *add_user(server, "organizer"))
+    expect(other.locator("#events-status")).to_have_text(re.compile("^No events yet"))
+    other.goto(f"{server}/organizer/events/{event_id}")
+    expect(other.get_by_role("alert")).to_have_text("We can't find that event.")
+    other.context.close()

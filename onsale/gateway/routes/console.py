@@ -12,6 +12,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect
 from litestar.types import ControllerRouterHandler
 
+from onsale.accounts.sessions import COOKIE
 from onsale.gateway.routes.pages import _asset, _page, render
 from onsale.gateway.types import AnyRequest
 
@@ -23,10 +24,6 @@ ASSETS = {
 }
 
 
-#: The session cookie (onsale/accounts/sessions.py).
-SESSION_COOKIE = "onsale_session"
-
-
 def _console(
     request: AnyRequest | None, template: str, page: str, title: str, **context: Any
 ) -> Response[bytes] | Redirect:
@@ -35,7 +32,7 @@ def _console(
     Whether the cookie's session is alive (and what its person may see) is the API's
     decision: the page's script asks /api/me and sends a lapsed session to /login too.
     """
-    if request is not None and not request.cookies.get(SESSION_COOKIE):
+    if request is not None and not request.cookies.get(COOKIE):
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return Redirect(f"/login?next={quote(target, safe='/')}", status_code=303)
     body = render(template, console=ASSETS, page=page, title=title, **context)

@@ -209,9 +209,9 @@
       const id = encodeURIComponent(ev.id);
       return el("tr", {},
         el("th", { scope: "row" }, el("a", { href: `/organizer/events/${id}`, text: ev.title })),
-        el("td", { text: dateTime(ev.starts_at) }),
-        el("td", { text: dateTime(ev.onsale.opens_at) }),
-        el("td", {}, el("span", { class: `badge state-${saleState(ev).toLowerCase().replace(" ", "-")}`, text: saleState(ev) })),
+        el("td", { text: dateTime(ev.starts_at), "data-label": "Starts" }),
+        el("td", { text: dateTime(ev.onsale.opens_at), "data-label": "On sale" }),
+        el("td", { "data-label": "Status" }, el("span", { class: `badge state-${saleState(ev).toLowerCase().replace(" ", "-")}`, text: saleState(ev) })),
         el("td", { class: "actions" },
           el("a", { href: `/organizer/events/${id}`, text: "Dashboard", "aria-label": `Dashboard of ${ev.title}` }),
           el("a", { href: `/organizer/events/${id}/edit`, text: "Edit", "aria-label": `Edit ${ev.title}` })));
@@ -277,6 +277,10 @@
       const id = li.querySelector("[name=tier_id]").value;
       if (id) tier.id = id;
       tiers.push(tier);
+    }
+    if (!tiers.length) {
+      showError("Add at least one tier: what is on sale, at what price, how many.");
+      return null;
     }
     return ok ? tiers : null;
   }
@@ -387,7 +391,7 @@
       clearErrors(form);
       say("form-status", "");
       const body = validForm();
-      if (!body) return form.querySelector("[aria-invalid=true]").focus();
+      if (!body) return (form.querySelector("[aria-invalid=true]") || $("add-tier")).focus();
       const button = $("save-event");
       button.disabled = true;
       let r;
@@ -440,7 +444,7 @@
     });
     return el("tr", { class: disabled ? "is-disabled" : null },
       el("th", { scope: "row", text: user.email }),
-      el("td", {}, select),
+      el("td", { "data-label": "Role" }, select),
       el("td", { class: "actions" }, el("span", { class: "badge", text: disabled ? "Disabled" : "Active" }), toggle));
   }
 

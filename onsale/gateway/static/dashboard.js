@@ -181,8 +181,14 @@
     clearTimeout(pollTimer);
     const r = await c.api("GET", `${path}/stats`);
     if (r.status === 200) receive(r.data);
-    else if (r.status === 404 || r.status === 403) return c.showError(c.problem(r));
+    else if (r.status === 404 || r.status === 403) return gone(r);
     pollTimer = setTimeout(poll, 2000);
+  }
+
+  // Not this person's event (another organizer's is a 404, as if it did not exist).
+  function gone(r) {
+    for (const section of main.querySelectorAll("section, .head-links")) section.hidden = true;
+    c.showError(r.status === 404 ? "We can't find that event." : c.problem(r));
   }
 
   // ---- the event and its controls -------------------------------------------------------
@@ -274,7 +280,7 @@
     setupCharts();
     controls();
     const r = await c.api("GET", path);
-    if (r.status !== 200) return c.showError(r.status === 404 ? "We can't find that event." : c.problem(r));
+    if (r.status !== 200) return gone(r);
     showEvent(r.data);
     // The sale's state moves on its own (opening, closing): look again now and then.
     setInterval(() => showEvent(event), 15000);
