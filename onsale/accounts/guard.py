@@ -14,8 +14,9 @@ admin_only     yes                         403 ``forbidden``    403 ``forbidden`
 account        yes                         yes                  yes
 =============  ==========================  ===================  =====================
 
-Anonymous callers get 401: ``login_required`` on account routes and for a lapsed session,
-``unauthorized`` otherwise (no credentials, or a bearer token that is not live). A write
+Anonymous callers get 401: ``login_required`` on account routes (``/api/me``, tokens, sign
+out) and for a lapsed session, ``unauthorized`` elsewhere (no credentials, or a bearer
+token that is not live: unknown, revoked, or its user disabled). A write
 authenticated by the session cookie must carry the session's ``X-CSRF-Token`` (403
 ``csrf_failed``); bearer requests need none (a browser never adds them by itself).
 """
@@ -137,8 +138,9 @@ async def authorize(connection: Connection, need: Need) -> Caller:
     try:
         caller = await resolve(connection, accounts)
     except AccountRejected as exc:
-        if need is Need.ACCOUNT and exc.reason is AccountRejection.NO_CREDENTIALS:
-            raise AccountRejected(AccountRejection.LOGIN_REQUIRED, "sign in first") from None
+        lacking = (AccountRejection.NO_CREDENTIALS, AccountRejection.BAD_TOKEN)
+        if need is Need.ACCOUNT and exc.reason in lacking:
+            raise AccountRejected(AccountRejection.LOGIN_REQUIRED, exc.detail) from None
         raise
     if need is Need.ADMIN and not caller.admin:
         raise AccountRejected(AccountRejection.FORBIDDEN, "admins only")

@@ -177,7 +177,7 @@ async def test_api_tokens(client: Client, pool: asyncpg.Pool) -> None:
     assert r.status_code == 204, r.text
     for path in ("/api/me", "/api/tokens"):
         r = await client.get(path, headers=bearer(made["token"]))
-        assert r.status_code == 401, r.text
+        assert (r.status_code, r.json()["code"]) == (401, "login_required"), r.text
     r = await client.post("/api/events", json=event(), headers=bearer(made["token"]))
     assert (r.status_code, r.json()["code"]) == (401, "unauthorized")
 

@@ -32,7 +32,7 @@ from onsale.events import catalog
 from onsale.gateway.auth import account_guard, admin_only_guard, caller_of, event_guard
 from onsale.gateway.body import decode
 from onsale.gateway.errors import to_api
-from onsale.gateway.ratelimit import client_address
+from onsale.gateway.ratelimit import client_address, network
 from onsale.gateway.types import AnyRequest, Deps
 from onsale.text import LINE
 
@@ -106,7 +106,7 @@ async def login(request: AnyRequest, services: Deps) -> Response[Me]:
     data = decode(await request.body(), LoginIn)
     try:
         value, session, user = await services.accounts.login(
-            data.email, data.password, client_address(request)
+            data.email, data.password, network(client_address(request))
         )
     except AccountRejected as exc:
         err = to_api(exc)
