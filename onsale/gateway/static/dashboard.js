@@ -35,7 +35,9 @@
         animation: false, responsive: true, maintainAspectRatio: false, parsing: false,
         normalized: true, events: [],
         plugins: { legend: { display: series.length > 1, labels: { color: css("--muted"), boxWidth: 12 } },
-          tooltip: { enabled: false } },
+          tooltip: { enabled: false },
+          // An hour is 3,600 points a line: drawn as at most a few per pixel column.
+          decimation: { enabled: true, algorithm: "min-max" } },
         scales: {
           x: { type: "linear", ticks: { color: css("--muted"), maxTicksLimit: 4, callback: clockLabel },
             grid: { color: css("--line") } },
@@ -282,8 +284,12 @@
     const r = await c.api("GET", path);
     if (r.status !== 200) return gone(r);
     showEvent(r.data);
-    // The sale's state moves on its own (opening, closing): look again now and then.
-    setInterval(() => showEvent(event), 15000);
+    // The sale's state moves on its own (opening, closing) or from another console: look
+    // again now and then.
+    setInterval(async () => {
+      const again = await c.api("GET", path);
+      if (again.status === 200) showEvent(again.data);
+    }, 15000);
     connect();
   });
 })();
