@@ -33,6 +33,8 @@ async def test_login_me_logout(client: Client, pool: asyncpg.Pool) -> None:
     cookie = next(h for h in r.headers.get_list("set-cookie") if h.startswith(COOKIE))
     flags = {part.strip().lower() for part in cookie.split(";")}
     assert {"httponly", "secure", "samesite=lax", "path=/"} <= flags, cookie
+    # Kept until the browser closes; the session's idle timeout is the server's.
+    assert not any(flag.startswith(("max-age", "expires")) for flag in flags), cookie
 
     headers = {"Cookie": f"{COOKIE}={session_of(r)}"}
     r = await client.get("/api/me", headers=headers)

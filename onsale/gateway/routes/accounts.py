@@ -83,7 +83,7 @@ def _public(caller: Caller) -> PublicUser:
     return PublicUser(caller.user_id, caller.email, caller.role)
 
 
-def _session_cookie(value: str, services: Deps, *, max_age: int) -> Cookie:
+def _session_cookie(value: str, services: Deps, *, max_age: int | None) -> Cookie:
     return Cookie(
         key=COOKIE,
         value=value,
@@ -114,7 +114,9 @@ async def login(request: AnyRequest, services: Deps) -> Response[Me]:
             err.headers["Retry-After"] = str(exc.retry_after)
         raise err from None
     me = Me(PublicUser(user.id, user.email, user.role), session.csrf_token)
-    cookie = _session_cookie(value, services, max_age=services.accounts.sessions.ttl_s)
+    # No Max-Age: the browser keeps it until it closes, and the session's idle TTL in Redis
+    # (renewed by each use) decides how long it is good for.
+    cookie = _session_cookie(value, services, max_age=None)
     return Response(me, cookies=[cookie], headers={"Cache-Control": "no-store"})
 
 
