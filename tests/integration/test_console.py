@@ -209,7 +209,11 @@ def test_an_organizer_runs_a_sale(server: str, stripe_url: str, browser: Browser
 def test_an_admin_manages_users_and_sees_every_event(server: str, browser: Browser) -> None:
     created = create_event(server, title="Someone Else's Show")
     admin_email, admin_password = add_user(server, "admin")
-    staff_email, _ = add_user(server, "staff")
+    staff_email, staff_password = add_user(server, "staff")
+    door = new_page(browser, viewport=TABLET)
+    sign_in(door, server, staff_email, staff_password)
+    expect(door.get_by_role("alert")).to_contain_text("signed in as staff")
+    expect(door.get_by_role("link", name="New event")).to_be_hidden()
     page = new_page(browser, viewport=TABLET)
     sign_in(page, server, admin_email, admin_password)
     page.get_by_role("link", name="Admin").click()
@@ -241,6 +245,11 @@ def test_an_admin_manages_users_and_sees_every_event(server: str, browser: Brows
     no_horizontal_scroll(page)
     console_screenshot(page, "admin-tablet")
     page.context.close()
+
+    # Disabled, the staff member's open console is sent to sign in again.
+    door.reload()
+    expect(door).to_have_url(LOGIN)
+    door.context.close()
 
 
 def test_an_organizer_edits_an_event_and_only_their_own(server: str, browser: Browser) -> None:
