@@ -7,8 +7,7 @@ never on the event loop.
 from __future__ import annotations
 
 import asyncio
-import functools
-import secrets
+import base64
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -24,16 +23,21 @@ async def hash_password(password: str) -> str:
     return await asyncio.to_thread(_HASHER.hash, password)
 
 
-@functools.cache
-def _dummy() -> str:
-    """A hash nobody knows the password of: verified when there is no user, so an unknown
-    e-mail costs the same time as a wrong password."""
-    return _HASHER.hash(secrets.token_urlsafe(16))
+def _dummy_hash() -> str:
+    """A hash no password matches, with the parameters real hashes have: verified when there
+    is no such user, so an unknown e-mail costs the same time as a wrong password."""
+    h = _HASHER
+    salt = base64.b64encode(bytes(h.salt_len)).decode().rstrip("=")
+    digest = base64.b64encode(bytes(h.hash_len)).decode().rstrip("=")
+    return f"$argon2id$v=19$m={h.memory_cost},t={h.time_cost},p={h.parallelism}${salt}${digest}"
+
+
+DUMMY = _dummy_hash()
 
 
 def _verify(stored: str | None, password: str) -> bool:
     try:
-        return _HASHER.verify(stored or _dummy(), password) and stored is not None
+        return _HASHER.verify(stored or DUMMY, password) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
 
