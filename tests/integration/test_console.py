@@ -192,8 +192,18 @@ def test_an_organizer_runs_a_sale(server: str, stripe_url: str, browser: Browser
     expect(buyer.locator("#eta")).to_contain_text("admissions are paused")
     buyer.context.close()
 
-    # My events lists it; signing out ends the session.
-    page.get_by_role("link", name="My events").click()
+    # Fewer tickets than are sold: the API refuses, and the form says so at that tier.
+    page.get_by_role("link", name="Edit event").click()
+    capacity = page.locator(".tier-row").first.get_by_label("Capacity")
+    expect(capacity).to_have_value("100")
+    expect(page.locator(".tier-row").first.get_by_label("Price")).to_be_disabled()
+    capacity.fill("1")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    expect(capacity).to_be_focused()
+    expect(capacity).to_have_attribute("aria-invalid", "true")
+
+    page.get_by_role("link", name="My events", exact=True).click()
     row = page.locator("#events-body tr")
     expect(row).to_have_count(1)
     expect(row.get_by_role("link", name="Console Night", exact=True)).to_be_visible()

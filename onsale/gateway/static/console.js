@@ -346,6 +346,14 @@
   function refused(r) {
     const text = problem(r);
     showError(text);
+    const d = r.data || {};
+    const row = d.tier_id && [...$("tier-rows").children]
+      .find((li) => li.querySelector("[name=tier_id]").value === d.tier_id);
+    if (row) { // capacity_below_taken, or a price after the tier's sale opened
+      const input = row.querySelector(`[data-name=${d.code === "capacity_below_taken" ? "capacity" : "price"}]`);
+      fieldError(input, text);
+      return input.focus();
+    }
     const hit = FIELDS.find(([re]) => re.test(text));
     if (hit) { fieldError($(hit[1]), text); $(hit[1]).focus(); } else $("error").focus();
   }
