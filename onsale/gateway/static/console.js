@@ -223,6 +223,7 @@
 
   // ---- the event form ------------------------------------------------------------------
   let tierCount = 0;
+  let loaded = null; // the event being edited, as the API last gave it
 
   function addTier(tier, locked) {
     const n = ++tierCount;
@@ -315,6 +316,10 @@
       checks.push(fieldError(f("f-opens"), "The sale must open before the event starts."));
     }
     if (closes && opens && closes <= opens) checks.push(fieldError(f("f-closes"), "The sale must close after it opens."));
+    // The API changes these, but cannot take them away once set.
+    const kept = "It can be changed, not removed, once set.";
+    if (loaded && loaded.onsale.max_active && !f("f-max-active").value.trim()) checks.push(fieldError(f("f-max-active"), kept));
+    if (loaded && loaded.onsale.closes_at && !f("f-closes").disabled && !closes) checks.push(fieldError(f("f-closes"), kept));
     const tiers = validTiers(currency);
     if (!checks.every(Boolean) || !tiers) return null;
     const venueName = f("f-venue").value.trim();
@@ -369,7 +374,7 @@
     if (eventId) {
       const r = await api("GET", `/api/events/${encodeURIComponent(eventId)}`);
       if (r.status !== 200) return showError(problem(r));
-      const ev = r.data;
+      const ev = loaded = r.data;
       const opened = Date.parse(ev.onsale.opens_at) <= Date.now();
       $("f-title").value = ev.title;
       $("f-description").value = ev.description || "";

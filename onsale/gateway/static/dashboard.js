@@ -267,7 +267,9 @@
       const m = max.value.trim() === "" ? null : Number(max.value);
       const ok = [
         c.fieldError(rate, Number.isInteger(n) && n >= 1 && n <= 1000000 ? "" : "A whole number from 1 to 1,000,000."),
-        c.fieldError(max, m === null || (Number.isInteger(m) && m >= 1 && m <= 10000000) ? "" : "A whole number from 1, or empty."),
+        c.fieldError(max, m === null && event && event.onsale.max_active
+          ? "A cap can be raised or lowered, not removed: set a large number instead."
+          : m === null || (Number.isInteger(m) && m >= 1 && m <= 10000000) ? "" : "A whole number from 1, or empty."),
       ].every(Boolean);
       if (!ok) return e.target.querySelector("[aria-invalid=true]").focus();
       const body = { admit_per_minute: n };
