@@ -219,6 +219,7 @@
     const max = $("c-max-active");
     if (document.activeElement !== rate) rate.value = ev.onsale.admit_per_minute;
     if (document.activeElement !== max) max.value = ev.onsale.max_active || "";
+    c.say("c-max-active-hint", ev.onsale.max_active ? "Buyers shopping at once, at most." : "Empty: no cap.");
   }
 
   async function change(body, done) {
