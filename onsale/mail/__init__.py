@@ -1,0 +1,1 @@
+"""E-mail: the Postgres outbox, the mailer that drains it, message templates."""
