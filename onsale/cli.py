@@ -1,4 +1,4 @@
-"""The ``onsale`` command: dev | serve | committer | migrate | reconcile | recover | user |
+"""The ``onsale`` command: dev | serve | committer | mailer | migrate | reconcile | recover | user |
 bench | loadtest."""
 
 from __future__ import annotations
@@ -56,6 +56,14 @@ def _committer(args: argparse.Namespace) -> int:
         events=tuple(args.event),
     )
     return main(settings, options)
+
+
+def _mailer(args: argparse.Namespace) -> int:
+    from onsale.mail.mailer import MailerOptions, main
+
+    settings = config.load()
+    settings.require("ONSALE_DATABASE_URL", "ONSALE_SIGNING_KEY", "ONSALE_SMTP_URL")
+    return main(settings, MailerOptions(batch=args.batch))
 
 
 def _reconcile(args: argparse.Namespace) -> int:
@@ -136,6 +144,10 @@ def parser() -> argparse.ArgumentParser:
         "--event", action="append", default=[], help="only this event (repeatable; default all)"
     )
     com.set_defaults(func=_committer)
+
+    mail = sub.add_parser("mailer", help="sends the e-mail outbox over SMTP (any number may run)")
+    mail.add_argument("--batch", type=int, default=20, help="messages per claim")
+    mail.set_defaults(func=_mailer)
 
     rec = sub.add_parser("reconcile", help="compare Redis, Postgres and Stripe")
     rec.add_argument(

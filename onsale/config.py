@@ -75,11 +75,21 @@ class SecuritySettings(msgspec.Struct, frozen=True):
     login_failures_per_client: int = 20
 
 
+class MailSettings(msgspec.Struct, frozen=True):
+    #: ``smtp://[user:pass@]host:port`` (``?starttls=1``) or ``smtps://...``; empty: no mail.
+    smtp_url: str = ""
+    #: The sender address.
+    mail_from: str = "tickets@localhost"
+    #: Base URL for links in e-mails.
+    public_url: str = "http://127.0.0.1:8000"
+
+
 class Settings(msgspec.Struct, frozen=True):
     redis: RedisSettings = RedisSettings()
     database: DatabaseSettings = DatabaseSettings()
     stripe: StripeSettings = StripeSettings()
     security: SecuritySettings = SecuritySettings()
+    mail: MailSettings = MailSettings()
     #: Where embedded services and dev keys live.
     data_dir: str = ".onsale"
 
@@ -118,6 +128,9 @@ _ENV: dict[str, tuple[str, str]] = {
     "ONSALE_SESSION_HOURS": ("security", "session_hours"),
     "ONSALE_LOGIN_FAILURES_PER_ACCOUNT": ("security", "login_failures_per_account"),
     "ONSALE_LOGIN_FAILURES_PER_CLIENT": ("security", "login_failures_per_client"),
+    "ONSALE_SMTP_URL": ("mail", "smtp_url"),
+    "ONSALE_MAIL_FROM": ("mail", "mail_from"),
+    "ONSALE_PUBLIC_URL": ("mail", "public_url"),
 }
 
 #: Comma-separated lists.
@@ -132,7 +145,13 @@ _ENV_VALUE = {
 def load(environ: Mapping[str, str] | None = None) -> Settings:
     """Build the settings once from the environment (``os.environ`` by default)."""
     env = os.environ if environ is None else environ
-    raw: dict[str, dict[str, object]] = {"redis": {}, "database": {}, "stripe": {}, "security": {}}
+    raw: dict[str, dict[str, object]] = {
+        "redis": {},
+        "database": {},
+        "stripe": {},
+        "security": {},
+        "mail": {},
+    }
     for name, (sub, field) in _ENV.items():
         value = env.get(name, "").strip()
         if not value:

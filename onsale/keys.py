@@ -177,6 +177,10 @@ def idempotency(event_id: str, digest: str) -> str:
 #: Rate-limit scope of checkouts, per client address (one scope for every event: a made-up
 #: hold id must not mint counters under made-up events).
 CHECKOUT_LIMIT = "onsale:checkout"
+#: Rate-limit scopes of Find my tickets: per client address, and per e-mail address (counted
+#: under a hash of it, never the address itself).
+LOOKUP_LIMIT = "onsale:lookup"
+LOOKUP_ADDRESS_LIMIT = "onsale:lookup:email"
 
 
 def stripe_event(stripe_event_id: str) -> str:

@@ -19,6 +19,7 @@ import asyncpg.exceptions
 import msgspec
 
 from onsale.checkout.models import Order, OrderStatus
+from onsale.mail.outbox import MAIL_DOMAIN, ORDER_CONFIRMED
 
 COPY = "copy"
 EXECUTEMANY = "executemany"
@@ -95,6 +96,25 @@ SELECT id, order_id, event_id, tier_id, qr_secret, attendee_name, attendee_email
 FROM commit_tickets ON CONFLICT DO NOTHING;
 """
 
+# The confirmation e-mail, in the order's transaction, for orders that are confirmed once
+# written (not for a stale "confirmed" entry after a refund). Its message id is stable per
+# order (see onsale.mail.outbox.message_id), so a replayed batch inserts nothing.
+_OUTBOX = f"""
+INSERT INTO outbox (kind, recipient, order_id, payload, message_id)
+SELECT '{ORDER_CONFIRMED}', m.email, m.id, jsonb_build_object('order_id', m.id::text),
+       '<' || left(encode(sha256(convert_to('{ORDER_CONFIRMED}:' || m.id::text, 'UTF8')), 'hex'),
+                   32) || '@{MAIL_DOMAIN}>'
+FROM unnest($1::uuid[], $2::text[]) AS m (id, email)
+JOIN orders o ON o.id = m.id AND o.status = 'confirmed'
+ON CONFLICT (message_id) DO NOTHING
+"""
+
+
+async def _write_mail(conn: asyncpg.Connection, batch: Rows) -> None:
+    if batch.mail:
+        ids, emails = zip(*batch.mail, strict=True)
+        await conn.execute(_OUTBOX, list(ids), list(emails))
+
 
 class Malformed(ValueError):
     """An entry that can never be written as it is."""
@@ -107,12 +127,15 @@ class Rows(msgspec.Struct):
     items: list[tuple[Any, ...]] = msgspec.field(default_factory=list)
     tickets: list[tuple[Any, ...]] = msgspec.field(default_factory=list)
     order_ids: list[str] = msgspec.field(default_factory=list)
+    #: (order id, buyer's address) of confirmed orders: their confirmation e-mail.
+    mail: list[tuple[str, str]] = msgspec.field(default_factory=list)
 
     def extend(self, other: Rows) -> None:
         self.orders += other.orders
         self.items += other.items
         self.tickets += other.tickets
         self.order_ids += other.order_ids
+        self.mail += other.mail
 
 
 def _time(ms: int | None) -> datetime | None:
@@ -177,6 +200,7 @@ def rows(order: Order) -> Rows:
         items=items,
         tickets=tickets,
         order_ids=[order_id],
+        mail=[(order_id, order.email)] if order.status is OrderStatus.CONFIRMED else [],
     )
 
 
@@ -212,6 +236,7 @@ async def write_executemany(conn: asyncpg.Connection, batch: Rows) -> None:
         if batch.tickets:
             await conn.executemany(_INSERT_TICKET, batch.tickets)
         await conn.execute(_REFUND_TICKETS, batch.order_ids)
+        await _write_mail(conn, batch)
 
 
 async def create_temp_tables(conn: asyncpg.Connection) -> None:
@@ -234,6 +259,7 @@ async def write_copy(conn: asyncpg.Connection, batch: Rows) -> None:
             )
         await conn.execute(_FROM_TEMP)
         await conn.execute(_REFUND_TICKETS, batch.order_ids)
+        await _write_mail(conn, batch)
 
 
 WRITERS: dict[str, Writer] = {COPY: write_copy, EXECUTEMANY: write_executemany}

@@ -17,6 +17,11 @@ import asyncpg
 
 MAIL_DOMAIN = "onsale.invalid"
 
+ORDER_CONFIRMED = "order_confirmed"
+ORDER_REFUNDED = "order_refunded"
+ORDER_LINKS = "order_links"
+KINDS = (ORDER_CONFIRMED, ORDER_REFUNDED, ORDER_LINKS)
+
 
 def message_id(dedupe: str) -> str:
     """The stable RFC 5322 Message-ID of the message named ``dedupe``."""

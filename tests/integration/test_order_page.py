@@ -1,0 +1,168 @@
+"""The buyer's order page ``/o/{id}?t=`` in a real browser: the tickets and their QR codes
+on a phone, a refunded order's void tickets, a bad link, and the page offline at the door."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import msgspec
+import pytest
+import redis
+from playwright.sync_api import Browser, expect
+
+from onsale import keys, signing
+from onsale.checkout.models import Order, OrderStatus
+from onsale.embedded import EmbeddedStripe
+from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
+from tests.integration.page_support import (
+    CHROMIUM,
+    PHONE,
+    buy,
+    chromium,
+    create_event,
+    new_page,
+    no_horizontal_scroll,
+)
+from tests.integration.process_support import serving
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="browser tests need Chromium at /usr/bin/chromium (apt-get install -y chromium)",
+)
+
+#: Where the phone screenshots go, when set (``docs`` keeps the README's).
+SHOTS = os.environ.get("ONSALE_TEST_SCREENSHOTS")
+
+
+@pytest.fixture(scope="module")
+def server(
+    redis_url: str, database_url: str, stripe_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    with serving(
+        tmp_path_factory.mktemp("serve") / "serve.log",
+        ONSALE_REDIS_URL=redis_url,
+        ONSALE_DATABASE_URL=database_url,
+        ONSALE_ADMIN_TOKEN=ADMIN_TOKEN,
+        ONSALE_SIGNING_KEY=signing.generate_pem(),
+        ONSALE_STRIPE_SECRET_KEY=EmbeddedStripe.SECRET_KEY,
+        ONSALE_STRIPE_PUBLISHABLE_KEY=EmbeddedStripe.PUBLISHABLE_KEY,
+        ONSALE_STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        ONSALE_STRIPE_API_BASE=stripe_url,
+    ) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as b:
+        yield b
+
+
+def _order(server: str, stripe_url: str, quantity: int) -> tuple[str, dict[str, str], str]:
+    """A paid order: its event id, the checkout's answer, and the order page's URL."""
+    opens = "2020-01-01T00:00:00Z"
+    event = create_event(server, onsale={"opens_at": opens, "admit_per_minute": 6000})
+    order = buy(server, stripe_url, event["id"], event["tiers"][0]["id"], quantity)
+    return event["id"], order, f"{server}/o/{order['order_id']}?t={order['order_token']}"
+
+
+def _shot(page: object, name: str) -> None:
+    if SHOTS:
+        page.screenshot(path=str(Path(SHOTS) / name), full_page=True)  # type: ignore[attr-defined]
+
+
+def test_tickets_and_qr_codes_on_a_phone_and_offline(
+    server: str, stripe_url: str, browser: Browser
+) -> None:
+    _, order, url = _order(server, stripe_url, 2)
+    r = httpx.get(url)
+    assert r.status_code == 200 and r.headers["referrer-policy"] == "no-referrer"
+    api = httpx.get(
+        f"{server}/api/orders/{order['order_id']}",
+        headers={"Authorization": f"Bearer {order['order_token']}"},
+    ).json()
+    assert api["status"] == "confirmed"
+
+    page = new_page(browser, viewport=PHONE, is_mobile=True, has_touch=True)
+    page.goto(url)
+    expect(page.locator("#status-title")).to_have_text("Paid")
+    expect(page.locator("#event-title")).to_have_text("Night Owls - Live")
+    codes = page.locator("img.ticket-qr")
+    expect(codes).to_have_count(2)
+    payloads = sorted(codes.nth(i).get_attribute("data-payload") or "" for i in range(2))
+    assert payloads == sorted(t["qr"] for t in api["tickets"])
+    for i in range(2):
+        code = codes.nth(i)
+        expect(code).to_be_visible()
+        assert page.evaluate("img => img.complete && img.naturalWidth > 0", code.element_handle())
+        # Big enough to scan from a phone held up at the door.
+        box = code.bounding_box()
+        assert box is not None and box["width"] >= 300, box
+    expect(page.locator("#pdf-button")).to_be_visible()
+    no_horizontal_scroll(page)
+    _shot(page, "order-page-phone.png")
+
+    # Kept on the device: offline, a reload still shows the tickets.
+    expect(page.locator("html")).to_have_attribute("data-offline", "ready")
+    expect(page.locator("#offline-note")).to_be_visible()
+    page.context.set_offline(True)
+    page.reload()
+    expect(page.locator("#status-title")).to_have_text("Paid")
+    expect(page.locator("img.ticket-qr")).to_have_count(2)
+    assert page.evaluate(
+        "() => [...document.images].filter(i => i.classList.contains('ticket-qr'))"
+        ".every(i => i.complete && i.naturalWidth > 0)"
+    )
+    page.context.set_offline(False)
+    page.context.close()
+
+
+def test_a_refunded_order_says_its_tickets_are_void(
+    server: str, stripe_url: str, browser: Browser, redis_url: str
+) -> None:
+    event_id, order, url = _order(server, stripe_url, 1)
+    # No refund route in this build yet: the order's record is marked refunded as the
+    # refund's script does (its Redis record, which the order's reads see first).
+    r = redis.Redis.from_url(redis_url)
+    try:
+        raw = r.hget(keys.orders(event_id), order["order_id"])
+        assert raw
+        record = msgspec.json.decode(raw, type=Order)
+        record.status = OrderStatus.REFUNDED
+        r.hset(keys.orders(event_id), order["order_id"], msgspec.json.encode(record))
+    finally:
+        r.close()
+
+    page = new_page(browser, viewport=PHONE, is_mobile=True, has_touch=True)
+    page.goto(url)
+    expect(page.locator("#status-title")).to_contain_text("Refunded")
+    expect(page.locator("#status-title")).to_contain_text("void")
+    expect(page.locator(".ticket-void")).to_have_text("VOID: not valid for entry")
+    expect(page.locator("img.ticket-qr")).to_have_count(0)
+    expect(page.locator("#pdf-button")).to_have_count(0)
+    no_horizontal_scroll(page)
+    _shot(page, "order-page-refunded-phone.png")
+    page.context.close()
+
+
+def test_a_bad_link_says_so_and_offers_the_lookup(server: str, browser: Browser) -> None:
+    page = new_page(browser, viewport=PHONE, is_mobile=True, has_touch=True)
+    order_id = "6f1c3f0e-1111-4222-8333-444455556666"
+    for query, heading in (("?t=o1.forged.token.mac", "not valid"), ("", "incomplete")):
+        response = page.goto(f"{server}/o/{order_id}{query}")
+        assert response is not None and response.status == 403
+        expect(page.locator("#message-title")).to_contain_text(heading)
+        assert "Traceback" not in page.content()
+    # Find my tickets, from the error page.
+    page.fill("#lookup-email", "someone@example.com")
+    page.click("#lookup-button")
+    expect(page.locator("#lookup-result")).to_contain_text("on its way")
+    page.fill("#lookup-email", "nope")
+    page.click("#lookup-button")
+    expect(page.locator("#lookup-result")).to_contain_text("e-mail address")
+    no_horizontal_scroll(page)
+    _shot(page, "order-page-bad-link-phone.png")
+    page.context.close()
