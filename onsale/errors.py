@@ -43,6 +43,8 @@ class Code(StrEnum):
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
     ORDER_TOKEN_INVALID = "order_token_invalid"
     ORDER_NOT_FOUND = "order_not_found"
+    ALREADY_REFUNDED = "already_refunded"
+    ORDER_NOT_PAID = "order_not_paid"
     INVALID_SIGNATURE = "invalid_signature"
     PAYMENT_PROVIDER_ERROR = "payment_provider_error"
     INVALID_TICKET = "invalid_ticket"
@@ -93,6 +95,8 @@ CATALOG: dict[Code, tuple[int, str]] = {
     Code.IDEMPOTENCY_CONFLICT: (409, "This Idempotency-Key was used with another request."),
     Code.ORDER_TOKEN_INVALID: (401, "A valid order token is required for this order."),
     Code.ORDER_NOT_FOUND: (404, "No such order."),
+    Code.ALREADY_REFUNDED: (409, "This order has already been refunded."),
+    Code.ORDER_NOT_PAID: (409, "This order was never paid, so it cannot be refunded."),
     Code.INVALID_SIGNATURE: (400, "The Stripe-Signature header does not verify."),
     Code.PAYMENT_PROVIDER_ERROR: (502, "The payment provider failed; retry shortly."),
     Code.INVALID_TICKET: (422, "Not a valid ticket."),

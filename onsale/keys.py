@@ -163,6 +163,12 @@ def orders(event_id: str) -> str:
     return tag(event_id) + ":orders:data"
 
 
+def refund_requests(event_id: str) -> str:
+    """Hash: order id -> ``<return_to_sale 0|1>|<reason>`` of the refund first asked for it
+    (onsale/checkout/refunds.py): a resumed refund does what was first asked."""
+    return tag(event_id) + ":orders:refunds"
+
+
 def order_counts(event_id: str) -> str:
     """Hash: ``refunded`` -> refund entries on the orders stream (the rest are confirmed)."""
     return tag(event_id) + ":orders:count"

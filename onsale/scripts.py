@@ -29,6 +29,7 @@ PRELUDES: dict[str, tuple[str, ...]] = {
     "arm": ("_clock", "_common"),
     "order_cas": ("_clock", "_common"),
     "refund": ("_clock", "_common"),
+    "refund_order": ("_clock", "_common"),
     "cancel": ("_clock", "_common"),
     "schedule": ("_clock",),
     "queue_join": ("_clock", "_queue"),

@@ -37,6 +37,7 @@ from onsale.accounts import staff, tokens, users
 from onsale.accounts.models import AccountRejected, AccountRejection, Caller, Role, Via
 from onsale.accounts.service import Accounts
 from onsale.accounts.sessions import COOKIE
+from onsale.checkout.refunds import event_of_order
 
 Connection = ASGIConnection[Any, Any, Any, Any]
 Guard = Callable[[Connection, BaseRouteHandler], Awaitable[None]]
@@ -106,6 +107,17 @@ async def _event_id(connection: Connection, need: Need) -> str | None:
             found = msgspec.json.decode(await connection.body(), type=_EventRef).event_id
         except msgspec.DecodeError:
             found = None
+    order_id = connection.path_params.get("order_id")
+    if found is None and order_id is not None and need is Need.EVENT:
+        # An order's route (a refund): the order's event, else the one the body names (the
+        # handler then finds no such order in it).
+        services = connection.app.state.services
+        found = await event_of_order(services.pool, services.redis, str(order_id))
+        if found is None and hasattr(connection, "body"):
+            try:
+                found = msgspec.json.decode(await connection.body(), type=_EventRef).event_id
+            except msgspec.DecodeError:
+                found = None
     return str(found) if found is not None else None
 
 

@@ -27,9 +27,11 @@ from onsale.connections import RedisClient, redis_client
 from onsale.events import retirement
 from onsale.inventory import Inventory
 
+# A refunded ticket whose seat was not put back on sale is still sold in Redis; a cancelled
+# one went back on sale (onsale/checkout/refunds.py).
 _TIERS_SQL = """
 SELECT t.id, t.name,
-       count(k.id) FILTER (WHERE k.status IN ('valid', 'used')) AS tickets
+       count(k.id) FILTER (WHERE k.status IN ('valid', 'used', 'refunded')) AS tickets
 FROM ticket_tiers t LEFT JOIN tickets k ON k.tier_id = t.id
 WHERE t.event_id = $1
 GROUP BY t.id, t.name, t.position ORDER BY t.position

@@ -17,6 +17,7 @@ from onsale import keys
 from onsale.checkout.models import Outcome, PaidIntent
 from onsale.checkout.orders import Checkout
 from onsale.checkout.payments import Payments
+from onsale.checkout.refunds import Refunds
 from onsale.connections import RedisClient
 from onsale.inventory import HoldRejected
 
@@ -44,6 +45,8 @@ class Webhooks:
         self.redis = redis
         self.payments = payments
         self.checkout = checkout
+        #: Refunds made in Stripe's dashboard (``charge.refunded``); set by the gateway.
+        self.refunds: Refunds | None = None
 
     def verify(self, payload: bytes, signature: str | None) -> Any:
         """The Stripe event if ``Stripe-Signature`` verifies and is fresh, else
@@ -73,6 +76,8 @@ class Webhooks:
         if event_id and order_id and event.type == "payment_intent.payment_failed":
             await self.checkout.fail(event_id, order_id)
             return Outcome.FAILED
+        if event.type == "charge.refunded" and self.refunds is not None:
+            return await self.refunds.charge_refunded(intent)
         log.info("stripe event %s (%s) needs nothing from us", event.id, event.type)
         return Outcome.IGNORED
 

@@ -24,6 +24,7 @@ from onsale.gateway.routes import (
     orders_page,
     pages,
     queue,
+    refunds,
     tickets,
 )
 from onsale.gateway.services import Services, open_services
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *queue.ROUTES,
             *holds.ROUTES,
             *checkout.ROUTES,
+            *refunds.ROUTES,
             *tickets.ROUTES,
             *accounts.ROUTES,
             *lookup.ROUTES,

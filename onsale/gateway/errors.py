@@ -19,6 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from onsale.accounts.models import AccountRejected, AccountRejection
 from onsale.checkout.errors import CheckoutRejected, CheckoutRejection
+from onsale.checkout.refunds import RefundRejected, RefundRejection
 from onsale.domain import DomainError
 from onsale.errors import CATALOG, ApiError, Code
 from onsale.events.errors import EventRejected, EventRejection
@@ -78,6 +79,10 @@ CODES: dict[type[DomainError], Mapping[StrEnum, Code]] = {
         CheckoutRejection.ORDER_TOKEN_INVALID: Code.ORDER_TOKEN_INVALID,
         CheckoutRejection.PAYMENT_FAILED: Code.PAYMENT_PROVIDER_ERROR,
         CheckoutRejection.INVALID_SIGNATURE: Code.INVALID_SIGNATURE,
+    },
+    RefundRejected: {
+        RefundRejection.ALREADY_REFUNDED: Code.ALREADY_REFUNDED,
+        RefundRejection.NOT_PAID: Code.ORDER_NOT_PAID,
     },
     TicketRejected: {
         TicketRejection.INVALID_EVENT_ID: Code.INVALID_REQUEST,

@@ -18,6 +18,7 @@ from onsale.accounts.service import Accounts
 from onsale.checkout.finder import OrderFinder
 from onsale.checkout.orders import Checkout
 from onsale.checkout.payments import Payments
+from onsale.checkout.refunds import Refunds
 from onsale.checkout.tokens import OrderTokens
 from onsale.checkout.webhooks import Webhooks
 from onsale.config import Settings
@@ -117,6 +118,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     order_tokens = OrderTokens(key)
     checkout = Checkout(redis, inventory, payments, key, order_tokens)
     orders = OrderFinder(checkout, pool)
+    webhooks = Webhooks(redis, payments, checkout) if payments else None
+    if webhooks is not None:
+        webhooks.refunds = Refunds(pool, checkout, orders)
     try:
         yield Services(
             settings=settings,
@@ -134,7 +138,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             terms=EventTerms(redis),
             orders=orders,
             tickets=TicketFinder(orders, pool),
-            webhooks=Webhooks(redis, payments, checkout) if payments else None,
+            webhooks=webhooks,
             accounts=Accounts(pool, redis, settings.security),
         )
     finally:

@@ -1,0 +1,187 @@
+"""Refunds end to end against localstripe: Stripe, Redis, Postgres, check-in, reconcile."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from onsale.checkout.committer import Committer, CommitterOptions
+from onsale.config import Settings
+from onsale.inventory import Inventory
+from tests.integration.accounts_support import login, make_user
+from tests.integration.api_support import bearer, checkout, hold_for, reconciled
+from tests.integration.commit_support import drained, running
+from tests.integration.refund_support import (
+    event_with_orders,
+    in_postgres,
+    outbox_of,
+    stripe_refunds,
+)
+from tests.integration.stripe_support import client as stripe_client
+from tests.integration.stripe_support import signed
+
+Client = AsyncTestClient[Litestar]
+
+
+async def _order(client: Client, order: dict[str, Any]) -> dict[str, Any]:
+    r = await client.get(f"/api/orders/{order['order_id']}", headers=bearer(order["order_token"]))
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def _available(redis: Any, event_id: str) -> tuple[int, int]:
+    level = (await Inventory(redis).levels(event_id))[0]
+    return level.sold, level.capacity - level.sold - level.held
+
+
+async def test_refund_end_to_end(
+    client: Client,
+    admin: dict[str, str],
+    pool: asyncpg.Pool,
+    redis: Any,
+    settings: Settings,
+    stripe_url: str,
+    database_url: str,
+) -> None:
+    event, (order, kept) = await event_with_orders(
+        client, admin, stripe_url, orders=2, qty=2, tag="refund-e2e"
+    )
+    event_id, order_id = event["id"], order["order_id"]
+    committer = Committer(redis, database_url, CommitterOptions(events=(event_id,)))
+    async with running(committer):
+        await drained(redis, event_id)
+        tickets = (await _order(client, order))["tickets"]
+        assert (await in_postgres(pool, order_id))[0] == "confirmed"
+
+        r = await client.post(
+            f"/api/orders/{order_id}/refund",
+            json={"reason": "asked", "return_to_sale": False},
+            headers=admin,
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "refunded" and r.json()["order_id"] == order_id
+        assert (await _order(client, order))["status"] == "refunded"
+        assert await in_postgres(pool, order_id) == ("refunded", ["refunded", "refunded"])
+        refunds = await stripe_refunds(stripe_url, order["payment"]["payment_intent_id"])
+        assert len(refunds) == 1
+        assert await outbox_of(pool, order_id, "order_refunded") == 1
+
+        again = await client.post(
+            f"/api/orders/{order_id}/refund", json={"reason": "again"}, headers=admin
+        )
+        assert (again.status_code, again.json()["code"]) == (409, "already_refunded")
+        assert len(await stripe_refunds(stripe_url, order["payment"]["payment_intent_id"])) == 1
+
+        # The door refuses its tickets; the manifest says they are refunded.
+        scan = await client.post(
+            "/api/checkin", json={"event_id": event_id, "qr": tickets[0]["qr"]}, headers=admin
+        )
+        assert (scan.status_code, scan.json()["code"]) == (409, "ticket_not_valid")
+        r = await client.get(f"/api/events/{event_id}/checkin/manifest", headers=admin)
+        rows = {t["ticket_id"]: t["status"] for t in r.json()["tickets"]}
+        assert {rows[t["ticket_id"]] for t in tickets} == {"refunded"}
+        # Not back on sale: still sold.
+        assert await _available(redis, event_id) == (4, 6)
+        await drained(redis, event_id)
+    assert (await in_postgres(pool, kept["order_id"]))[0] == "confirmed"
+    await reconciled(pool, redis, settings, event_id)
+
+
+async def test_refund_before_commit_returns_tickets_to_sale(
+    client: Client,
+    admin: dict[str, str],
+    pool: asyncpg.Pool,
+    redis: Any,
+    settings: Settings,
+    stripe_url: str,
+    database_url: str,
+) -> None:
+    event, (order,) = await event_with_orders(
+        client, admin, stripe_url, orders=1, qty=3, capacity=4, tag="refund-back"
+    )
+    event_id, order_id = event["id"], order["order_id"]
+    assert await _available(redis, event_id) == (3, 1)
+    # Not committed yet: the refund writes it to Postgres itself.
+    r = await client.post(
+        f"/api/orders/{order_id}/refund",
+        json={"reason": "resale", "return_to_sale": True},
+        headers=admin,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "refunded"
+    assert await in_postgres(pool, order_id) == ("refunded", ["cancelled"] * 3)
+    assert await _available(redis, event_id) == (0, 4)  # never above capacity
+    # Holdable again: all four.
+    hold = await Inventory(redis).hold(event_id, {event["tiers"][0]["id"]: 4}, owner="")
+    assert hold.hold_id
+    await Inventory(redis).release(event_id, hold.hold_id)
+
+    # The committer's late "confirmed" entry changes nothing.
+    committer = Committer(redis, database_url, CommitterOptions(events=(event_id,)))
+    async with running(committer):
+        await drained(redis, event_id)
+    assert await in_postgres(pool, order_id) == ("refunded", ["cancelled"] * 3)
+    assert len(await stripe_refunds(stripe_url, order["payment"]["payment_intent_id"])) == 1
+    await reconciled(pool, redis, settings, event_id)
+
+
+async def test_refund_authorization(
+    client: Client, admin: dict[str, str], pool: asyncpg.Pool, stripe_url: str
+) -> None:
+    event, (order,) = await event_with_orders(client, admin, stripe_url, tag="refund-auth")
+    path = f"/api/orders/{order['order_id']}/refund"
+    other = await login(client, (await make_user(pool, "organizer"))["email"])
+    r = await client.post(path, json={"reason": "x"}, headers=other)
+    assert (r.status_code, r.json()["code"]) == (404, "event_not_found")
+    staff = await login(client, (await make_user(pool, "staff"))["email"])
+    r = await client.post(path, json={"reason": "x"}, headers=staff)
+    assert (r.status_code, r.json()["code"]) == (403, "forbidden")
+    r = await client.post(path, json={"reason": "x"})
+    assert r.status_code == 401
+    r = await client.post(f"/api/orders/{uuid.uuid4()}/refund", json={}, headers=admin)
+    assert (r.status_code, r.json()["code"]) == (404, "order_not_found")
+    assert (await _order(client, order))["status"] == "confirmed"
+    assert event["id"]
+
+
+async def test_a_pending_order_is_not_refunded(
+    client: Client, admin: dict[str, str], stripe_url: str
+) -> None:
+    _, hold, _ = await hold_for(client, admin)
+    r = await checkout(client, hold["hold_id"], "refund-pending")
+    assert r.status_code == 201, r.text
+    r = await client.post(f"/api/orders/{r.json()['order_id']}/refund", json={}, headers=admin)
+    assert (r.status_code, r.json()["code"]) == (409, "order_not_paid")
+
+
+async def test_charge_refunded_webhook_refunds_the_order(
+    client: Client,
+    admin: dict[str, str],
+    pool: asyncpg.Pool,
+    redis: Any,
+    settings: Settings,
+    stripe_url: str,
+) -> None:
+    event, (order,) = await event_with_orders(client, admin, stripe_url, tag="refund-hook")
+    pi = order["payment"]["payment_intent_id"]
+    # Refunded in Stripe's dashboard: the charge, without our metadata.
+    async with stripe_client(stripe_url) as api:
+        await api.v1.refunds.create_async(params={"payment_intent": pi})
+    charge = {
+        "object": "charge",
+        "id": f"ch_{uuid.uuid4().hex[:20]}",
+        "payment_intent": pi,
+        "refunded": True,
+    }
+    body, headers = signed("charge.refunded", charge)
+    r = await client.post("/api/webhooks/stripe", content=body, headers=headers)
+    assert r.status_code == 200, r.text
+    assert (await _order(client, order))["status"] == "refunded"
+    assert (await in_postgres(pool, order["order_id"]))[0] == "refunded"
+    assert len(await stripe_refunds(stripe_url, pi)) == 1
+    await reconciled(pool, redis, settings, event["id"])
