@@ -11,6 +11,7 @@ import threading
 import time
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -51,10 +52,14 @@ def free_port(host: str = "127.0.0.1") -> int:
 class MailCatcher:
     """``start()``, then mail to ``smtp_url``; ``messages()`` is what arrived, oldest first."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, keep: int = 500) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, keep: int = 500, directory: Path | None = None
+    ) -> None:
         self.host = host
         self.port = port or free_port(host)
         self._keep = keep
+        #: Also written there as ``<number>.eml`` (what ``/dev/mail`` shows), if set.
+        self.directory = directory
         self._lock = threading.Lock()
         self._messages: list[Caught] = []
         self._count = 0
@@ -70,6 +75,9 @@ class MailCatcher:
             self._count += 1
             self._messages.append(Caught(self._count, time.time(), mail_from, rcpt_to, raw))
             del self._messages[: -self._keep]
+            if self.directory is not None:
+                name = f"{time.time_ns()}-{self._count:06d}.eml"
+                (self.directory / name).write_bytes(raw)
 
     def messages(self) -> list[Caught]:
         with self._lock:
@@ -80,6 +88,8 @@ class MailCatcher:
             return next((m for m in self._messages if m.number == number), None)
 
     def start(self) -> MailCatcher:
+        if self.directory is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
         self._controller = Controller(
             _Handler(self), hostname=self.host, port=self.port, data_size_limit=50_000_000
         )
@@ -96,3 +106,25 @@ class MailCatcher:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def stored(directory: Path, limit: int = 200) -> list[tuple[str, EmailMessage]]:
+    """Messages a catcher wrote to ``directory``: (name, message), newest first."""
+    if not directory.is_dir():
+        return []
+    files = sorted(directory.glob("*.eml"), reverse=True)[:limit]
+    out = []
+    for path in files:
+        parsed = message_from_bytes(path.read_bytes(), policy=policy.default)
+        if isinstance(parsed, EmailMessage):
+            out.append((path.stem, parsed))
+    return out
+
+
+def stored_one(directory: Path, name: str) -> EmailMessage | None:
+    """One stored message by name (no path tricks: the name must be a stored file's)."""
+    path = directory / f"{name}.eml"
+    if "/" in name or "\\" in name or name.startswith(".") or not path.is_file():
+        return None
+    parsed = message_from_bytes(path.read_bytes(), policy=policy.default)
+    return parsed if isinstance(parsed, EmailMessage) else None

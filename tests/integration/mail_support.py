@@ -17,10 +17,13 @@ from onsale import signing
 from onsale.checkout.tokens import OrderTokens
 from onsale.db import connect, create_pool, migrate
 from onsale.db.url import with_database
+from onsale.mail.mailer import MailerOptions
 from onsale.mail.render import Renderer
 from tests.qr_support import decode_png
 
 PUBLIC_URL = "http://tickets.example"
+#: A mailer that retries at once: the tests wait for retries, not for backoffs.
+FAST = MailerOptions(batch=5, backoff_s=0.05, max_backoff_s=0.2, poll_s=0.02, smtp_timeout_s=2)
 
 
 @contextlib.asynccontextmanager

@@ -17,10 +17,11 @@ from onsale.db import connect
 from onsale.events.models import Event
 from onsale.mail import outbox
 from onsale.mail.catcher import MailCatcher, free_port
-from onsale.mail.mailer import Mailer, MailerOptions, SmtpTarget, parse_smtp_url
+from onsale.mail.mailer import Mailer, SmtpTarget, parse_smtp_url
 from onsale.mail.render import load_order
 from tests.integration.commit_support import create_event, drained, forget, running, sell, until
 from tests.integration.mail_support import (
+    FAST,
     PUBLIC_URL,
     attachment,
     own_database,
@@ -29,8 +30,6 @@ from tests.integration.mail_support import (
     renderer,
     tokens,
 )
-
-FAST = MailerOptions(batch=5, backoff_s=0.05, max_backoff_s=0.2, poll_s=0.02, smtp_timeout_s=2)
 
 
 async def outbox_rows(pool: asyncpg.Pool) -> list[Any]:
