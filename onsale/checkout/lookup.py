@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import time
-from typing import Any, cast
+from typing import cast
 
 import asyncpg
 
 from onsale.checkout.tokens import OrderTokens
+from onsale.config import Settings
 from onsale.mail import outbox
 
 log = logging.getLogger("onsale.lookup")
@@ -25,7 +25,6 @@ log = logging.getLogger("onsale.lookup")
 DEDUPE_WINDOW_S = 15 * 60
 #: Orders linked in one message (the most recent).
 MAX_ORDERS = 50
-DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
 # Deliberately loose (one @, a dot in the domain, no spaces): the mail server is the judge.
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]{2,}$")
@@ -52,11 +51,9 @@ def digest(address: str) -> str:
     return hashlib.sha256(address.encode()).hexdigest()[:32]
 
 
-def public_url(settings: Any) -> str:
-    """``ONSALE_PUBLIC_URL``: from the mail settings when present, else the environment."""
-    mail = getattr(settings, "mail", None)
-    url = getattr(mail, "public_url", None) or os.environ.get("ONSALE_PUBLIC_URL")
-    return str(url or DEFAULT_PUBLIC_URL).rstrip("/")
+def public_url(settings: Settings) -> str:
+    """``ONSALE_PUBLIC_URL``, the base of the links."""
+    return settings.mail.public_url.rstrip("/")
 
 
 def order_url(base: str, order_id: str, token: str) -> str:

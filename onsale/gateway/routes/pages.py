@@ -50,6 +50,9 @@ ASSETS = {
     "css": _asset("buyer.css"),
     "js": _asset("buyer.js"),
     "checkout_js": _asset("checkout.js"),
+    # Find my tickets: on this page and on the order page.
+    "lookup_css": _asset("lookup.css"),
+    "lookup_js": _asset("lookup.js"),
 }
 
 #: Stripe.js must be loaded from Stripe itself (never bundled or self-hosted).

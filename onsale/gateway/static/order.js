@@ -1,5 +1,5 @@
-/* The order page: PDF download with the order token, "Find my tickets", and keeping the
-   page on this device (a service worker) so it opens at the door without a connection. */
+/* The order page: PDF download with the order token, and keeping the page on this device
+   (a service worker) so it opens at the door without a connection. */
 "use strict";
 
 (function () {
@@ -42,43 +42,6 @@
             : "The PDF could not be made right now. Try again in a minute.");
         })
         .finally(function () { pdf.disabled = false; });
-    });
-  }
-
-  // Find my tickets: the answer is the same whether or not the address bought anything.
-  var form = document.getElementById("lookup-form");
-  if (form) {
-    form.addEventListener("submit", function (e) {
-      e.preventDefault();
-      var input = document.getElementById("lookup-email");
-      var result = document.getElementById("lookup-result");
-      var button = document.getElementById("lookup-button");
-      var email = input.value.trim();
-      if (!email || email.indexOf("@") < 1) {
-        say(result, "Enter the e-mail address you bought with.");
-        input.focus();
-        return;
-      }
-      button.disabled = true;
-      fetch("/api/orders/lookup", {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ email: email }),
-      })
-        .then(function (r) {
-          if (r.status === 202) {
-            say(result, "If " + email + " has bought tickets, a message with links to them is on its way. Check your inbox (and spam).");
-          } else if (r.status === 429) {
-            var wait = r.headers.get("Retry-After") || "60";
-            say(result, "Too many requests: try again in " + wait + " seconds.");
-          } else if (r.status === 422) {
-            say(result, "That doesn't look like an e-mail address.");
-          } else {
-            say(result, "Something went wrong. Try again in a minute.");
-          }
-        })
-        .catch(function () { say(result, "You're offline. Try again once you're connected."); })
-        .finally(function () { button.disabled = false; });
     });
   }
 
