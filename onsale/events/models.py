@@ -116,7 +116,7 @@ class EventPatch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True)
 
 
 class Cancelled(msgspec.Struct):
-    #: Paid orders refunded (0 until refunds exist: cancel refuses paid orders).
+    #: The event's refunded orders and its voided (refunded or returned) tickets, in all.
     refunded_orders: int
     voided_tickets: int
 

@@ -3,9 +3,10 @@
 -- buyer's state is 'closed'), and nothing left to sell (each tier's capacity becomes its sold
 -- count, so a payment arriving late for a released hold is refused and refunded by the
 -- late-payment path instead of taking tickets again).
--- Refuses while any ticket is sold: paid orders need refunds first.
+-- Refuses while any ticket is sold, unless refunds = '1' (onsale/events/cancellation.py
+-- refunds the paid orders next).
 -- KEYS: the inventory keys (_common.lua), then 10 the onsale schedule hash.
--- ARGV: now_ms (0 = Redis clock).
+-- ARGV: now_ms (0 = Redis clock), refunds ('1' = paid orders are being refunded; optional).
 -- Returns {'ok', holds released} or {'err', 'has_paid_orders' | 'event_not_found', sold}.
 local CFG = KEYS[10]
 local now = clock(ARGV[1])
@@ -15,7 +16,7 @@ local sold = 0
 for tier in string.gmatch(tiers, '%S+') do
   sold = sold + tonumber(redis.call('HGET', INV, tier .. ':sold') or '0')
 end
-if sold > 0 then return {'err', 'has_paid_orders', sold} end
+if sold > 0 and ARGV[2] ~= '1' then return {'err', 'has_paid_orders', sold} end
 local released = 0
 for _, hold_id in ipairs(redis.call('HKEYS', DATA)) do
   finish(hold_id, redis.call('HGET', DATA, hold_id), 'released')

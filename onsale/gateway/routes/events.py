@@ -13,6 +13,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from onsale.accounts.listing import owned_page
 from onsale.accounts.staff import set_owner
+from onsale.checkout.refunds import Refunds
 from onsale.events import cancel, catalog, changes
 from onsale.events.live import LiveHub
 from onsale.events.models import (
@@ -105,9 +106,11 @@ async def patch_onsale(event_id: FromPath[str], request: AnyRequest, services: D
 
 @post("/api/events/{event_id:str}/cancel", guards=[event_guard], status_code=200)
 async def cancel_event(event_id: FromPath[str], services: Deps) -> Cancelled:
-    """Close the queue, end admissions, release holds, mark the event cancelled (refused,
-    ``409 has_paid_orders``, while it has paid orders). Idempotent."""
-    return await cancel.cancel(services.pool, services.inventory, event_id)
+    """Close the queue, end admissions, release holds, mark the event cancelled, then refund
+    every paid order and void its tickets. Idempotent: cancelling again finishes a
+    cancellation cut off midway, and refunds nothing twice."""
+    refunds = Refunds(services.pool, services.checkout, services.orders)
+    return await cancel.cancel(services.pool, services.inventory, event_id, refunds)
 
 
 async def stats_of(services: Services, event_id: str) -> Stats:
