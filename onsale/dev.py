@@ -2,7 +2,8 @@
 
 Embedded Redis and Postgres under the data dir (unless ``ONSALE_REDIS_URL`` /
 ``ONSALE_DATABASE_URL`` name running ones), the Stripe emulator, migrations, a demo event,
-the gateway and a committer.
+the gateway, a committer, and a mailer sending to a local mail catcher (``/dev/mail``)
+unless ``ONSALE_SMTP_URL`` names a server.
 Ctrl-C stops all of it; the data stays in the data dir for the next run.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import sys
 from datetime import UTC, datetime, timedelta
@@ -25,12 +27,15 @@ from onsale.accounts.models import Role
 from onsale.checkout.committer import Committer
 from onsale.config import Settings, StripeSettings
 from onsale.db import create_pool, migrate
+from onsale.db.url import redact
 from onsale.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedStripe
 from onsale.events import catalog
 from onsale.events.models import EventIn
 from onsale.gateway.app import create_app
 from onsale.gateway.services import redis_client
 from onsale.inventory import Inventory
+from onsale.mail.catcher import MailCatcher
+from onsale.mail.mailer import Mailer, parse_smtp_url, renderer_for
 
 DEMO_EVENT = {
     "title": "Night Owls - Live (demo)",
@@ -84,7 +89,7 @@ async def _prepare(settings: Settings, organizer_password: str) -> str:
 
 
 async def _serve(settings: Settings, host: str, port: int) -> None:
-    """The gateway and a committer in one process, until Ctrl-C."""
+    """The gateway, a committer and a mailer in one process, until Ctrl-C."""
     config = uvicorn.Config(
         create_app(settings), host=host, port=port, http="httptools", access_log=False,
         log_level="warning", log_config=None,  # JSON lines, as configured by logs.configure
@@ -92,11 +97,16 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     redis = redis_client(settings)
     stop = asyncio.Event()
     committer = asyncio.create_task(Committer(redis, settings.database.url).run(stop))
+    mail_pool = await create_pool(settings.database.url, min_size=1, max_size=2)
+    mailer = Mailer(mail_pool, renderer_for(settings), parse_smtp_url(settings.mail.smtp_url))
+    mailing = asyncio.create_task(mailer.run(stop))
     try:
         await uvicorn.Server(config).serve()
     finally:
-        stop.set()  # the committer finishes the batch in hand
+        stop.set()  # the committer finishes the batch in hand, the mailer its round
         await committer
+        await mailing
+        await mail_pool.close()
         await redis.aclose()
 
 
@@ -149,6 +159,19 @@ def run(*, host: str, port: int) -> int:
             ),
             stripe=stripe_settings,
         )
+        if not os.environ.get("ONSALE_PUBLIC_URL", "").strip():  # links to this server
+            settings = msgspec.structs.replace(
+                settings,
+                mail=msgspec.structs.replace(settings.mail, public_url=f"http://{host}:{port}"),
+            )
+        mail_note = f"SMTP at {redact(settings.mail.smtp_url)}" if settings.mail.smtp_url else ""
+        if not settings.mail.smtp_url:
+            catcher = MailCatcher(directory=data / "mail")
+            stack.enter_context(catcher)
+            settings = msgspec.structs.replace(
+                settings, mail=msgspec.structs.replace(settings.mail, smtp_url=catcher.smtp_url)
+            )
+            mail_note = f"caught at {catcher.smtp_url}, shown at http://{host}:{port}/dev/mail"
         event_id = asyncio.run(_prepare(settings, organizer_password))
         url = f"http://{host}:{port}"
         print(
@@ -161,6 +184,7 @@ def run(*, host: str, port: int) -> int:
             f"  buyer page:   {url}/e/{event_id}\n"
             f"  readiness:    {url}/readyz\n"
             f"  payments:     {stripe_note}\n"
+            f"  mail:         {mail_note}\n"
             f"  other commands against these services:\n"
             f"    export ONSALE_REDIS_URL='{redis_url}' ONSALE_DATABASE_URL='{database_url}'\n"
             f"Ctrl-C stops everything.\n",
