@@ -72,6 +72,7 @@ async def send_links(
         orders = []
         for row in rows:
             order_id, event_id = str(row["id"]), str(row["event_id"])
+            url = order_url(base_url, order_id, tokens.issue(event_id, order_id))
             orders.append(
                 {
                     "order_id": order_id,
@@ -79,7 +80,8 @@ async def send_links(
                     "event_title": row["title"],
                     "starts_at": row["starts_at"].isoformat(),
                     "status": row["status"],
-                    "url": order_url(base_url, order_id, tokens.issue(event_id, order_id)),
+                    "url": url,
+                    "link": url,  # the name the order_links template uses
                 }
             )
         await outbox.enqueue(

@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from onsale import keys
 from onsale.checkout.lookup import public_url
 from onsale.gateway.routes.lookup import PER_ADDRESS, PER_CLIENT
+from onsale.mail.render import Renderer
 from tests.integration.api_support import Client, create
 
 #: Headers that may differ between two answers for reasons that are not the address.
@@ -95,11 +96,19 @@ async def test_known_and_unknown_addresses_get_the_same_answer(
     for order_id, link in links.items():
         assert link["event_title"] == event["title"]
         assert link["url"].startswith(f"{base}/o/{order_id}?t=o1.")
+        assert link["link"] == link["url"]
         # The link's token opens the order (the same token the checkout gave).
         token = link["url"].split("?t=", 1)[1]
         services = client.app.state.services
         assert services.order_tokens.verify(order_id, token) == event["id"]
     assert await _messages(pool, unknown, wait_s=0.5) == []
+    # The mailer makes of it a message with the links.
+    renderer = Renderer(services.order_tokens, base, "tickets@localhost")
+    message = await renderer.message(pool, {**rows[0], "message_id": "<x@onsale.invalid>"})
+    text = message.get_body(("plain",))
+    assert text is not None
+    for link in links.values():
+        assert link["url"] in text.get_content()
 
     # Asked again at once: still 202 and the same body, and no second message.
     again = await client.post("/api/orders/lookup", json={"email": known})

@@ -99,7 +99,12 @@ def test_tickets_and_qr_codes_on_a_phone_and_offline(
         # Big enough to scan from a phone held up at the door.
         box = code.bounding_box()
         assert box is not None and box["width"] >= 300, box
-    expect(page.locator("#pdf-button")).to_be_visible()
+    # The PDF: fetched with the order token (a bearer header), saved from a blob URL.
+    with page.expect_download() as download:
+        page.click("#pdf-button")
+    saved = download.value
+    assert saved.suggested_filename == f"tickets-{order['order_id']}.pdf"
+    assert Path(saved.path()).read_bytes().startswith(b"%PDF")
     no_horizontal_scroll(page)
     _shot(page, "order-page-phone.png")
 
