@@ -102,6 +102,8 @@ UPDATE tickets SET status = $2::ticket_status
 WHERE order_id = $1 AND status IN ('valid', 'refunded', 'cancelled') AND status <> $2::ticket_status
 """
 
+_KEPT_SQL = "UPDATE tickets SET status = 'refunded' WHERE order_id = $1 AND status = 'cancelled'"
+
 
 class Refunds:
     def __init__(self, pool: asyncpg.Pool, checkout: Checkout, finder: OrderFinder) -> None:
@@ -224,7 +226,12 @@ class Refunds:
             "refund_order", keys.inventory_keys(order.event_id), args
         )
         if reply[0] != "ok":
+            # Recorded refunded meanwhile by the late-payment path (a redelivered payment
+            # webhook finishing the refunding record), which puts nothing back on sale: nor
+            # may Postgres then say the tickets went back.
             log.info("order %s was recorded refunded meanwhile (%s)", order.order_id, reply[1])
+            if back:
+                await self.pool.execute(_KEPT_SQL, uuid.UUID(order.order_id))
         return refunded
 
     async def _record(self, refunded: Order, back: bool, reason: str) -> None:

@@ -9,6 +9,7 @@ import asyncpg
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from onsale import keys
 from onsale.checkout.committer import Committer, CommitterOptions
 from onsale.config import Settings
 from onsale.inventory import Inventory
@@ -185,3 +186,35 @@ async def test_charge_refunded_webhook_refunds_the_order(
     assert (await in_postgres(pool, order["order_id"]))[0] == "refunded"
     assert len(await stripe_refunds(stripe_url, pi)) == 1
     await reconciled(pool, redis, settings, event["id"])
+
+
+async def test_refund_of_an_order_redis_has_forgotten(
+    client: Client,
+    admin: dict[str, str],
+    pool: asyncpg.Pool,
+    redis: Any,
+    settings: Settings,
+    stripe_url: str,
+    database_url: str,
+) -> None:
+    event, (order,) = await event_with_orders(
+        client, admin, stripe_url, qty=2, capacity=5, tag="refund-old"
+    )
+    event_id, order_id = event["id"], order["order_id"]
+    async with running(Committer(redis, database_url, CommitterOptions(events=(event_id,)))):
+        await drained(redis, event_id)
+    # Committed long ago: Redis no longer has its record, Postgres does.
+    await redis.hdel(keys.orders(event_id), order_id)
+    r = await client.post(
+        f"/api/orders/{order_id}/refund",
+        json={"reason": "old", "return_to_sale": True},
+        headers=admin,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "refunded" and len(r.json()["tickets"]) == 2
+    assert await in_postgres(pool, order_id) == ("refunded", ["cancelled", "cancelled"])
+    assert await _available(redis, event_id) == (0, 5)
+    assert len(await stripe_refunds(stripe_url, order["payment"]["payment_intent_id"])) == 1
+    again = await client.post(f"/api/orders/{order_id}/refund", json={}, headers=admin)
+    assert (again.status_code, again.json()["code"]) == (409, "already_refunded")
+    await reconciled(pool, redis, settings, event_id)
