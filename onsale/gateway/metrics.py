@@ -33,6 +33,7 @@ from prometheus_client.registry import Collector
 from onsale import keys, logs
 from onsale.checkout.stream import lag
 from onsale.gateway.types import Deps
+from onsale.mail import outbox
 
 log = logging.getLogger("onsale.metrics")
 
@@ -205,9 +206,33 @@ def process_text() -> bytes:
     return generate_latest(REGISTRY)
 
 
+#: Postgres is asked for the outbox with a short deadline: a slow database must not hold
+#: the scrape, and a down one only leaves the outbox out of it.
+OUTBOX_TIMEOUT_S = 1.0
+
+
+async def outbox_families(services: Any) -> list[Metric]:
+    """The e-mail outbox's depth and the age of its oldest unsent message, from Postgres;
+    nothing when Postgres does not answer in time."""
+    try:
+        async with asyncio.timeout(OUTBOX_TIMEOUT_S):
+            depth, age = await outbox.backlog(services.pool)
+    except Exception as exc:
+        log.warning("metrics: outbox unavailable: %s", exc)
+        return []
+    pending = GaugeMetricFamily("onsale_mail_outbox_pending", "E-mails in the outbox not yet sent")
+    pending.add_metric([], depth)
+    oldest = GaugeMetricFamily(
+        "onsale_mail_outbox_oldest_seconds", "Age of the oldest unsent e-mail (0: none)"
+    )
+    oldest.add_metric([], age)
+    return [pending, oldest]
+
+
 async def render(services: Any) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families(await shared_families(services)))
+    families = await asyncio.gather(shared_families(services), outbox_families(services))
+    registry.register(_Families([*families[0], *families[1]]))
     return process_text() + generate_latest(registry)
 
 

@@ -49,3 +49,13 @@ async def enqueue(
     await conn.execute(
         INSERT, kind, recipient, order_id, json.dumps(payload, default=str), message_id(dedupe)
     )
+
+
+async def backlog(conn: asyncpg.Connection | asyncpg.Pool) -> tuple[int, float]:
+    """(unsent messages, age in seconds of the oldest of them; 0 when none)."""
+    row = await conn.fetchrow(
+        "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age "
+        "FROM outbox WHERE sent_at IS NULL"
+    )
+    assert row is not None
+    return int(row["n"]), float(row["age"])

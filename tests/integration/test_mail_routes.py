@@ -1,17 +1,23 @@
-"""GET /api/orders/{id}/tickets.pdf with the order token, and /dev/mail (emulated only)."""
+"""GET /api/orders/{id}/tickets.pdf with the order token, /dev/mail (emulated only), and the
+outbox in /metrics."""
 
 from __future__ import annotations
 
+import asyncio
+import re
+import time
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import msgspec
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from onsale.checkout.committer import Committer, CommitterOptions
 from onsale.config import Settings
+from onsale.gateway import metrics
 from onsale.gateway.app import create_app
 from onsale.gateway.services import Services
 from onsale.mail.catcher import MailCatcher
@@ -94,3 +100,24 @@ async def test_dev_mail_shows_caught_mail_with_its_attachment(
                 assert (await c.get(f"/dev/mail/{name}/attachments/5")).status_code == 404
         finally:
             await forget(redis, event.id)
+
+
+async def test_metrics_show_the_outbox_and_skip_it_when_postgres_hangs(
+    client: AsyncTestClient[Litestar], pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unsent = await pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+    text = (await client.get("/metrics")).text
+    line = re.search(r"^onsale_mail_outbox_pending (\S+)$", text, re.M)
+    assert line is not None and float(line.group(1)) >= unsent
+    assert re.search(r"^onsale_mail_outbox_oldest_seconds \S+$", text, re.M)
+
+    async def hangs(conn: Any) -> tuple[int, float]:
+        await asyncio.sleep(30)
+        raise AssertionError("not reached")
+
+    monkeypatch.setattr(metrics.outbox, "backlog", hangs)
+    started = time.monotonic()
+    answer = await client.get("/metrics")
+    assert answer.status_code == 200 and time.monotonic() - started < 5
+    assert "onsale_mail_outbox_pending" not in answer.text
+    assert "onsale_redis_up 1.0" in answer.text
