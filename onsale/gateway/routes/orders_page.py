@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 from litestar import MediaType, Response, get
 from litestar.params import FromPath
+from redis.exceptions import RedisError
 
 from onsale.checkout.errors import CheckoutRejected, CheckoutRejection
 from onsale.events import catalog
@@ -147,12 +148,12 @@ async def order_page(
         )
     except EventRejected:
         return _message("Event not found", "The event of this order no longer exists.", 404)
-    except (OSError, asyncpg.CannotConnectNowError, asyncpg.InterfaceError) as exc:
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, RedisError) as exc:
         # The order id only: the token stays out of the logs.
         log.error("order page for %s unavailable: %s", order_id, type(exc).__name__)
         return _message(
             "We're busy right now", "This page could not load. Try again in a few seconds.", 503
-        )
+        )  # the service worker shows its kept copy of the page instead, if it has one
     return _page(render("order.html", order_assets=ASSETS, **context))
 
 

@@ -27,6 +27,11 @@ self.addEventListener("fetch", function (event) {
         if (response.ok) {
           var copy = response.clone();
           caches.open(CACHE).then(function (cache) { cache.put(request, copy); });
+          return response;
+        }
+        // The server is struggling (a 503 at the door): the kept copy is better than that.
+        if (response.status >= 500) {
+          return caches.match(request).then(function (kept) { return kept || response; });
         }
         return response;
       })
