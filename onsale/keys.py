@@ -169,6 +169,11 @@ def refund_requests(event_id: str) -> str:
     return tag(event_id) + ":orders:refunds"
 
 
+def refund_lock(event_id: str, order_id: str) -> str:
+    """String with an expiry: the one request carrying an order's refund through now."""
+    return tag(event_id) + ":orders:refunding:" + order_id
+
+
 def order_counts(event_id: str) -> str:
     """Hash: ``refunded`` -> refund entries on the orders stream (the rest are confirmed)."""
     return tag(event_id) + ":orders:count"

@@ -36,6 +36,7 @@ from onsale.checkout.errors import CheckoutRejected, CheckoutRejection
 from onsale.checkout.finder import OrderFinder
 from onsale.checkout.models import Item, Order, OrderOut, OrderStatus, Outcome, Ticket, encode
 from onsale.checkout.orders import Checkout
+from onsale.checkout.payments import Payments
 from onsale.checkout.writer import batch_rows, write_executemany
 from onsale.connections import RedisClient
 from onsale.domain import DomainError
@@ -103,6 +104,16 @@ WHERE order_id = $1 AND status IN ('valid', 'refunded', 'cancelled') AND status 
 """
 
 _KEPT_SQL = "UPDATE tickets SET status = 'refunded' WHERE order_id = $1 AND status = 'cancelled'"
+
+#: How long one request may carry a refund through before another may take it over.
+LOCK_MS = 60_000
+
+
+async def _stripe_refunded(payments: Payments, payment_intent_id: str) -> bool:
+    page = await payments.client.v1.refunds.list_async(
+        params={"payment_intent": payment_intent_id, "limit": 100}
+    )
+    return any(r.status in ("succeeded", "pending") for r in page.data)
 
 
 class Refunds:
@@ -201,14 +212,35 @@ class Refunds:
     async def _finish(
         self, order: Order, back: bool, reason: str, *, refunded_in_stripe: bool = False
     ) -> Order:
-        """Steps 2-4 for an order marked refunding."""
+        """Steps 2-4 for an order marked refunding, by one request at a time (a concurrent
+        one is told to retry)."""
+        lock, token = keys.refund_lock(order.event_id, order.order_id), uuid.uuid4().hex
+        if not await self.redis.set(lock, token, nx=True, px=LOCK_MS):
+            raise CheckoutRejected(
+                CheckoutRejection.RETRY, "this order's refund is in progress; retry"
+            )
+        try:
+            current = await self.checkout.load(order.event_id, order.order_id)
+            if current is not None and current.status is not OrderStatus.REFUNDING:
+                return current  # finished by the request that held the lock before
+            return await self._steps(order, back, reason, refunded_in_stripe)
+        finally:
+            if await self.redis.get(lock) == token:
+                await self.redis.delete(lock)
+
+    async def _steps(
+        self, order: Order, back: bool, reason: str, refunded_in_stripe: bool
+    ) -> Order:
         if order.payment_intent_id and not refunded_in_stripe:
             payments = self.checkout.payments
             if payments is None:
                 raise CheckoutRejected(
                     CheckoutRejection.PAYMENT_FAILED, "cannot refund: payments not configured"
                 )
-            await payments.refund(order.payment_intent_id, order.order_id)
+            # Asked first, not only left to the idempotency key: Stripe forgets keys after
+            # 24 hours, and a refund resumed later must not be made twice.
+            if not await _stripe_refunded(payments, order.payment_intent_id):
+                await payments.refund(order.payment_intent_id, order.order_id)
         # A cancelled event never sells again (its capacity is its sold count).
         if back and await self.redis.hexists(keys.inventory(order.event_id), "cancelled"):
             back = False

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 import asyncpg
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from onsale import keys
 from onsale.checkout.committer import Committer, CommitterOptions
+from onsale.checkout.errors import CheckoutRejected, CheckoutRejection
 from onsale.config import Settings
+from onsale.gateway.services import Services
 from onsale.inventory import Inventory
 from tests.integration.accounts_support import login, make_user
 from tests.integration.api_support import bearer, checkout, hold_for, reconciled
@@ -217,4 +221,48 @@ async def test_refund_of_an_order_redis_has_forgotten(
     assert len(await stripe_refunds(stripe_url, order["payment"]["payment_intent_id"])) == 1
     again = await client.post(f"/api/orders/{order_id}/refund", json={}, headers=admin)
     assert (again.status_code, again.json()["code"]) == (409, "already_refunded")
+    await reconciled(pool, redis, settings, event_id)
+
+
+async def test_a_refund_cut_off_after_stripe_is_finished_once(
+    client: Client,
+    admin: dict[str, str],
+    pool: asyncpg.Pool,
+    redis: Any,
+    settings: Settings,
+    stripe_url: str,
+    app_services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    event, (order,) = await event_with_orders(
+        client, admin, stripe_url, qty=1, capacity=3, tag="refund-cut"
+    )
+    event_id, order_id = event["id"], order["order_id"]
+    pi = order["payment"]["payment_intent_id"]
+    payments = app_services.checkout.payments
+    assert payments is not None
+    real = payments.refund
+
+    async def lost_answer(payment_intent_id: str, key: str) -> str:
+        await real(payment_intent_id, key)  # Stripe refunded it; the answer never came back
+        raise CheckoutRejected(CheckoutRejection.PAYMENT_FAILED, "connection reset")
+
+    monkeypatch.setattr(payments, "refund", lost_answer)
+    path = f"/api/orders/{order_id}/refund"
+    r = await client.post(path, json={"reason": "x", "return_to_sale": True}, headers=admin)
+    assert r.status_code == 502, r.text
+    assert (await _order(client, order))["status"] == "refunding"
+    assert await _available(redis, event_id) == (1, 2)
+    monkeypatch.setattr(payments, "refund", real)
+
+    # Asked again, concurrently: finished once, as first asked (back on sale).
+    answers = await asyncio.gather(
+        *(client.post(path, json={"reason": "y"}, headers=admin) for _ in range(3))
+    )
+    assert {a.status_code for a in answers} <= {200, 409}
+    assert 200 in {a.status_code for a in answers}
+    assert len(await stripe_refunds(stripe_url, pi)) == 1
+    assert await in_postgres(pool, order_id) == ("refunded", ["cancelled"])
+    assert await _available(redis, event_id) == (0, 3)
+    assert await outbox_of(pool, order_id, "order_refunded") == 1
     await reconciled(pool, redis, settings, event_id)
