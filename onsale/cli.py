@@ -145,9 +145,9 @@ def parser() -> argparse.ArgumentParser:
     )
     com.set_defaults(func=_committer)
 
-    mail = sub.add_parser("mailer", help="sends the e-mail outbox over SMTP (any number may run)")
-    mail.add_argument("--batch", type=int, default=20, help="messages per claim")
-    mail.set_defaults(func=_mailer)
+    mailer = sub.add_parser("mailer", help="sends the e-mail outbox over SMTP (any number may run)")
+    mailer.add_argument("--batch", type=int, default=20, help="messages per claim")
+    mailer.set_defaults(func=_mailer)
 
     rec = sub.add_parser("reconcile", help="compare Redis, Postgres and Stripe")
     rec.add_argument(
@@ -191,12 +191,13 @@ def parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks that print ratios against a baseline")
     bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="benchmark")
-    from onsale.bench import commit, inventory, queue, report
+    from onsale.bench import commit, inventory, mail, queue, report
 
     for module, help_ in (
         (commit, "committer: COPY against executemany, and its lag under a steady load"),
         (inventory, "Redis Lua holds against Postgres locking"),
         (queue, "queue joins and status polls over HTTP against a bare endpoint"),
+        (mail, "the mailer's messages/s to a local catcher, and PDF ms per ticket"),
         (report, "all of the above and a profile: regenerates docs/performance.md"),
     ):
         sub_parser = bench_sub.add_parser(module.__name__.rsplit(".", 1)[1], help=help_)

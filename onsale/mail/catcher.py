@@ -79,6 +79,12 @@ class MailCatcher:
                 name = f"{time.time_ns()}-{self._count:06d}.eml"
                 (self.directory / name).write_bytes(raw)
 
+    @property
+    def received(self) -> int:
+        """Messages received since the start (more than :meth:`messages` keeps)."""
+        with self._lock:
+            return self._count
+
     def messages(self) -> list[Caught]:
         with self._lock:
             return list(self._messages)
