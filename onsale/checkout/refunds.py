@@ -45,7 +45,7 @@ from onsale.mail import outbox
 log = logging.getLogger("onsale.refunds")
 
 #: The outbox message kind of a refund e-mail.
-MAIL_KIND = "order_refunded"
+MAIL_KIND = outbox.ORDER_REFUNDED
 
 
 class RefundRejection(StrEnum):

@@ -17,6 +17,7 @@ from onsale.checkout.errors import CheckoutRejected, CheckoutRejection
 from onsale.config import Settings
 from onsale.gateway.services import Services
 from onsale.inventory import Inventory
+from onsale.mail.render import Renderer
 from tests.integration.accounts_support import login, make_user
 from tests.integration.api_support import bearer, checkout, hold_for, reconciled
 from tests.integration.commit_support import drained, running
@@ -52,6 +53,7 @@ async def test_refund_end_to_end(
     settings: Settings,
     stripe_url: str,
     database_url: str,
+    app_services: Services,
 ) -> None:
     event, (order, kept) = await event_with_orders(
         client, admin, stripe_url, orders=2, qty=2, tag="refund-e2e"
@@ -75,6 +77,13 @@ async def test_refund_end_to_end(
         refunds = await stripe_refunds(stripe_url, order["payment"]["payment_intent_id"])
         assert len(refunds) == 1
         assert await outbox_of(pool, order_id, "order_refunded") == 1
+        row = await pool.fetchrow(
+            "SELECT * FROM outbox WHERE order_id = $1::uuid AND kind = 'order_refunded'", order_id
+        )
+        mail = await Renderer(app_services.order_tokens, "http://x", "t@x").message(pool, row)
+        assert mail["To"] == "refund-e2e0@example.com" and "Refunded" in mail["Subject"]
+        text = mail.get_body(preferencelist=("plain",))
+        assert text is not None and "asked" in text.get_content()
 
         again = await client.post(
             f"/api/orders/{order_id}/refund", json={"reason": "again"}, headers=admin
