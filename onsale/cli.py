@@ -34,6 +34,9 @@ def _serve(args: argparse.Namespace) -> int:
         # Without it every webhook is refused: buyers would pay and nothing be confirmed.
         required.append("ONSALE_STRIPE_WEBHOOK_SECRET")
     settings.require(*required)
+    if not settings.mail.smtp_url:
+        print("onsale serve: ONSALE_SMTP_URL is not set: e-mail waits in the outbox until "
+              "`onsale mailer` runs with it", file=sys.stderr)  # fmt: skip
     serve(
         host=args.host,
         port=args.port,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,15 @@ async def test_tickets_pdf_needs_the_order_token_and_its_codes_scan(
             refused = await client.get(url, headers=headers)
             assert refused.status_code in (401, 403), (headers, refused.status_code)
             assert refused.headers["content-type"].startswith("application/json")
+        # A refunded order's tickets are void: no PDF of them.
+        await pool.execute(
+            "UPDATE orders SET status = 'refunded' WHERE id = $1", uuid.UUID(other.order_id)
+        )
+        void = await client.get(
+            f"/api/orders/{other.order_id}/tickets.pdf",
+            headers={"Authorization": f"Bearer {other_token}"},
+        )
+        assert void.status_code == 409 and void.json()["code"] == "ticket_not_valid"
     finally:
         await forget(redis, event.id)
 

@@ -25,6 +25,8 @@ async def tickets_pdf(
     """The order's tickets, a page each, as in the confirmation e-mail (order token)."""
     event_id = services.order_tokens.verify(order_id, bearer(request))
     order = await services.orders.find(event_id, order_id)
+    if order.status != "confirmed":  # refunded: void tickets; pending or failed: none yet
+        raise ApiError(Code.TICKET_NOT_VALID, f"the order is {order.status}", status=409)
     info = await event_info(services.pool, event_id)
     if info is None:
         raise ApiError(Code.EVENT_NOT_FOUND)
