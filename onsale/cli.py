@@ -66,7 +66,8 @@ def _mailer(args: argparse.Namespace) -> int:
 
     settings = config.load()
     settings.require("ONSALE_DATABASE_URL", "ONSALE_SIGNING_KEY", "ONSALE_SMTP_URL")
-    return main(settings, MailerOptions(batch=args.batch))
+    options = MailerOptions(batch=args.batch, lease_s=args.lease, poll_s=args.poll)
+    return main(settings, options)
 
 
 def _reconcile(args: argparse.Namespace) -> int:
@@ -150,6 +151,13 @@ def parser() -> argparse.ArgumentParser:
 
     mailer = sub.add_parser("mailer", help="sends the e-mail outbox over SMTP (any number may run)")
     mailer.add_argument("--batch", type=int, default=20, help="messages per claim")
+    mailer.add_argument(
+        "--lease",
+        type=float,
+        default=120.0,
+        help="seconds a claimed message is this mailer's before another may send it",
+    )
+    mailer.add_argument("--poll", type=float, default=1.0, help="seconds between empty polls")
     mailer.set_defaults(func=_mailer)
 
     rec = sub.add_parser("reconcile", help="compare Redis, Postgres and Stripe")

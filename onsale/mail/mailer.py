@@ -238,7 +238,9 @@ def main(settings: Settings, options: MailerOptions) -> int:
         pool = await asyncpg.create_pool(settings.database.url, min_size=1, max_size=4)
         try:
             log.info("mailer: sending to %s:%s", smtp.host, smtp.port)
-            await Mailer(pool, renderer_for(settings), smtp, options).run(stop)
+            mailer = Mailer(pool, renderer_for(settings), smtp, options)
+            await mailer.run(stop)
+            log.info("mailer stopped: %d sent, %d failures", mailer.sent, mailer.failed)
         finally:
             await pool.close()
 

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
+import subprocess
+import sys
 import uuid
 from typing import Any
 
 import asyncpg
+import msgspec
 import pytest
 
+from onsale import signing
 from onsale.checkout.committer import Committer, CommitterOptions
 from onsale.checkout.writer import METHODS, WRITERS, batch_rows, create_temp_tables
 from onsale.db import connect
@@ -30,6 +35,7 @@ from tests.integration.mail_support import (
     renderer,
     tokens,
 )
+from tests.integration.process_support import clean_env, onsale
 
 
 async def outbox_rows(pool: asyncpg.Pool) -> list[Any]:
@@ -266,3 +272,58 @@ def test_smtp_urls() -> None:
         "mail", 587, "u@x", "p:w", tls=False, starttls=True
     )
     assert parse_smtp_url("smtps://mail") == SmtpTarget("mail", 465, tls=True)
+
+
+async def test_a_dead_mailers_claim_lapses_and_another_sends_its_mail(
+    redis: Any, postgres_server_url: str
+) -> None:
+    async with own_database(postgres_server_url) as (url, pool):
+        event = await committed_event(redis, pool, url, 4)
+        try:
+            with MailCatcher() as catcher:
+                target = parse_smtp_url(catcher.smtp_url)
+                dead = Mailer(pool, renderer(), target, msgspec.structs.replace(FAST, lease_s=1.0))
+                assert len(await dead.claim()) == 4  # ... and it dies before sending
+                other = Mailer(pool, renderer(), target, FAST)
+                assert await other.run_once() == 0  # leased: not another's yet
+                await asyncio.sleep(1.1)
+                assert await other.run_once() == 4
+                assert len(catcher.messages()) == 4
+            assert all(r["attempts"] == 2 and r["sent_at"] for r in await outbox_rows(pool))
+        finally:
+            await forget(redis, event.id)
+
+
+async def test_onsale_mailer_runs_until_sigterm(redis: Any, postgres_server_url: str) -> None:
+    missing = onsale("mailer", env=clean_env())
+    assert missing.returncode == 2
+    assert missing.stderr == (
+        "onsale: missing required environment variable(s): ONSALE_DATABASE_URL, "
+        "ONSALE_SIGNING_KEY, ONSALE_SMTP_URL\n"
+    )
+    async with own_database(postgres_server_url) as (url, pool):
+        event = await committed_event(redis, pool, url, 5)
+        try:
+            with MailCatcher() as catcher:
+                env = clean_env(
+                    ONSALE_DATABASE_URL=url, ONSALE_SMTP_URL=catcher.smtp_url,
+                    ONSALE_SIGNING_KEY=signing.generate_pem(), ONSALE_MAIL_FROM="box@example.com",
+                )  # fmt: skip
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "onsale", "mailer", "--poll", "0.05"],
+                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                )  # fmt: skip
+                try:
+
+                    async def sent() -> bool:
+                        return len(catcher.messages()) == 5
+
+                    await until(sent, "onsale mailer to send the outbox", timeout=60)
+                finally:
+                    process.send_signal(signal.SIGTERM)
+                    _, log = process.communicate(timeout=30)
+                assert process.returncode == 0, log
+                assert "mailer stopped: 5 sent" in log
+                assert {m.message()["From"] for m in catcher.messages()} == {"box@example.com"}
+        finally:
+            await forget(redis, event.id)
