@@ -29,7 +29,7 @@ import uvloop
 from onsale import logs, signing
 from onsale.checkout.tokens import OrderTokens
 from onsale.config import ConfigError, Settings
-from onsale.mail.render import Renderer
+from onsale.mail.render import Obsolete, Renderer
 
 log = logging.getLogger("onsale.mailer")
 
@@ -98,6 +98,8 @@ WHERE id IN (
 RETURNING id, kind, recipient, order_id, payload, message_id, attempts
 """
 _SENT = "UPDATE outbox SET sent_at = now(), last_error = NULL WHERE id = $1"
+# Done with, though not sent: last_error says why.
+_DROPPED = "UPDATE outbox SET sent_at = now(), last_error = $2 WHERE id = $1"
 _FAILED = """
 UPDATE outbox SET next_attempt_at = now() + make_interval(secs => $2), last_error = $3
 WHERE id = $1 AND sent_at IS NULL
@@ -156,6 +158,9 @@ class Mailer:
         for row in rows:
             try:
                 messages.append((row, await self.renderer.message(self.pool, row)))
+            except Obsolete as exc:
+                log.info("outbox %s (%s): not sent: %s", row["id"], row["kind"], exc)
+                await self.pool.execute(_DROPPED, row["id"], f"not sent: {exc}")
             except Exception as exc:  # a message that cannot be rendered waits, loudly
                 log.exception("outbox %s (%s): cannot render", row["id"], row["kind"])
                 await self._fail(row, f"render: {type(exc).__name__}: {exc}")

@@ -140,6 +140,11 @@ async def load_order(conn: asyncpg.Connection | asyncpg.Pool, order_id: str) -> 
     )
 
 
+class Obsolete(Exception):
+    """The message no longer applies (a confirmation of an order refunded before it went
+    out): it is dropped, not sent."""
+
+
 class Renderer:
     """Outbox rows to messages."""
 
@@ -163,6 +168,8 @@ class Renderer:
             order = await load_order(conn, str(row["order_id"]))
             if order is None:
                 raise LookupError(f"order {row['order_id']} is not in Postgres")
+            if kind == ORDER_CONFIRMED and order.status != "confirmed":
+                raise Obsolete(f"the order is {order.status}")
         context: dict[str, Any] = {
             "payload": payload,
             "order": order,

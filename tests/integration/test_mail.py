@@ -327,3 +327,24 @@ async def test_onsale_mailer_runs_until_sigterm(redis: Any, postgres_server_url:
                 assert {m.message()["From"] for m in catcher.messages()} == {"box@example.com"}
         finally:
             await forget(redis, event.id)
+
+
+async def test_a_confirmation_refunded_before_it_went_out_is_not_sent(
+    redis: Any, postgres_server_url: str
+) -> None:
+    async with own_database(postgres_server_url) as (url, pool):
+        event = await committed_event(redis, pool, url, 2)
+        try:
+            refunded = await pool.fetchval("SELECT id FROM orders ORDER BY id LIMIT 1")
+            await pool.execute("UPDATE orders SET status = 'refunded' WHERE id = $1", refunded)
+            with MailCatcher() as catcher:
+                mailer = Mailer(pool, renderer(), parse_smtp_url(catcher.smtp_url), FAST)
+                assert await mailer.run_once() == 2
+                caught = catcher.messages()
+            assert len(caught) == 1 and mailer.sent == 1
+            rows = {r["order_id"]: r for r in await outbox_rows(pool)}
+            assert rows[refunded]["sent_at"] is not None
+            assert rows[refunded]["last_error"] == "not sent: the order is refunded"
+            assert caught[0].message()["Message-ID"] != rows[refunded]["message_id"]
+        finally:
+            await forget(redis, event.id)
