@@ -69,7 +69,7 @@ ORDER BY o.opens_at, e.id
 """
 _SOLD_SQL = """
 SELECT t.id::text AS tier_id,
-       count(k.id) FILTER (WHERE k.status IN ('valid', 'used')) AS sold
+       count(k.id) FILTER (WHERE k.status IN ('valid', 'used', 'refunded')) AS sold
 FROM ticket_tiers t LEFT JOIN tickets k ON k.tier_id = t.id
 WHERE t.event_id = $1 GROUP BY t.id
 """

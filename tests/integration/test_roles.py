@@ -34,6 +34,8 @@ PUBLIC = {
     ("POST", "/api/holds/{hold_id:str}/checkout"),
     ("POST", "/api/webhooks/stripe"),
     ("GET", "/api/orders/{order_id:str}"),
+    ("GET", "/api/orders/{order_id:str}/tickets.pdf"),
+    ("POST", "/api/orders/lookup"),
     ("GET", "/api/tickets/{ticket_id:str}/qr.png"),
     ("GET", "/api/tickets/{ticket_id:str}/qr.svg"),
     ("POST", "/api/auth/login"),
