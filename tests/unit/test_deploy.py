@@ -172,6 +172,17 @@ def test_committer_runs_two_without_a_service_and_migrate_is_a_job() -> None:
     assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["onsale", "migrate"]
 
 
+def test_the_mailer_runs_with_what_it_needs() -> None:
+    """Mail goes out only where a mailer runs: compose and Kubernetes both run one, with the
+    settings `onsale mailer` refuses to start without."""
+    mailer = _k8s("Deployment", "onsale-mailer")
+    container = _container(mailer)
+    assert container["command"] == ["onsale", "mailer"]
+    named = {e["name"] for e in container["env"]}
+    assert {"ONSALE_DATABASE_URL", "ONSALE_SIGNING_KEY", "ONSALE_SMTP_URL"} <= named
+    assert _compose()["services"]["mailer"]["command"] == ["onsale", "mailer"]
+
+
 def _assert_known(names: set[str], where: str) -> None:
     unknown = sorted(n for n in names if n not in ONSALE_VARS and n not in NON_ONSALE_VARS)
     assert not unknown, f"{where}: variables onsale/config.py does not know: {unknown}"
