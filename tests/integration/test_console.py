@@ -16,9 +16,6 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from onsale import signing
-from onsale.embedded import EmbeddedStripe
-from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
 from tests.integration.api_support import event as event_body
 from tests.integration.page_support import (
     ADMIN,
@@ -30,9 +27,9 @@ from tests.integration.page_support import (
     create_event,
     new_page,
     no_horizontal_scroll,
+    paying_gateway,
     signed_in,
 )
-from tests.integration.process_support import serving
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
@@ -48,17 +45,8 @@ LOGIN = re.compile(r"/login\?next=(/|%2F)organizer$")
 def server(
     redis_url: str, database_url: str, stripe_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    with serving(
-        tmp_path_factory.mktemp("serve") / "serve.log",
-        ONSALE_REDIS_URL=redis_url,
-        ONSALE_DATABASE_URL=database_url,
-        ONSALE_ADMIN_TOKEN=ADMIN_TOKEN,
-        ONSALE_SIGNING_KEY=signing.generate_pem(),
-        ONSALE_STRIPE_SECRET_KEY=EmbeddedStripe.SECRET_KEY,
-        ONSALE_STRIPE_PUBLISHABLE_KEY=EmbeddedStripe.PUBLISHABLE_KEY,
-        ONSALE_STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
-        ONSALE_STRIPE_API_BASE=stripe_url,
-    ) as base:
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with paying_gateway(log, redis_url, database_url, stripe_url) as base:
         yield base
 
 

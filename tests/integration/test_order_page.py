@@ -11,9 +11,6 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 
-from onsale import signing
-from onsale.embedded import EmbeddedStripe
-from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
 from tests.integration.page_support import (
     ADMIN,
     CHROMIUM,
@@ -23,8 +20,8 @@ from tests.integration.page_support import (
     create_event,
     new_page,
     no_horizontal_scroll,
+    paying_gateway,
 )
-from tests.integration.process_support import serving
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
@@ -39,17 +36,8 @@ SHOTS = os.environ.get("ONSALE_TEST_SCREENSHOTS")
 def server(
     redis_url: str, database_url: str, stripe_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    with serving(
-        tmp_path_factory.mktemp("serve") / "serve.log",
-        ONSALE_REDIS_URL=redis_url,
-        ONSALE_DATABASE_URL=database_url,
-        ONSALE_ADMIN_TOKEN=ADMIN_TOKEN,
-        ONSALE_SIGNING_KEY=signing.generate_pem(),
-        ONSALE_STRIPE_SECRET_KEY=EmbeddedStripe.SECRET_KEY,
-        ONSALE_STRIPE_PUBLISHABLE_KEY=EmbeddedStripe.PUBLISHABLE_KEY,
-        ONSALE_STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
-        ONSALE_STRIPE_API_BASE=stripe_url,
-    ) as base:
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with paying_gateway(log, redis_url, database_url, stripe_url) as base:
         yield base
 
 
