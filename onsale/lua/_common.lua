@@ -36,11 +36,12 @@ end
 
 -- nil if the owner may take items on top of what it holds and bought, else
 -- {'err', 'limit_exceeded', tier ('' = the overall limit), how many more are allowed}.
+-- An item's third field, when the caller has read it already, is its tier's limit.
 local function over_limit(owner, owner_limit, items)
   if owner == '' then return nil end
   local total = 0
   for _, it in ipairs(items) do
-    local limit = tonumber(redis.call('HGET', INV, it[1] .. ':limit') or '0')
+    local limit = it[3] or tonumber(redis.call('HGET', INV, it[1] .. ':limit') or '0')
     if limit > 0 then
       local used = tonumber(redis.call('HGET', OWNERS, owner .. ' ' .. it[1]) or '0')
       if used + it[2] > limit then return {'err', 'limit_exceeded', it[1], limit - used} end

@@ -27,6 +27,7 @@ for _, it in ipairs(items) do
   local limit = tonumber(f[1])
   if not limit then return {'err', 'unknown_tier', tier, 0} end
   if limit > 0 and qty > limit then return {'err', 'limit_exceeded', tier, limit} end
+  it[3] = limit
   amount = amount + qty * tonumber(f[2])
   parts[#parts + 1] = tier .. ' ' .. qty
 end
