@@ -34,6 +34,7 @@ from onsale.checkout.models import (
 from onsale.checkout.payments import Payments
 from onsale.checkout.tokens import OrderTokens
 from onsale.connections import RedisClient
+from onsale.events.terms import EventTerms
 from onsale.inventory import HoldRejected, Inventory, Rejection
 from onsale.inventory.holds import hold_event, order_id_for
 from onsale.tickets import qr
@@ -60,12 +61,15 @@ class Checkout:
         payments: Payments | None,
         key: Ed25519PrivateKey,
         tokens: OrderTokens,
+        terms: EventTerms | None = None,
     ) -> None:
         self.redis = redis
         self.inventory = inventory
         self.payments = payments
         self.key = key
         self.tokens = tokens
+        #: The gateway's cache of events' terms (the currency never changes).
+        self.terms = terms or EventTerms(redis)
 
     async def load(self, event_id: str, order_id: str) -> Order | None:
         raw = await self.redis.hget(keys.orders(event_id), order_id)
@@ -118,7 +122,7 @@ class Checkout:
             and await self.redis.get(idem) != claim
         ):
             raise CheckoutRejected(CheckoutRejection.IDEMPOTENCY_CONFLICT)
-        terms = await self.redis.hmget(keys.onsale(event_id), "currency")
+        currency, _ = await self.terms.get(event_id)
         prices = {lv.tier_id: lv.price for lv in await self.inventory.levels(event_id)}
         items = [Item(tier, qty, prices[tier]) for tier, qty in hold.items]
         order = Order(
@@ -128,7 +132,7 @@ class Checkout:
             email=data.email,
             name=data.name,
             amount=sum(i.quantity * i.unit_price for i in items),
-            currency=terms[0] or "USD",
+            currency=currency,
             items=items,
             created_ms=now,
             fingerprint=fingerprint,

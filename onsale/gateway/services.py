@@ -116,7 +116,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     ticker = asyncio.create_task(_tick_forever(inventory, room, pool))
     payments = Payments(settings.stripe) if settings.stripe.secret_key else None
     order_tokens = OrderTokens(key)
-    checkout = Checkout(redis, inventory, payments, key, order_tokens)
+    terms = EventTerms(redis)
+    checkout = Checkout(redis, inventory, payments, key, order_tokens, terms)
     orders = OrderFinder(checkout, pool)
     webhooks = Webhooks(redis, payments, checkout) if payments else None
     if webhooks is not None:
@@ -135,7 +136,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             payments=payments,
             order_tokens=order_tokens,
             checkout=checkout,
-            terms=EventTerms(redis),
+            terms=terms,
             orders=orders,
             tickets=TicketFinder(orders, pool),
             webhooks=webhooks,
