@@ -99,25 +99,28 @@ async def resolve(connection: Connection, accounts: Accounts) -> Caller:
     return Caller(user.role, Via.SESSION, user.id, user.email, session.csrf_token, session.digest)
 
 
+async def _body_event(connection: Connection) -> str | None:
+    """The event a request's body names (the handler reads the same, cached, bytes)."""
+    if not hasattr(connection, "body"):
+        return None
+    try:
+        return msgspec.json.decode(await connection.body(), type=_EventRef).event_id
+    except msgspec.DecodeError:
+        return None
+
+
 async def _event_id(connection: Connection, need: Need) -> str | None:
     found = connection.path_params.get("event_id")
-    if found is None and need is Need.CHECKIN and hasattr(connection, "body"):
-        # Check-in names its event in the body; the handler reads the same (cached) bytes.
-        try:
-            found = msgspec.json.decode(await connection.body(), type=_EventRef).event_id
-        except msgspec.DecodeError:
-            found = None
+    if found is None and need is Need.CHECKIN:
+        found = await _body_event(connection)  # check-in names its event in the body
     order_id = connection.path_params.get("order_id")
     if found is None and order_id is not None and need is Need.EVENT:
         # An order's route (a refund): the order's event, else the one the body names (the
         # handler then finds no such order in it).
         services = connection.app.state.services
         found = await event_of_order(services.pool, services.redis, str(order_id))
-        if found is None and hasattr(connection, "body"):
-            try:
-                found = msgspec.json.decode(await connection.body(), type=_EventRef).event_id
-            except msgspec.DecodeError:
-                found = None
+        if found is None:
+            found = await _body_event(connection)
     return str(found) if found is not None else None
 
 

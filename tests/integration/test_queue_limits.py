@@ -192,6 +192,6 @@ async def test_the_seed_is_revealed_by_redis_freezing_not_the_gateway_clock(
     seed = await seed_shown(client, event["id"])
     assert seed is not None
     assert hashlib.sha256(seed.encode()).hexdigest() == event["onsale"]["shuffle_commitment"]
-    assert seed == await redis.hget(keys.queue_keys(event["id"])[2], "seed")
+    assert seed == await redis.hget(keys.queue_state(event["id"]), "seed")
     (listed,) = (await client.get("/api/events", params={"city": city})).json()["items"]
     assert listed["onsale"]["shuffle_seed"] == seed
