@@ -19,6 +19,7 @@ import secrets
 import signal
 import socket
 import time
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import msgspec
@@ -103,6 +104,10 @@ async def _pause(stop: asyncio.Event, seconds: float) -> None:
 
 Key = tuple[str, str]
 
+#: Called with a batch's entries after its transaction committed, before they are
+#: acknowledged (see :attr:`Committer.after_commit`).
+AfterCommit = Callable[[list[Entry]], Awaitable[None]]
+
 
 class Committer:
     def __init__(
@@ -127,6 +132,10 @@ class Committer:
         self._down: dict[str, float] = {}  # "postgres" | "redis" -> since (monotonic)
         #: Orders committed, transactions, entries dead-lettered, failed writes, since start.
         self.committed = self.batches = self.dead = self.retries = 0
+        #: A fault hook for tests, never set by configuration: awaited between a batch's
+        #: Postgres commit and its XACK, the one moment a crash leaves rows written and
+        #: entries pending. What it raises ends :meth:`run` as a crash would.
+        self.after_commit: AfterCommit | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until ``stop`` is set; the batch in hand is finished first."""
@@ -244,6 +253,8 @@ class Committer:
             failed = written
         failed_ids = {o.order_id for o, _ in failed}
         done += [e for oid, es in entries.items() if oid not in failed_ids for e in es]
+        if self.after_commit is not None:
+            await self.after_commit(batch)
         await self._ack(done, len(orders) - len(failed_ids))
         for order, reason in failed:
             bad += [(e, reason) for e in entries[order.order_id]]
