@@ -56,11 +56,12 @@ class RateLimiter:
         ``""`` (nobody: uncapped) for an exempt address."""
         return "" if self.exempt(address) else network(address)
 
-    async def check(self, scope: str, address: str, per_minute: int) -> None:
+    async def check(self, scope: str, address: str, per_minute: int) -> int | None:
         """Count one request of ``scope`` (a Redis key prefix, e.g. an event's tag and the
-        action); over the limit raises ``rate_limited`` with Retry-After."""
+        action); over the limit raises ``rate_limited`` with Retry-After. Returns how many
+        more this window allows, or None for an exempt address (unlimited)."""
         if self.exempt(address):
-            return
+            return None
         now = time.time()
         window = int(now // 60)
         key = keys.rate_limit(scope, address, window)
@@ -71,3 +72,12 @@ class RateLimiter:
         if count > per_minute:
             retry = max(1, int(60 - now % 60))
             raise ApiError(Code.RATE_LIMITED, headers={"Retry-After": str(retry)})
+        return int(per_minute - count)
+
+
+def limit_headers(per_minute: int, remaining: int | None) -> dict[str, str]:
+    """``RateLimit-Limit``/``-Remaining`` for a limited client (none for an exempt one), so
+    a load generator can tell before its crowd that it will be limited."""
+    if remaining is None:
+        return {}
+    return {"RateLimit-Limit": str(per_minute), "RateLimit-Remaining": str(remaining)}

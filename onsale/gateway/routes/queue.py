@@ -11,7 +11,7 @@ from litestar.params import FromPath
 
 from onsale import keys
 from onsale.errors import ApiError, Code
-from onsale.gateway.ratelimit import client_address
+from onsale.gateway.ratelimit import client_address, limit_headers
 from onsale.gateway.types import AnyRequest, Deps
 from onsale.queue.room import Place, State
 
@@ -67,10 +67,15 @@ def _body(services: Deps, event_id: str, visitor: str, token: str, place: Place)
 
 
 def _answer(
-    services: Deps, event_id: str, visitor: str, token: str, place: Place
+    services: Deps,
+    event_id: str,
+    visitor: str,
+    token: str,
+    place: Place,
+    headers: dict[str, str] | None = None,
 ) -> Response[bytes]:
     body = _body(services, event_id, visitor, token, place)
-    return Response(body, media_type=MediaType.JSON, headers=HEADERS)
+    return Response(body, media_type=MediaType.JSON, headers=HEADERS | (headers or {}))
 
 
 async def take_place(
@@ -91,15 +96,17 @@ async def take_place(
 async def join(event_id: FromPath[str], request: AnyRequest, services: Deps) -> Response[bytes]:
     token = request.headers.get("x-visitor-token")
     address = client_address(request)
+    limits: dict[str, str] = {}
     if token:
         visitor = services.visitors.verify(event_id, token)
         place = await take_place(services, event_id, visitor, address, strict=True)
     else:
         limit = services.settings.security.joins_per_minute
-        await services.limiter.check(keys.event_limit(event_id, "join"), address, limit)
+        left = await services.limiter.check(keys.event_limit(event_id, "join"), address, limit)
+        limits = limit_headers(limit, left)
         visitor, token = services.visitors.issue(event_id)
         place = await take_place(services, event_id, visitor, address)
-    return _answer(services, event_id, visitor, token, place)
+    return _answer(services, event_id, visitor, token, place, limits)
 
 
 async def poll(services: Deps, event_id: str, token: str | None, address: str) -> bytes:
