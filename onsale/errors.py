@@ -52,6 +52,8 @@ class Code(StrEnum):
     ALREADY_CHECKED_IN = "already_checked_in"
     TICKET_NOT_FOUND = "ticket_not_found"
     TICKET_NOT_VALID = "ticket_not_valid"
+    PROMO_INVALID = "promo_invalid"
+    PROMO_CODE_TAKEN = "promo_code_taken"
     UNAVAILABLE = "unavailable"
     INTERNAL_ERROR = "internal_error"
 
@@ -104,6 +106,8 @@ CATALOG: dict[Code, tuple[int, str]] = {
     Code.ALREADY_CHECKED_IN: (409, "This ticket has already been checked in."),
     Code.TICKET_NOT_FOUND: (404, "No such ticket."),
     Code.TICKET_NOT_VALID: (409, "This ticket is no longer valid: it was refunded or cancelled."),
+    Code.PROMO_INVALID: (422, "This promo code is not valid for these tickets now."),
+    Code.PROMO_CODE_TAKEN: (409, "This event has a promo code of that name already."),
     Code.UNAVAILABLE: (503, "A backing service is unavailable; retry shortly."),
     Code.INTERNAL_ERROR: (500, "Internal error."),
 }

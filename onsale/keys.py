@@ -74,7 +74,22 @@ def inventory_keys(event_id: str) -> list[str]:
         queue_active(event_id),
         orders(event_id),
         order_counts(event_id),
+        promo(event_id),
+        holds_promo(event_id),
     ]
+
+
+def promo(event_id: str) -> str:
+    """Hash: ``<CODE>`` -> ``<kind p|a>|<value>|<max_uses, 0 = none>|<from_ms>|<until_ms>|<tier
+    ids, space-separated; empty = all>`` and ``<CODE>:used`` -> uses (live holds with the code
+    plus confirmed orders with it); codes upper case (onsale/promo/codes.py)."""
+    return tag(event_id) + ":promo"
+
+
+def holds_promo(event_id: str) -> str:
+    """Hash: live hold id -> ``<CODE>|<discount>``: the code a hold took a use of, and the
+    discount fixed then (minor units)."""
+    return tag(event_id) + ":holds:promo"
 
 
 def onsale(event_id: str) -> str:

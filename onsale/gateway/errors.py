@@ -24,7 +24,8 @@ from onsale.domain import DomainError
 from onsale.errors import CATALOG, ApiError, Code
 from onsale.events.errors import EventRejected, EventRejection
 from onsale.gateway.types import AnyRequest
-from onsale.inventory import HoldRejected, Rejection
+from onsale.inventory import HoldRejected, PromoWhy, Rejection
+from onsale.promo.errors import PromoRejected, PromoRejection
 from onsale.queue.errors import TokenRejected, TokenRejection
 from onsale.tickets.errors import TicketRejected, TicketRejection
 
@@ -66,6 +67,11 @@ CODES: dict[type[DomainError], Mapping[StrEnum, Code]] = {
         Rejection.LIMIT_EXCEEDED: Code.LIMIT_EXCEEDED,
         Rejection.ADMISSION_ENDED: Code.ADMISSION_ENDED,
         Rejection.UNKNOWN_EVENT: Code.EVENT_NOT_FOUND,
+        Rejection.PROMO_INVALID: Code.PROMO_INVALID,
+    },
+    PromoRejected: {
+        PromoRejection.INVALID: Code.INVALID_REQUEST,
+        PromoRejection.CODE_TAKEN: Code.PROMO_CODE_TAKEN,
     },
     TokenRejected: {
         TokenRejection.VISITOR_TOKEN_INVALID: Code.VISITOR_TOKEN_INVALID,
@@ -104,9 +110,22 @@ CODES: dict[type[DomainError], Mapping[StrEnum, Code]] = {
 }
 
 
+#: What a buyer is told about a refused promo code (``reason`` in the body names the case).
+PROMO_WORDS = {
+    PromoWhy.UNKNOWN: "There is no such promo code for this event.",
+    PromoWhy.USED_UP: "This promo code has been used up.",
+    PromoWhy.NOT_STARTED: "This promo code is not valid yet.",
+    PromoWhy.ENDED: "This promo code has expired.",
+    PromoWhy.NOT_APPLICABLE: "This promo code does not apply to the tickets chosen.",
+}
+
+
 def _hold_rejected(exc: HoldRejected) -> ApiError:
     """Where a hold failed goes to the client: the tier, and what is left of it."""
     code = CODES[HoldRejected].get(exc.reason, Code.INVALID_REQUEST)
+    if exc.reason is Rejection.PROMO_INVALID:  # tier_id carries why (hold.lua)
+        why = exc.tier_id if exc.tier_id in PROMO_WORDS else PromoWhy.UNKNOWN
+        return ApiError(code, PROMO_WORDS[PromoWhy(why)], extra={"reason": str(why)})
     extra: dict[str, Any] = {}
     if exc.tier_id:
         extra["tier_id"] = exc.tier_id

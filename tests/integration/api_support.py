@@ -24,9 +24,25 @@ from tests.integration.stripe_support import intent_of, pay, signed
 
 Client = AsyncTestClient[Litestar]
 
+DAY = 86_400
+
+
+def iso(when: float | datetime = 0.0) -> str:
+    """A moment as the API writes one (UTC, ``Z``): ``when`` seconds from now, or a datetime."""
+    moment = when if isinstance(when, datetime) else datetime.now(UTC) + timedelta(seconds=when)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+# The test event's schedule is relative to the run's clock, never a calendar date (a fixed
+# date turns into a failure the day it passes): its on-sale opens tomorrow at 10:00 (at
+# least 10 hours ahead, so a new event is in its pre-queue for the whole run) and the show
+# is 30 days later at 20:00. Whole seconds, so the API gives the same text back.
+OPENS = (datetime.now(UTC) + timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0)
+STARTS = (OPENS + timedelta(days=30)).replace(hour=20)
+
 EVENT: dict[str, Any] = {
     "title": "Night Owls - Live",
-    "starts_at": "2026-12-31T20:00:00Z",
+    "starts_at": iso(STARTS),
     "venue": {"name": "Arena", "city": "Oslo", "country": "NO"},
     "currency": "USD",
     "tiers": [
@@ -34,7 +50,7 @@ EVENT: dict[str, Any] = {
         {"name": "VIP", "price": 15000, "capacity": 200, "per_order_limit": 2},
     ],
     "onsale": {
-        "opens_at": "2026-12-01T10:00:00Z",
+        "opens_at": iso(OPENS),
         "admit_per_minute": 600,
         "max_active": 2000,
         "hold_seconds": 600,
@@ -54,10 +70,6 @@ async def create(client: Client, admin: dict[str, str], **changes: Any) -> dict[
     assert r.status_code == 201, r.text
     body: dict[str, Any] = r.json()
     return body
-
-
-def iso(delta_s: float) -> str:
-    return (datetime.now(UTC) + timedelta(seconds=delta_s)).isoformat()
 
 
 def bearer(token: str) -> dict[str, str]:

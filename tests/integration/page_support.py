@@ -12,7 +12,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -133,10 +132,6 @@ def buy(server: str, stripe_url: str, event_id: str, tier_id: str, quantity: int
     r = httpx.post(f"{server}/api/webhooks/stripe", content=body, headers=headers)
     assert r.status_code == 200, r.text
     return order
-
-
-def iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def no_horizontal_scroll(page: Page) -> None:

@@ -26,12 +26,12 @@ from onsale import signing
 from onsale.embedded import EmbeddedStripe, stop
 from onsale.servers import committer
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
+from tests.integration.api_support import iso
 from tests.integration.page_support import (
     CHROMIUM,
     PHONE,
     chromium,
     create_event,
-    iso,
     new_page,
     no_horizontal_scroll,
     screenshot,

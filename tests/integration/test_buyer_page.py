@@ -14,13 +14,13 @@ from playwright.sync_api import Browser, expect
 
 from onsale import signing
 from tests.conftest import ADMIN_TOKEN
+from tests.integration.api_support import iso
 from tests.integration.page_support import (
     ADMIN,
     CHROMIUM,
     PHONE,
     chromium,
     create_event,
-    iso,
     new_page,
     no_horizontal_scroll,
     screenshot,

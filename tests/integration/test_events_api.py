@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from onsale import keys
-from tests.integration.api_support import EVENT, create, event
+from tests.integration.api_support import EVENT, OPENS, STARTS, create, event, iso
 
 Client = AsyncTestClient[Litestar]
 
@@ -37,7 +38,7 @@ async def test_create_persists_and_arms(client: Client, admin: dict[str, str], r
 async def test_optional_fields_default(client: Client, admin: dict[str, str]) -> None:
     body = event(tiers=[{"name": "GA", "price": 0, "capacity": 10}])
     del body["venue"]
-    body["onsale"] = {"opens_at": "2026-12-01T10:00:00Z", "admit_per_minute": 60}
+    body["onsale"] = {"opens_at": EVENT["onsale"]["opens_at"], "admit_per_minute": 60}
     r = await client.post("/api/events", json=body, headers=admin)
     assert r.status_code == 201, r.text
     created = r.json()
@@ -57,14 +58,14 @@ async def test_optional_fields_default(client: Client, admin: dict[str, str]) ->
         ({"currency": "XXX"}, "currency"),
         ({"currency": "usd"}, "currency"),
         ({"title": ""}, "title"),
-        ({"starts_at": "2026-12-31T20:00:00"}, "starts_at"),
+        ({"starts_at": EVENT["starts_at"].removesuffix("Z")}, "starts_at"),  # no zone
         ({"starts_at": "not a date"}, "starts_at"),
-        ({"ends_at": "2026-12-31T19:00:00Z"}, "ends_at"),
+        ({"ends_at": iso(STARTS - timedelta(hours=1))}, "ends_at"),
         (
-            {"onsale": {**EVENT["onsale"], "closes_at": "2026-12-01T09:00:00Z"}},
+            {"onsale": {**EVENT["onsale"], "closes_at": iso(OPENS - timedelta(hours=1))}},
             "closes_at",
         ),
-        ({"onsale": {**EVENT["onsale"], "opens_at": "2027-01-01T00:00:00Z"}}, "opens_at"),
+        ({"onsale": {**EVENT["onsale"], "opens_at": iso(STARTS + timedelta(days=1))}}, "opens_at"),
         ({"onsale": {**EVENT["onsale"], "admit_per_minute": 0}}, "admit_per_minute"),
         ({"onsale": {**EVENT["onsale"], "hold_seconds": 5}}, "hold_seconds"),
         ({"onsale": {**EVENT["onsale"], "max_active": 0}}, "max_active"),
@@ -122,13 +123,13 @@ async def test_unknown_event_is_404(client: Client, admin: dict[str, str]) -> No
 async def test_list_filters_and_pages(client: Client, admin: dict[str, str]) -> None:
     city = f"City-{uuid.uuid4().hex[:8]}"
     ids = []
-    for day in (10, 11, 12, 13, 14):
+    days = [STARTS + timedelta(days=day) for day in range(5)]  # five evenings at 20:00
+    for day in days:
         created = await create(
             client,
             admin,
-            starts_at=f"2030-01-{day}T20:00:00Z",
+            starts_at=iso(day),
             venue={"name": "Hall", "city": city, "country": "SE"},
-            onsale={**EVENT["onsale"], "opens_at": "2029-12-01T10:00:00Z"},
         )
         ids.append(created["id"])
 
@@ -151,8 +152,8 @@ async def test_list_filters_and_pages(client: Client, admin: dict[str, str]) -> 
         "/api/events",
         params={
             "city": city,
-            "starts_after": "2030-01-11T00:00:00Z",
-            "starts_before": "2030-01-13T00:00:00Z",
+            "starts_after": iso(days[1] - timedelta(hours=20)),  # the 2nd day's midnight
+            "starts_before": iso(days[3] - timedelta(hours=20)),
         },
     )
     assert [e["id"] for e in r.json()["items"]] == ids[1:3]

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 
+from tests.integration.api_support import iso
 from tests.integration.page_support import (
     ADMIN,
     CHROMIUM,
@@ -49,8 +50,7 @@ def browser() -> Iterator[Browser]:
 
 def _order(server: str, stripe_url: str, quantity: int) -> tuple[str, dict[str, str], str]:
     """A paid order: its event id, the checkout's answer, and the order page's URL."""
-    opens = "2020-01-01T00:00:00Z"
-    event = create_event(server, onsale={"opens_at": opens, "admit_per_minute": 6000})
+    event = create_event(server, onsale={"opens_at": iso(-60), "admit_per_minute": 6000})
     order = buy(server, stripe_url, event["id"], event["tiers"][0]["id"], quantity)
     return event["id"], order, f"{server}/o/{order['order_id']}?t={order['order_token']}"
 

@@ -16,8 +16,9 @@ from onsale.gateway.auth import bearer
 from onsale.gateway.body import decode
 from onsale.gateway.metrics import HOLD_FAILURES, HOLDS
 from onsale.gateway.types import AnyRequest, Deps
-from onsale.inventory import ReleaseOutcome
+from onsale.inventory import HoldRejected, PromoWhy, Rejection, ReleaseOutcome
 from onsale.inventory.holds import new_hold_id
+from onsale.promo.models import normal
 
 
 class ItemIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -27,6 +28,8 @@ class ItemIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class HoldIn(msgspec.Struct, forbid_unknown_fields=True):
     items: Annotated[list[ItemIn], Meta(min_length=1, max_length=50)]
+    #: Any case; one that cannot be a code is refused as an unknown one (promo_invalid).
+    promo_code: Annotated[str, Meta(max_length=100)] | None = None
 
 
 class ItemOut(msgspec.Struct):
@@ -38,8 +41,11 @@ class HoldOut(msgspec.Struct):
     hold_id: str
     expires_at: datetime
     items: list[ItemOut]
+    #: What is to be paid: the tickets' prices less ``discount``.
     amount: int
     currency: str
+    discount: int = 0
+    promo_code: str | None = None
 
 
 def _admission(token: str, services: Deps, event_id: str) -> str:
@@ -79,6 +85,11 @@ async def create_hold(
 async def _place(services: Deps, event_id: str, token: str, body: bytes) -> HoldOut:
     visitor = _admission(token, services, event_id)
     data = decode(body, HoldIn)
+    promo = ""
+    if data.promo_code is not None and data.promo_code.strip():
+        promo = normal(data.promo_code.strip())
+        if not promo:
+            raise HoldRejected(Rejection.PROMO_INVALID, PromoWhy.UNKNOWN)
     currency, limit = await services.terms.get(event_id)
     hold = await services.inventory.hold(
         event_id,
@@ -87,6 +98,7 @@ async def _place(services: Deps, event_id: str, token: str, body: bytes) -> Hold
         owner_limit=limit,
         admitted=True,
         hold_id=new_hold_id(event_id),
+        promo_code=promo,
     )
     return HoldOut(
         hold_id=hold.hold_id,
@@ -94,6 +106,8 @@ async def _place(services: Deps, event_id: str, token: str, body: bytes) -> Hold
         items=[ItemOut(t, q) for t, q in hold.items],
         amount=hold.amount,
         currency=currency,
+        discount=hold.discount,
+        promo_code=hold.promo_code or None,
     )
 
 
