@@ -36,6 +36,7 @@ from onsale.gateway.services import redis_client
 from onsale.inventory import Inventory
 from onsale.mail.catcher import MailCatcher
 from onsale.mail.mailer import Mailer, parse_smtp_url, renderer_for
+from onsale.promo import codes as promo_codes
 
 DEMO_EVENT = {
     "title": "Night Owls - Live (demo)",
@@ -75,6 +76,7 @@ async def _prepare(settings: Settings, organizer_password: str) -> str:
             await staff.adopt(pool, event.id, organizer.id)  # made before there were owners
             seed = await catalog.seed_of(pool, event.id)
             await catalog.arm(redis, inventory, event, seed)  # Redis may be fresh: arm again
+            await promo_codes.arm(pool, redis, event.id)
             return event.id
         now = datetime.now(UTC).replace(microsecond=0)
         doc = dict(DEMO_EVENT, starts_at=(now + timedelta(days=30)).isoformat())

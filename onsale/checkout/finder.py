@@ -38,8 +38,14 @@ class OrderFinder:
                 tickets=[TicketOut(t.ticket_id, t.tier_id, t.qr) for t in order.tickets],
                 event_id=order.event_id,
                 name=order.name,
+                discount=order.discount,
+                promo_code=order.promo_code or None,
             )
-        row = await self.pool.fetchrow("SELECT * FROM orders WHERE id = $1", uuid.UUID(order_id))
+        row = await self.pool.fetchrow(
+            "SELECT o.*, p.code AS promo_code FROM orders o"
+            " LEFT JOIN promo_codes p ON p.id = o.promo_code_id WHERE o.id = $1",
+            uuid.UUID(order_id),
+        )
         if row is None:
             raise CheckoutRejected(CheckoutRejection.ORDER_NOT_FOUND)
         tickets = await self.pool.fetch(
@@ -54,4 +60,6 @@ class OrderFinder:
             tickets=[TicketOut(str(t["id"]), str(t["tier_id"]), t["qr_secret"]) for t in tickets],
             event_id=str(row["event_id"]),
             name=row["name"],
+            discount=row["discount"],
+            promo_code=row["promo_code"],
         )

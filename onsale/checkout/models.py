@@ -80,6 +80,10 @@ class Order(msgspec.Struct):
     fingerprint: str = ""
     #: The waiting-room visitor whose admission made the hold.
     visitor_id: str = ""
+    #: The promo code the hold took a use of (upper case; "" = none) and the discount it
+    #: fixed, in minor units: ``amount`` is the items' prices less it.
+    promo_code: str = ""
+    discount: int = 0
 
 
 class CheckoutIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -117,6 +121,8 @@ class OrderOut(msgspec.Struct):
     tickets: list[TicketOut]
     event_id: str = ""
     name: str = ""
+    discount: int = 0
+    promo_code: str | None = None
 
 
 encode = msgspec.json.Encoder().encode

@@ -125,18 +125,23 @@ class Checkout:
         currency, _ = await self.terms.get(event_id)
         prices = {lv.tier_id: lv.price for lv in await self.inventory.levels(event_id)}
         items = [Item(tier, qty, prices[tier]) for tier, qty in hold.items]
+        subtotal = sum(i.quantity * i.unit_price for i in items)
+        # The discount fixed on the hold (hold.lua); never more than what there is to pay.
+        discount = min(hold.discount, subtotal)
         order = Order(
             order_id=order_id,
             event_id=event_id,
             hold_id=hold_id,
             email=data.email,
             name=data.name,
-            amount=sum(i.quantity * i.unit_price for i in items),
+            amount=subtotal - discount,
             currency=currency,
             items=items,
             created_ms=now,
             fingerprint=fingerprint,
             visitor_id=hold.owner,
+            promo_code=hold.promo_code,
+            discount=discount,
         )
         # The first request for this hold claims the order; a concurrent twin waits for it.
         if not await self.redis.hsetnx(keys.orders(event_id), order_id, encode(order)):
@@ -242,6 +247,7 @@ class Checkout:
                 retake_items=[(i.tier_id, i.quantity) for i in order.items],
                 owner=order.visitor_id,
                 owner_limit=int(limit or 0),
+                promo_code=order.promo_code,
             )
         except HoldRejected as exc:
             if exc.reason is Rejection.ORDER_SETTLED:  # a twin delivery is refunding it
@@ -332,7 +338,14 @@ class Checkout:
         return await self.load(event_id, order_id)
 
 
-_REFUNDABLE = (Rejection.SOLD_OUT, Rejection.INSUFFICIENT_INVENTORY, Rejection.LIMIT_EXCEEDED)
+#: A late payment refused for these is refunded: no tickets left, the buyer's limits, or
+#: no use left of the order's promo code (its discount was fixed and paid at hold time).
+_REFUNDABLE = (
+    Rejection.SOLD_OUT,
+    Rejection.INSUFFICIENT_INVENTORY,
+    Rejection.LIMIT_EXCEEDED,
+    Rejection.PROMO_INVALID,
+)
 
 
 def _mismatch(order: Order, paid: PaidIntent) -> str:

@@ -51,6 +51,8 @@ class Payments:
                         "visitor_id": order.visitor_id,
                         "email": order.email,
                         "name": order.name[:500],
+                        "promo_code": order.promo_code,
+                        "discount": str(order.discount),
                     },
                 },
                 options={"idempotency_key": f"onsale-pi-{order.order_id}"},

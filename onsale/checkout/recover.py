@@ -8,6 +8,8 @@ Rebuilt, per event:
   (tickets signed as checkout signs them: their ids derive from the order, so a buyer's
   tickets come out the same); ``held`` = 0, since holds lived only in Redis;
 - the on-sale schedule, the fair-start seed and the armed set, by :func:`catalog.arm`;
+- the promo codes, each with its confirmed uses (``promo_codes.used_count``), by
+  :func:`onsale.promo.codes.arm`;
 - the waiting room, empty: a pre-queue before ``opens_at``, an open queue after it,
   closed after ``closes_at`` (the scripts read that from the schedule).
 
@@ -51,6 +53,7 @@ from onsale.events import catalog
 from onsale.events.errors import EventRejected
 from onsale.events.models import Event, Tier
 from onsale.inventory import Inventory
+from onsale.promo import codes as promo_codes
 from onsale.queue.room import WaitingRoom
 from onsale.tickets import qr
 
@@ -197,7 +200,14 @@ def rebuild(intent: Any, metadata: dict[str, str], event: Event, items: list[Ite
         created_ms=created * 1000,
         confirmed_ms=int(time.time() * 1000),
         visitor_id=metadata.get("visitor_id", ""),
+        promo_code=_clean(metadata.get("promo_code")).upper()[:40],
+        discount=_discount(metadata.get("discount")),
     )
+
+
+def _discount(value: str | None) -> int:
+    """The discount checkout put in the metadata (minor units), 0 if none or malformed."""
+    return int(value) if value and value.isdigit() and len(value) < 16 else 0
 
 
 async def _refunded(payments: Payments, payment_intent_id: str) -> bool:
@@ -292,6 +302,8 @@ async def _arm(redis: RedisClient, pool: asyncpg.Pool, event: Event, outcome: Ou
         fields |= {f"{t.id}:sold": sold.get(t.id, 0), f"{t.id}:held": 0}
     await redis.hset(keys.inventory(event.id), mapping=fields)
     await catalog.arm(redis, Inventory(redis), event, await catalog.seed_of(pool, event.id))
+    # Promo codes with their confirmed uses (Postgres's used_count; the holds are gone).
+    await promo_codes.arm(pool, redis, event.id)
     outcome.sold = {t.name: (sold.get(t.id, 0), t.capacity) for t in event.tiers}
     now = datetime.now(UTC)
     o = event.onsale

@@ -30,8 +30,11 @@ FINAL = (OrderStatus.CONFIRMED, OrderStatus.REFUNDED)
 
 _ORDER_COLUMNS = (
     "id", "event_id", "email", "name", "amount", "currency", "status", "payment_intent_id",
-    "hold_id", "created_at", "confirmed_at",
+    "hold_id", "created_at", "confirmed_at", "discount", "promo_code_id",
 )  # fmt: skip
+#: A batch's order rows: the orders' columns, with the promo code's name (upper case, or
+#: NULL) in place of its id, which Postgres finds.
+_ROW_COLUMNS = (*_ORDER_COLUMNS[:-1], "promo_code")
 _ITEM_COLUMNS = ("order_id", "tier_id", "quantity", "unit_price")
 _TICKET_COLUMNS = (
     "id", "order_id", "event_id", "tier_id", "qr_secret", "attendee_name", "attendee_email",
@@ -56,9 +59,27 @@ WHERE o.id = ANY($1::uuid[]) AND o.status = 'refunded' AND t.order_id = o.id
   AND t.status = 'valid'
 """
 
+# The order's promo code by its name within the event (codes are stored upper case).
+_PROMO_ID = "(SELECT p.id FROM promo_codes p WHERE p.event_id = {e} AND p.code = {c})"
 _INSERT_ORDER = f"""
 INSERT INTO orders ({", ".join(_ORDER_COLUMNS)})
-VALUES ($1, $2, $3, $4, $5, $6, $7::order_status, $8, $9, $10, $11) {_ON_ORDER_CONFLICT}
+VALUES ($1, $2, $3, $4, $5, $6, $7::order_status, $8, $9, $10, $11, $12,
+        {_PROMO_ID.format(e="$2::uuid", c="$13::text")}) {_ON_ORDER_CONFLICT}
+"""
+# A code's used_count is its orders that were confirmed (a refund keeps the use), counted
+# again rather than added to, so a replayed batch changes nothing. The rows are locked
+# first, in a statement of their own: the count's statement then sees what a concurrent
+# committer wrote before it let go of them.
+_LOCK_PROMO = """
+SELECT p.id FROM promo_codes p
+WHERE p.id IN (SELECT promo_code_id FROM orders WHERE id = ANY($1::uuid[]))
+ORDER BY p.id FOR UPDATE
+"""
+_COUNT_PROMO = """
+UPDATE promo_codes p SET used_count = (
+    SELECT count(*) FROM orders o WHERE o.promo_code_id = p.id
+      AND (o.status = 'confirmed' OR (o.status = 'refunded' AND o.confirmed_at IS NOT NULL)))
+WHERE p.id IN (SELECT promo_code_id FROM orders WHERE id = ANY($1::uuid[]))
 """
 _INSERT_ITEM = """
 INSERT INTO order_items (order_id, tier_id, quantity, unit_price) VALUES ($1, $2, $3, $4)
@@ -73,7 +94,8 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8::ticket_status) ON CONFLICT DO NOTHING
 _TEMP_TABLES = """
 CREATE TEMP TABLE IF NOT EXISTS commit_orders (
     id uuid, event_id uuid, email text, name text, amount bigint, currency text, status text,
-    payment_intent_id text, hold_id uuid, created_at timestamptz, confirmed_at timestamptz
+    payment_intent_id text, hold_id uuid, created_at timestamptz, confirmed_at timestamptz,
+    discount bigint, promo_code text
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS commit_items (
     order_id uuid, tier_id uuid, quantity integer, unit_price bigint
@@ -86,8 +108,9 @@ CREATE TEMP TABLE IF NOT EXISTS commit_tickets (
 _FROM_TEMP = f"""
 INSERT INTO orders ({", ".join(_ORDER_COLUMNS)})
 SELECT id, event_id, email, name, amount, currency, status::order_status, payment_intent_id,
-       hold_id, created_at, confirmed_at
-FROM commit_orders {_ON_ORDER_CONFLICT};
+       hold_id, created_at, confirmed_at, discount,
+       {_PROMO_ID.format(e="c.event_id", c="c.promo_code")}
+FROM commit_orders c {_ON_ORDER_CONFLICT};
 INSERT INTO order_items ({", ".join(_ITEM_COLUMNS)})
 SELECT {", ".join(_ITEM_COLUMNS)} FROM commit_items ON CONFLICT DO NOTHING;
 INSERT INTO tickets ({", ".join(_TICKET_COLUMNS)})
@@ -110,6 +133,12 @@ ON CONFLICT (message_id) DO NOTHING
 """
 
 
+async def _count_promo_uses(conn: asyncpg.Connection, batch: Rows) -> None:
+    if batch.promo_orders:
+        await conn.execute(_LOCK_PROMO, batch.promo_orders)
+        await conn.execute(_COUNT_PROMO, batch.promo_orders)
+
+
 async def _write_mail(conn: asyncpg.Connection, batch: Rows) -> None:
     if batch.mail:
         ids, emails = zip(*batch.mail, strict=True)
@@ -129,6 +158,8 @@ class Rows(msgspec.Struct):
     order_ids: list[str] = msgspec.field(default_factory=list)
     #: (order id, buyer's address) of confirmed orders: their confirmation e-mail.
     mail: list[tuple[str, str]] = msgspec.field(default_factory=list)
+    #: Ids of the orders with a promo code: their codes' used_count is counted again.
+    promo_orders: list[str] = msgspec.field(default_factory=list)
 
     def extend(self, other: Rows) -> None:
         self.orders += other.orders
@@ -136,6 +167,7 @@ class Rows(msgspec.Struct):
         self.tickets += other.tickets
         self.order_ids += other.order_ids
         self.mail += other.mail
+        self.promo_orders += other.promo_orders
 
 
 def _time(ms: int | None) -> datetime | None:
@@ -195,12 +227,15 @@ def rows(order: Order) -> Rows:
                 _hold_uuid(order.hold_id),
                 created_at,
                 confirmed_at,
+                order.discount,
+                order.promo_code or None,
             )
         ],
         items=items,
         tickets=tickets,
         order_ids=[order_id],
         mail=[(order_id, order.email)] if order.status is OrderStatus.CONFIRMED else [],
+        promo_orders=[order_id] if order.promo_code else [],
     )
 
 
@@ -236,6 +271,7 @@ async def write_executemany(conn: asyncpg.Connection, batch: Rows) -> None:
         if batch.tickets:
             await conn.executemany(_INSERT_TICKET, batch.tickets)
         await conn.execute(_REFUND_TICKETS, batch.order_ids)
+        await _count_promo_uses(conn, batch)
         await _write_mail(conn, batch)
 
 
@@ -247,7 +283,7 @@ async def create_temp_tables(conn: asyncpg.Connection) -> None:
 async def write_copy(conn: asyncpg.Connection, batch: Rows) -> None:
     async with conn.transaction():
         await conn.copy_records_to_table(
-            "commit_orders", records=batch.orders, columns=_ORDER_COLUMNS
+            "commit_orders", records=batch.orders, columns=_ROW_COLUMNS
         )
         if batch.items:
             await conn.copy_records_to_table(
@@ -259,6 +295,7 @@ async def write_copy(conn: asyncpg.Connection, batch: Rows) -> None:
             )
         await conn.execute(_FROM_TEMP)
         await conn.execute(_REFUND_TICKETS, batch.order_ids)
+        await _count_promo_uses(conn, batch)
         await _write_mail(conn, batch)
 
 

@@ -37,6 +37,7 @@ def _flat(pairs: Sequence[tuple[str, int]]) -> list[Any]:
 
 
 def _rejected(reply: Sequence[Any]) -> HoldRejected:
+    # For promo_invalid the third field is why (onsale.inventory.PromoWhy), not a tier.
     tier = str(reply[2]) if len(reply) > 2 else ""
     available = int(reply[3]) if len(reply) > 3 else 0
     return HoldRejected(Rejection(reply[1]), tier, available)
@@ -66,20 +67,28 @@ class Inventory(ScriptClient):
         owner_limit: int = 0,
         admitted: bool = False,
         hold_id: str | None = None,
+        promo_code: str = "",
     ) -> Hold:
         """Take every item or none; raises :class:`HoldRejected` with the reason.
 
         With ``admitted``, ``owner`` is a waiting-room visitor whose admission must be live.
+        With ``promo_code`` (a valid code's form, see ``onsale.promo.codes.normal``) the hold
+        also takes one of the code's uses, or nothing (``promo_invalid``).
         """
         pairs = _pairs(items)
         if not pairs:
             raise HoldRejected(Rejection.INVALID_QUANTITY)
         hold_id = hold_id or str(uuid.uuid4())
         args = [self.now(), hold_id, owner, owner_limit, "1" if admitted else "0", *_flat(pairs)]
+        if promo_code:
+            args.append(promo_code)
         reply = await self._scripts.run("hold", keys.inventory_keys(event_id), args)
         if reply[0] != "ok":
             raise _rejected(reply)
-        return Hold(hold_id, event_id, int(reply[2]), tuple(pairs), owner, int(reply[3]))
+        return Hold(
+            hold_id, event_id, int(reply[2]), tuple(pairs), owner, int(reply[3]),
+            promo_code if promo_code else "", int(reply[4]),
+        )  # fmt: skip
 
     async def release(self, event_id: str, hold_id: str) -> ReleaseOutcome:
         reply = await self._scripts.run(
@@ -97,20 +106,23 @@ class Inventory(ScriptClient):
         retake_items: Items | None = None,
         owner: str = "",
         owner_limit: int = 0,
+        promo_code: str = "",
     ) -> Confirmation:
         """Hold -> sold, and the order onto the event's stream, in one script.
 
         Confirming the same order again is harmless (``duplicate``). With ``retake_items``
         a hold that expired takes those tickets again if they are free and ``owner`` may
-        still have them (its per-tier limits and ``owner_limit``).
+        still have them (its per-tier limits and ``owner_limit``), and a use of
+        ``promo_code`` (the order's) if it has one left (else ``promo_invalid``).
         """
         pairs = _pairs(retake_items) if retake_items is not None else []
         args = [
             self.now(), hold_id, order_id, payload, "1" if retake_items else "0", owner,
             owner_limit,
         ]  # fmt: skip
+        tail = [promo_code] if promo_code and retake_items else []
         reply = await self._scripts.run(
-            "confirm", keys.inventory_keys(event_id), args + _flat(pairs)
+            "confirm", keys.inventory_keys(event_id), args + _flat(pairs) + tail
         )
         if reply[0] == "ok":
             return Confirmation(order_id, str(reply[1]), retaken=reply[2] == "retaken")
@@ -149,7 +161,9 @@ class Inventory(ScriptClient):
         expires, owner, rest = record.split("|", 2)
         words = rest.split()
         items = tuple((words[i], int(words[i + 1])) for i in range(0, len(words), 2))
-        return Hold(hold_id, event_id, int(expires), items, owner, -1)
+        promo: str | None = await self.redis.hget(keys.holds_promo(event_id), hold_id)
+        code, _, discount = (promo or "").partition("|")
+        return Hold(hold_id, event_id, int(expires), items, owner, -1, code, int(discount or 0))
 
     async def holds_total(self, event_id: str) -> dict[str, int]:
         """Tickets in live holds per tier, summed from the hold records (for invariants)."""

@@ -24,6 +24,19 @@ class Rejection(StrEnum):
     CAPACITY_BELOW_TAKEN = "capacity_below_taken"
     ADMISSION_ENDED = "admission_ended"
     ORDER_SETTLED = "order_settled"
+    #: A promo code that is unknown, not yet or no longer valid, used up, or for none of
+    #: the hold's tiers (``HoldRejected.tier_id`` then says which of these: :class:`PromoWhy`).
+    PROMO_INVALID = "promo_invalid"
+
+
+class PromoWhy(StrEnum):
+    """Why a promo code was refused (hold.lua's words)."""
+
+    UNKNOWN = "unknown"
+    USED_UP = "used_up"
+    NOT_STARTED = "not_started"
+    ENDED = "ended"
+    NOT_APPLICABLE = "not_applicable"
 
 
 class HoldRejected(DomainError):
@@ -76,8 +89,13 @@ class Hold(msgspec.Struct, frozen=True):
     expires_ms: int
     items: tuple[tuple[str, int], ...]
     owner: str = ""
-    #: Sum of price * quantity in minor units (-1 when read back without prices).
+    #: Sum of price * quantity less the discount, in minor units (-1 when read back without
+    #: prices).
     amount: int = -1
+    #: The promo code the hold took a use of (upper case; "" = none) and the discount it
+    #: fixed (minor units).
+    promo_code: str = ""
+    discount: int = 0
 
 
 class Confirmation(msgspec.Struct, frozen=True):

@@ -2,12 +2,13 @@
 -- KEYS: 1 inventory hash, 2 hold expiry zset, 3 live hold data hash,
 --       4 finished hold states hash, 5 orders stream, 6 owners hash,
 --       7 the waiting room's active admissions zset, 8 orders hash (order id -> JSON),
---       9 order counters hash.
+--       9 order counters hash, 10 promo codes hash (keys.promo), 11 live holds' promo hash.
 -- A hold record is "expires_ms|owner|tier qty tier qty ...".
 -- The owners hash counts what an owner (an admission) holds or bought: field <owner> in all,
 -- field "<owner> <tier>" per tier. Both only ever grow by a check against the limits.
 local INV, EXP, DATA, DONE, STREAM, OWNERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local ACTIVE, ORDERS, COUNTS = KEYS[7], KEYS[8], KEYS[9]
+local PROMO, HOLD_PROMO = KEYS[10], KEYS[11]
 
 local function parse(record)
   local exp, owner, rest = string.match(record, '^(%d+)|([^|]*)|(.*)$')
@@ -71,8 +72,31 @@ local function argv_items(first, n)
   return items
 end
 
--- Ends a live hold: its tickets go back to the pool and its end state is recorded once.
+-- A live hold's promo code use, if it took one, goes back to the code.
+local function give_promo(hold_id)
+  local taken = redis.call('HGET', HOLD_PROMO, hold_id)
+  if not taken then return end
+  redis.call('HINCRBY', PROMO, string.match(taken, '^([^|]*)') .. ':used', -1)
+  redis.call('HDEL', HOLD_PROMO, hold_id)
+end
+
+-- Whether a promo code has a use left: nil if so, else why not ('unknown' | 'used_up').
+-- Returns the code's fields too: kind ('p' percent | 'a' amount), value, from_ms,
+-- until_ms and its tiers (' '-separated; '' = all).
+local function promo_room(code)
+  local f = redis.call('HMGET', PROMO, code, code .. ':used')
+  if not f[1] then return 'unknown' end
+  local kind, value, most, from, upto, tiers =
+    string.match(f[1], '^(%a)|(%d+)|(%d+)|(%d+)|(%d+)|(.*)$')
+  most = tonumber(most)
+  if most > 0 and tonumber(f[2] or '0') >= most then return 'used_up' end
+  return nil, kind, tonumber(value), tonumber(from), tonumber(upto), tiers
+end
+
+-- Ends a live hold: its tickets (and its promo code use) go back to the pool and its end
+-- state is recorded once.
 local function finish(hold_id, record, state)
+  give_promo(hold_id)
   local _, owner, items = parse(record)
   for _, it in ipairs(items) do
     redis.call('HINCRBY', INV, it[1] .. ':held', -it[2])

@@ -5,10 +5,10 @@
 -- late-payment path instead of taking tickets again).
 -- Refuses while any ticket is sold, unless refunds = '1' (onsale/events/cancellation.py
 -- refunds the paid orders next).
--- KEYS: the inventory keys (_common.lua), then 10 the onsale schedule hash.
+-- KEYS: the inventory keys (_common.lua), then (last) the onsale schedule hash.
 -- ARGV: now_ms (0 = Redis clock), refunds ('1' = paid orders are being refunded; optional).
 -- Returns {'ok', holds released} or {'err', 'has_paid_orders' | 'event_not_found', sold}.
-local CFG = KEYS[10]
+local CFG = KEYS[#KEYS]
 local now = clock(ARGV[1])
 local tiers = redis.call('HGET', INV, 'tiers')
 if not tiers then return {'err', 'event_not_found', 0} end

@@ -5,10 +5,16 @@
 -- owner's limits allow (a payment that arrived late). An order being refunded never is.
 -- ARGV: now_ms (0 = Redis clock), hold_id, order_id, payload (the confirmed order),
 --       retake ('0' | '1'), owner ('' = none), owner_limit (0 = none), n,
---       then n pairs tier_id, quantity (the order's items, for retake).
+--       then n pairs tier_id, quantity (the order's items, for retake), then promo_code
+--       (the order's, upper case; '' or absent = none, for retake).
+-- A promo code's use: a live hold's becomes the order's (kept: it stays counted); a retake
+-- takes a use of the order's code again, both or neither with the tickets, and never past
+-- max_uses (the discount was fixed and paid at hold time, so without a use left the
+-- payment is refused like one without tickets left: refunded).
 -- Returns {'ok', stream_id, 'hold' | 'retaken'} | {'dup', order_id}
 --      or {'err', reason} with reason hold_expired, hold_used, sold_out, insufficient_inventory,
---         unknown_tier, invalid_quantity, limit_exceeded, order_settled (refunding/refunded).
+--         unknown_tier, invalid_quantity, limit_exceeded, order_settled (refunding/refunded),
+--         promo_invalid (retake: the code has no use left).
 local now = clock(ARGV[1])
 local hold_id, order_id, payload, retake = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local owner, owner_limit, n = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
@@ -35,6 +41,7 @@ if record then
     end
     redis.call('ZREM', EXP, hold_id)
     redis.call('HDEL', DATA, hold_id)
+    redis.call('HDEL', HOLD_PROMO, hold_id)
     return {'ok', append(holder), 'hold'}
   end
   finish(hold_id, record, 'expired')
@@ -59,6 +66,11 @@ local over = over_limit(owner, owner_limit, items)
 if over then return {'err', over[2]} end
 local short = shortage(9, n)
 if short then return {'err', short[2]} end
+local code = ARGV[9 + 2 * n] or ''
+if code ~= '' then
+  if promo_room(code) then return {'err', 'promo_invalid'} end
+  redis.call('HINCRBY', PROMO, code .. ':used', 1)
+end
 for _, it in ipairs(items) do
   redis.call('HINCRBY', INV, it[1] .. ':sold', it[2])
 end

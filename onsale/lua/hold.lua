@@ -1,13 +1,20 @@
 -- hold: takes tickets of several tiers at once, all or nothing, until the hold expires.
 -- ARGV: now_ms (0 = Redis clock), hold_id, owner ('' = none), owner_limit (0 = none),
 --       admitted ('1': the owner must hold a live admission of the waiting room), n,
---       then n pairs tier_id, quantity (distinct tiers, quantity >= 1).
+--       then n pairs tier_id, quantity (distinct tiers, quantity >= 1),
+--       then promo_code (upper case; '' or absent = none).
 -- An owner's tickets (held and bought, over all its holds) never pass a tier's per-order
 -- limit in that tier, nor owner_limit in all.
--- Returns {'ok', hold_id, expires_ms, amount} (amount: sum of price * quantity)
+-- A promo code takes one of its uses with the tickets, both or neither; its discount (on the
+-- tiers it applies to) is fixed on the hold (HOLD_PROMO) and the use goes back when the hold
+-- is released or expires (finish in _common.lua).
+-- Returns {'ok', hold_id, expires_ms, amount, discount} (amount: sum of price * quantity,
+--         less the discount)
 --      or {'err', reason, tier_id, available} with reason one of unknown_event, unknown_tier,
 --         duplicate_hold, invalid_quantity, limit_exceeded, sold_out, insufficient_inventory,
---         admission_ended.
+--         admission_ended,
+--      or {'err', 'promo_invalid', why, 0}, why: unknown | used_up | not_started | ended |
+--         not_applicable.
 local now = clock(ARGV[1])
 local hold_id, owner, owner_limit, n = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[6])
 local hold_ms = tonumber(redis.call('HGET', INV, 'hold_ms'))
@@ -27,8 +34,8 @@ for _, it in ipairs(items) do
   local limit = tonumber(f[1])
   if not limit then return {'err', 'unknown_tier', tier, 0} end
   if limit > 0 and qty > limit then return {'err', 'limit_exceeded', tier, limit} end
-  it[3] = limit
-  amount = amount + qty * tonumber(f[2])
+  it[3], it[4] = limit, tonumber(f[2])
+  amount = amount + qty * it[4]
   parts[#parts + 1] = tier .. ' ' .. qty
 end
 local over = over_limit(owner, owner_limit, items)
@@ -42,6 +49,31 @@ local short = shortage(7, n)
 if short and expire(now, 1000000) > 0 then short = shortage(7, n) end
 if short then return short end
 
+local code, discount = ARGV[7 + 2 * n] or '', 0
+if code ~= '' then
+  local why, kind, value, from, upto, tiers = promo_room(code)
+  -- A use comes back when a hold with the code falls due: expire them before saying no.
+  if why == 'used_up' and expire(now, 1000000) > 0 then
+    why, kind, value, from, upto, tiers = promo_room(code)
+  end
+  if not why and from > 0 and now < from then why = 'not_started' end
+  if not why and upto > 0 and now >= upto then why = 'ended' end
+  if not why then
+    local eligible, matched = 0, false
+    for _, it in ipairs(items) do
+      if tiers == '' or string.find(' ' .. tiers .. ' ', ' ' .. it[1] .. ' ', 1, true) then
+        matched, eligible = true, eligible + it[2] * it[4]
+      end
+    end
+    if not matched then why = 'not_applicable' end
+    if kind == 'p' then discount = math.floor(eligible * value / 100)
+    else discount = math.min(value, eligible) end
+  end
+  if why then return {'err', 'promo_invalid', why, 0} end
+  redis.call('HINCRBY', PROMO, code .. ':used', 1)
+  redis.call('HSET', HOLD_PROMO, hold_id, code .. '|' .. discount)
+end
+
 for _, it in ipairs(items) do
   redis.call('HINCRBY', INV, it[1] .. ':held', it[2])
 end
@@ -49,4 +81,4 @@ local expires = now + hold_ms
 redis.call('ZADD', EXP, expires, hold_id)
 redis.call('HSET', DATA, hold_id, expires .. '|' .. owner .. '|' .. table.concat(parts, ' '))
 add_owner(owner, items, 1)
-return {'ok', hold_id, expires, amount}
+return {'ok', hold_id, expires, amount - discount, discount}
