@@ -202,7 +202,7 @@ def parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks that print ratios against a baseline")
     bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="benchmark")
-    from onsale.bench import commit, inventory, mail, queue, report
+    from onsale.bench import commit, inventory, mail, queue, report, reports
 
     for module, help_ in (
         (commit, "committer: COPY against executemany, and its lag under a steady load"),
@@ -210,6 +210,7 @@ def parser() -> argparse.ArgumentParser:
         (queue, "queue joins and status polls over HTTP against a bare endpoint"),
         (mail, "the mailer's messages/s to a local catcher, and PDF ms per ticket"),
         (report, "all of the above and a profile: regenerates docs/performance.md"),
+        (reports, "event and platform report latency, attendee export rows/s and memory"),
     ):
         sub_parser = bench_sub.add_parser(module.__name__.rsplit(".", 1)[1], help=help_)
         module.add_arguments(sub_parser)

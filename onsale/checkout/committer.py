@@ -44,6 +44,7 @@ from onsale.checkout.writer import (
 from onsale.config import Settings
 from onsale.connections import RedisClient, redis_client
 from onsale.events import retirement
+from onsale.reports.rollup import Rollups
 
 log = logging.getLogger("onsale.committer")
 
@@ -132,6 +133,9 @@ class Committer:
         self._down: dict[str, float] = {}  # "postgres" | "redis" -> since (monotonic)
         #: Orders committed, transactions, entries dead-lettered, failed writes, since start.
         self.committed = self.batches = self.dead = self.retries = 0
+        #: The reports' read model, recounted from what was committed (batched; see
+        #: onsale/reports/rollup.py).
+        self.rollups = Rollups(redis)
         #: A fault hook for tests, never set by configuration: awaited between a batch's
         #: Postgres commit and its XACK, the one moment a crash leaves rows written and
         #: entries pending. What it raises ends :meth:`run` as a crash would.
@@ -152,6 +156,7 @@ class Committer:
                     batch = await self._next_batch(stop)
                     if batch:
                         await self._commit(batch, stop)
+                    await self._report(idle=not batch)
                     self._up("redis")
                     backoff = 0.1
                 except (RedisError, OSError) as exc:
@@ -252,6 +257,8 @@ class Committer:
                 return  # stopped while Postgres is away: another committer reclaims them
             failed = written
         failed_ids = {o.order_id for o, _ in failed}
+        self.rollups.note({o.event_id for o, _ in orders.values()},
+                          [k for k in orders if k not in failed_ids])  # fmt: skip
         done += [e for oid, es in entries.items() if oid not in failed_ids for e in es]
         if self.after_commit is not None:
             await self.after_commit(batch)
@@ -287,6 +294,11 @@ class Committer:
                                 "unavailable; another committer will reclaim them",
                                 len(orders))  # fmt: skip
                     return None
+
+    async def _report(self, idle: bool) -> None:
+        """The reports' rollups when due (or when idle); they never stop the committer."""
+        if self._conn is not None and not self._conn.is_closed():
+            await self.rollups.maybe_flush(self._conn, idle=idle)
 
     async def _ack(self, entries: list[Entry], orders: int) -> None:
         by_event: dict[str, list[str]] = {}

@@ -27,6 +27,7 @@ from onsale.gateway.routes import (
     promo,
     queue,
     refunds,
+    reports,
     tickets,
 )
 from onsale.gateway.services import Services, open_services
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *promo.ROUTES,
             *checkout.ROUTES,
             *refunds.ROUTES,
+            *reports.ROUTES,
             *tickets.ROUTES,
             *accounts.ROUTES,
             *lookup.ROUTES,

@@ -27,6 +27,7 @@ from onsale.gateway.types import AnyRequest
 from onsale.inventory import HoldRejected, PromoWhy, Rejection
 from onsale.promo.errors import PromoRejected, PromoRejection
 from onsale.queue.errors import TokenRejected, TokenRejection
+from onsale.reports.errors import ReportRejected, ReportRejection
 from onsale.tickets.errors import TicketRejected, TicketRejection
 
 log = logging.getLogger("onsale.gateway")
@@ -99,6 +100,7 @@ CODES: dict[type[DomainError], Mapping[StrEnum, Code]] = {
         TicketRejection.NOT_VALID: Code.TICKET_NOT_VALID,
         TicketRejection.CHANGED: Code.CONFLICT,
     },
+    ReportRejected: {ReportRejection.INVALID_RANGE: Code.INVALID_REQUEST},
     EventRejected: {
         EventRejection.NOT_FOUND: Code.EVENT_NOT_FOUND,
         EventRejection.CAPACITY_BELOW_TAKEN: Code.CAPACITY_BELOW_TAKEN,
