@@ -38,6 +38,7 @@ from tests.integration.page_support import (
     stored,
 )
 from tests.integration.process_support import serving
+from tests.integration.stripe_support import EXP_YEAR
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
@@ -137,7 +138,7 @@ def fill_card(page: Page, number: str) -> None:
     for field, value in (
         ("number", number),
         ("exp_month", "12"),
-        ("exp_year", "35"),
+        ("exp_year", f"{EXP_YEAR % 100:02d}"),
         ("cvc", "123"),
         ("postal_code", "10001"),
     ):
