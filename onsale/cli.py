@@ -71,16 +71,31 @@ def _mailer(args: argparse.Namespace) -> int:
 
 
 def _reconcile(args: argparse.Namespace) -> int:
+    import asyncpg
     import stripe
+    from redis.exceptions import RedisError
 
     from onsale.checkout import reconcile
+    from onsale.checkout.stripe_calls import StripeCalls
 
     settings = config.load()
     settings.require("ONSALE_REDIS_URL", "ONSALE_DATABASE_URL", "ONSALE_STRIPE_SECRET_KEY")
     try:
-        return asyncio.run(reconcile.run(settings, args.event))
-    except stripe.StripeError as exc:
+        since = reconcile.parse_window(args.since) if args.since else None
+    except ValueError as exc:
+        print(f"onsale: reconcile: --since: {exc}", file=sys.stderr)
+        return 2
+    if not args.rate > 0:
+        print("onsale: reconcile: --rate must be above 0", file=sys.stderr)
+        return 2
+    calls = StripeCalls(rate=args.rate)
+    try:
+        return asyncio.run(reconcile.run(settings, args.event, since_s=since, calls=calls))
+    except stripe.StripeError as exc:  # a key Stripe refuses: nothing can be checked
         print(f"onsale: reconcile: Stripe failed: {exc.user_message or exc}", file=sys.stderr)
+        return 2
+    except (OSError, asyncpg.PostgresError, RedisError) as exc:
+        print(f"onsale: reconcile: cannot run: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
 
 
@@ -166,6 +181,14 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         help="this event (repeatable; default all armed, and those retired in the last 7 days)",
+    )
+    rec.add_argument(
+        "--since",
+        help="only events with activity in this window (orders created or updated, or the "
+        "on-sale opening), like 24h, 90m or 7d",
+    )
+    rec.add_argument(
+        "--rate", type=float, default=20.0, help="Stripe requests per second at most"
     )
     rec.set_defaults(func=_reconcile)
 

@@ -6,22 +6,39 @@ order in Postgres: confirmed or refunded, with that PaymentIntent and amount, it
 and a refund in Stripe when refunded; and every order in Postgres against its payment
 (none for a free order). Differences are facts, not verdicts: while the committer lags,
 a paid order is missing in Postgres until it catches up, and the report says so.
+
+An event's payments are found without scanning the Stripe account (millions of
+PaymentIntents in a real one): every PaymentIntent onsale creates is named by its order,
+in Redis (pending or final) or Postgres, and is retrieved by id with its latest charge
+(whose refunds answer "refunded?" in the same call). Where the account has Stripe's Search
+API, ``metadata['event_id']:'<id>'`` also finds succeeded payments no order names, and
+the intents it returns need no retrieval. The emulator has no Search: the first refusal
+turns it off for the run. So one event costs about one call per order, whatever the
+account holds. A Stripe error on one order, or one event, is a difference in that event's
+report ("could not check: ..."), and the run goes on.
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import asyncpg
 import msgspec
+import stripe
+from redis.exceptions import RedisError
 
 from onsale import keys
+from onsale.checkout.models import decode_order
 from onsale.checkout.payments import Payments
 from onsale.checkout.stream import lag
+from onsale.checkout.stripe_calls import StripeCalls, client, describe
 from onsale.config import Settings
 from onsale.connections import RedisClient, redis_client
 from onsale.events import retirement
@@ -44,6 +61,19 @@ SELECT o.id, o.status::text AS status, o.amount, o.currency, o.payment_intent_id
         WHERE k.order_id = o.id AND k.status IN ('valid', 'used')) AS tickets
 FROM orders o WHERE o.event_id = $1
 """
+# Activity, for --since: an order created or changed (confirmed, refunded), or an on-sale
+# (or its presale) opening, in the window. Both columns are indexed by event or time.
+_ACTIVE_SQL = """
+SELECT DISTINCT event_id::text AS id FROM orders WHERE greatest(created_at, updated_at) >= $1
+UNION
+SELECT event_id::text FROM onsales
+WHERE (opens_at >= $1 AND opens_at <= now())
+   OR (presale_opens_at >= $1 AND presale_opens_at <= now())
+"""
+#: PaymentIntents retrieved at once for one event (the rate limit paces them further).
+CONCURRENCY = 8
+#: Retrieved with each PaymentIntent: its charge says how much was refunded.
+_EXPAND = ["latest_charge"]
 
 
 class EventReport(msgspec.Struct):
@@ -66,13 +96,45 @@ class EventReport(msgspec.Struct):
                           *(f"  note: {n}" for n in self.notes)])  # fmt: skip
 
 
+@dataclass
+class Stripe:
+    """One run's way to Stripe: the client, its paced calls, and whether Search works."""
+
+    client: stripe.StripeClient
+    calls: StripeCalls = field(default_factory=StripeCalls)
+    #: None until the first search answers; False once the account refused it.
+    search: bool | None = None
+
+
+@dataclass
+class _Found:
+    """What Stripe said about one event's PaymentIntents."""
+
+    #: Succeeded intents by the order their metadata (or the naming order) gives.
+    paid: dict[str, list[Any]] = field(default_factory=dict)
+    #: PaymentIntent ids Stripe could not be asked about, with why.
+    unchecked: dict[str, str] = field(default_factory=dict)
+    #: Succeeded intents with no order id to file them under.
+    orphans: list[Any] = field(default_factory=list)
+
+
 def _money(amount: int, currency: str) -> str:
     return f"{amount} {currency.upper()}"
 
 
-async def _refunded(payments: Payments, payment_intent_id: str) -> bool:
-    page = await payments.client.v1.refunds.list_async(
-        params={"payment_intent": payment_intent_id, "limit": 100}
+def _metadata(intent: Any) -> dict[str, str]:
+    # The library's objects are not dicts (no .get): convert the metadata.
+    return intent.metadata.to_dict() if intent.metadata else {}
+
+
+async def _refunded(api: Stripe, intent: Any) -> bool:
+    """Whether Stripe refunded (or is refunding) the intent: its expanded charge says so;
+    a charge left as an id (not expanded) costs one more call."""
+    charge = intent.latest_charge
+    if charge is not None and not isinstance(charge, str):
+        return int(charge.amount_refunded or 0) > 0
+    page = await api.calls(
+        lambda: api.client.v1.refunds.list_async(params={"payment_intent": intent.id, "limit": 100})
     )
     return any(r.status in ("succeeded", "pending") for r in page.data)
 
@@ -103,45 +165,138 @@ async def _tiers(
         report.differences.append(f"tier {tier_id}: armed in Redis (sold {n}), not in Postgres")
 
 
-async def _payments(payments: Payments, eid: uuid.UUID, report: EventReport) -> dict[str, Any]:
-    """The event's succeeded PaymentIntents by order id (the first when paid twice)."""
-    intents: dict[str, list[Any]] = {}
-    for intent, metadata in await payments.succeeded_intents(str(eid)):
-        order_id = metadata.get("order_id")
-        if not order_id:
-            report.differences.append(f"PaymentIntent {intent.id} succeeded with no order_id")
+async def _named(
+    redis: RedisClient, event_id: str, rows: Sequence[asyncpg.Record]
+) -> dict[str, str]:
+    """PaymentIntent id -> the order naming it, from the event's orders in Redis (pending
+    ones too: a payment whose webhook never came is found this way) and Postgres."""
+    named: dict[str, str] = {}
+    async for _, raw in redis.hscan_iter(keys.orders(event_id), count=1000):
+        try:
+            order = decode_order(raw)
+        except msgspec.DecodeError:
+            continue  # the committer's problem, reported by its dead letters
+        if order.payment_intent_id:
+            named[order.payment_intent_id] = order.order_id
+    named.update((r["payment_intent_id"], str(r["id"])) for r in rows if r["payment_intent_id"])
+    return named
+
+
+async def _search(api: Stripe, event_id: str) -> list[Any] | None:
+    """The event's succeeded PaymentIntents by Search; None where the account has none."""
+    if api.search is False:
+        return None
+    query = f"metadata['event_id']:'{event_id}' AND status:'succeeded'"
+    found: list[Any] = []
+    page: str | None = None
+    while True:
+        params: Any = {"query": query, "limit": 100, "expand": ["data.latest_charge"]}
+        if page:
+            params["page"] = page
+
+        def ask(p: Any = params) -> Awaitable[Any]:
+            return api.client.v1.payment_intents.search_async(params=p)
+
+        try:
+            result = await api.calls(ask)
+        except (stripe.InvalidRequestError, stripe.PermissionError):
+            if api.search:
+                raise  # it worked before: this is an error, not a missing feature
+            api.search = False  # the emulator (404), or an account without Search
+            return None
+        api.search = True
+        found.extend(result.data)
+        page = getattr(result, "next_page", None)
+        if not getattr(result, "has_more", False) or not page:
+            return found
+
+
+async def _stripe_side(
+    api: Stripe, event_id: str, named: dict[str, str], report: EventReport
+) -> _Found:
+    found = _Found()
+    seen: dict[str, Any] = {}
+    try:
+        searched = await _search(api, event_id)
+    except stripe.StripeError as exc:
+        report.differences.append(f"could not search Stripe: {describe(exc)}")
+        searched = None
+    if searched is None:
+        report.notes.append("Stripe Search is not available: checked by the orders' own "
+                            "PaymentIntents only")  # fmt: skip
+    for intent in searched or ():
+        seen[intent.id] = intent
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def retrieve(pi: str) -> None:
+        async with gate:
+            try:
+                seen[pi] = await api.calls(
+                    lambda: api.client.v1.payment_intents.retrieve_async(
+                        pi, params={"expand": _EXPAND}
+                    )
+                )
+            except stripe.StripeError as exc:
+                found.unchecked[pi] = describe(exc)
+
+    await asyncio.gather(*(retrieve(pi) for pi in sorted(named) if pi not in seen))
+    for intent in seen.values():
+        if intent.status != "succeeded":
             continue
-        intents.setdefault(order_id, []).append(intent)
-    report.payments = sum(len(v) for v in intents.values())
-    for order_id, paid in sorted(intents.items()):
-        if len(paid) > 1:
+        metadata = _metadata(intent)
+        if metadata.get("event_id", event_id) != event_id:
             report.differences.append(
-                f"order {order_id}: paid {len(paid)} times ({', '.join(p.id for p in paid)})"
+                f"PaymentIntent {intent.id} of order {named.get(intent.id)} belongs to event "
+                f"{metadata.get('event_id')}"
             )
-    return {order_id: paid[0] for order_id, paid in intents.items()}
+            continue
+        order_id = metadata.get("order_id") or named.get(intent.id)
+        if not order_id:
+            found.orphans.append(intent)
+            continue
+        found.paid.setdefault(order_id, []).append(intent)
+    return found
 
 
 async def _orders(
-    conn: asyncpg.Connection, payments: Payments, eid: uuid.UUID, report: EventReport
+    conn: asyncpg.Connection, redis: RedisClient, api: Stripe, eid: uuid.UUID, report: EventReport
 ) -> None:
-    intents = await _payments(payments, eid, report)
-    orders = {str(r["id"]): r for r in await conn.fetch(_ORDERS_SQL, eid)}
-    report.orders = len(orders)
+    rows = await conn.fetch(_ORDERS_SQL, eid)
+    named = await _named(redis, str(eid), rows)
+    found = await _stripe_side(api, str(eid), named, report)
     say = report.differences.append
+    for pi, why in sorted(found.unchecked.items()):
+        say(f"order {named[pi]}: could not check PaymentIntent {pi}: {why}")
+    for intent in found.orphans:
+        say(f"PaymentIntent {intent.id} succeeded with no order_id")
+    report.payments = sum(len(v) for v in found.paid.values())
+    for order_id, paid in sorted(found.paid.items()):
+        if len(paid) > 1:
+            say(f"order {order_id}: paid {len(paid)} times ({', '.join(p.id for p in paid)})")
+    intents = {order_id: paid[0] for order_id, paid in found.paid.items()}
+    orders = {str(r["id"]): r for r in rows}
+    report.orders = len(orders)
     for order_id, intent in sorted(intents.items()):
-        paid = f"PaymentIntent {intent.id} succeeded ({_money(intent.amount, intent.currency)})"
+        paid_text = (f"PaymentIntent {intent.id} succeeded "
+                     f"({_money(intent.amount, intent.currency)})")  # fmt: skip
         row = orders.get(order_id)
         if row is None:
-            say(f"order {order_id}: {paid}, no such order in Postgres")
+            say(f"order {order_id}: {paid_text}, no such order in Postgres")
         elif row["status"] not in ("confirmed", "refunded"):
-            say(f"order {order_id}: {paid}, the order is {row['status']} in Postgres")
+            say(f"order {order_id}: {paid_text}, the order is {row['status']} in Postgres")
     for order_id, row in sorted(orders.items()):
-        for problem in await _order_problems(payments, row, intents.get(order_id)):
+        if row["payment_intent_id"] in found.unchecked:
+            continue  # said above; its other problems wait for a run that can ask Stripe
+        try:
+            problems = await _order_problems(api, row, intents.get(order_id))
+        except stripe.StripeError as exc:
+            problems = [f"could not check its refund: {describe(exc)}"]
+        for problem in problems:
             label = f"order {order_id} ({row['status']}, {_money(row['amount'], row['currency'])})"
             say(f"{label}: {problem}")
 
 
-async def _order_problems(payments: Payments, row: asyncpg.Record, intent: Any) -> list[str]:
+async def _order_problems(api: Stripe, row: asyncpg.Record, intent: Any) -> list[str]:
     """What is wrong with one order in Postgres, given its succeeded PaymentIntent if any."""
     status, pi, found = row["status"], row["payment_intent_id"], []
     if status == "confirmed" and row["tickets"] != row["ordered"]:
@@ -161,24 +316,44 @@ async def _order_problems(payments: Payments, row: asyncpg.Record, intent: Any) 
         found.append(f"Postgres names PaymentIntent {pi}, Stripe's is {intent.id}")
     if intent.amount != row["amount"]:
         found.append(f"Stripe was paid {_money(intent.amount, intent.currency)}")
-    if status == "refunded" and not await _refunded(payments, pi):
+    if status == "refunded" and not await _refunded(api, intent):
         found.append(f"refunded in Postgres, but Stripe has no refund of {pi}")
     return found
 
 
 async def reconcile_event(
-    conn: asyncpg.Connection, redis: RedisClient, payments: Payments, event_id: str
+    conn: asyncpg.Connection,
+    redis: RedisClient,
+    payments: Payments | Stripe,
+    event_id: str,
 ) -> EventReport:
+    """One event's report; a failure to read it (Stripe, Redis or Postgres) is a difference
+    ("could not check: ..."), never an exception."""
+    api = payments if isinstance(payments, Stripe) else Stripe(payments.client)
     report = EventReport(event_id)
     try:
         eid = uuid.UUID(event_id)
     except ValueError:
         report.differences.append("not an event id (a UUID)")
         return report
+    try:
+        await _event(conn, redis, api, eid, report)
+    except stripe.AuthenticationError:
+        raise  # no event can be checked with a key Stripe refuses: the run stops (exit 2)
+    except (stripe.StripeError, asyncpg.PostgresError, RedisError,
+            OSError) as exc:  # fmt: skip
+        report.differences.append(f"could not check: {describe(exc)}")
+    return report
+
+
+async def _event(
+    conn: asyncpg.Connection, redis: RedisClient, api: Stripe, eid: uuid.UUID, report: EventReport
+) -> None:
+    event_id = str(eid)
     title = await conn.fetchval("SELECT title FROM events WHERE id = $1", eid)
     if title is None:
         report.differences.append("no such event in Postgres")
-        return report
+        return
     report.title = title
     behind = await lag(redis, event_id)
     if behind.pending:
@@ -191,13 +366,22 @@ async def reconcile_event(
             f"{behind.dead} entries are in the dead letters ({keys.dead_letters(event_id)})"
         )
     await _tiers(conn, redis, eid, report)
-    await _orders(conn, payments, eid, report)
-    return report
+    await _orders(conn, redis, api, eid, report)
 
 
 #: ``onsale reconcile`` without ``--event`` also takes events retired this recently: a
 #: launch's event is retired soon after it ends, which is when it is reconciled.
 RETIRED_DAYS = 7
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def parse_window(text: str) -> float:
+    """``90s``, ``30m``, ``24h``, ``7d`` -> seconds; a ValueError names what is accepted."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"not a window: {text!r} (a number and s, m, h or d, like 24h)")
+    return float(match.group(1)) * _UNITS[match.group(2)]
 
 
 async def default_events(redis: RedisClient) -> list[str]:
@@ -205,6 +389,13 @@ async def default_events(redis: RedisClient) -> list[str]:
     since_ms = int(time.time() * 1000) - RETIRED_DAYS * 86_400_000
     armed = set(await redis.smembers(keys.ARMED_EVENTS))
     return sorted(armed | set(await retirement.retired_since(redis, since_ms)))
+
+
+async def active_events(conn: asyncpg.Connection, since_s: float) -> list[str]:
+    """Events with activity in the last ``since_s`` seconds: an order created or updated, or
+    the on-sale (or presale) opening."""
+    since = await conn.fetchval("SELECT now() - make_interval(secs => $1)", since_s)
+    return sorted(r["id"] for r in await conn.fetch(_ACTIVE_SQL, since))
 
 
 def _stderr(message: str) -> None:
@@ -215,25 +406,43 @@ async def run(
     settings: Settings,
     event_ids: Sequence[str] = (),
     *,
+    since_s: float | None = None,
     out: TextIO | None = None,
     progress: Callable[[str], None] = _stderr,
+    calls: StripeCalls | None = None,
 ) -> int:
     """Reconcile the given events (default: every armed event, and every event retired
-    in the last :data:`RETIRED_DAYS` days); 0 when all are clean."""
+    in the last :data:`RETIRED_DAYS` days; with ``since_s``, only those with activity in
+    that window); 0 when all are clean, 1 when any differs."""
     out = out or sys.stdout
     redis = redis_client(settings.redis.url, cluster=settings.redis.cluster)
-    conn = await asyncpg.connect(settings.database.url)
-    payments = Payments(settings.stripe)
+    stripe_client, http = client(settings.stripe)
+    api = Stripe(stripe_client, calls or StripeCalls())
     reports = []
     try:
+        conn = await asyncpg.connect(settings.database.url)
+    except BaseException:
+        await redis.aclose()
+        await http.close_async()  # type: ignore[no-untyped-call]
+        raise
+    try:
         events = list(event_ids) or await default_events(redis)
+        if since_s is not None:
+            active = set(await active_events(conn, since_s))
+            events = [e for e in event_ids if e in active] if event_ids else sorted(active)
         for i, event_id in enumerate(events, 1):
             progress(f"[{i}/{len(events)}] reconciling event {event_id} ...")
-            report = await reconcile_event(conn, redis, payments, event_id)
+            sent, started = api.calls.sent, time.perf_counter()
+            report = await reconcile_event(conn, redis, api, event_id)
             print(report.text(), file=out, flush=True)
             reports.append(report)
+            verdict = f"{len(report.differences)} difference(s)" if report.differences else "clean"
+            progress(
+                f"[{i}/{len(events)}] event {event_id}: {verdict}, {report.orders} orders, "
+                f"{api.calls.sent - sent} Stripe calls, {time.perf_counter() - started:.1f} s"
+            )
     finally:
-        await payments.aclose()
+        await http.close_async()  # type: ignore[no-untyped-call]
         await conn.close()
         await redis.aclose()
     differ = sum(1 for r in reports if r.differences)

@@ -1,0 +1,115 @@
+"""Stripe calls for operator tools (reconcile, preflight): paced, retried, counted.
+
+Stripe answers ``429`` when an account goes over its rate (25 requests/s in test mode, 100
+in live mode, shared with the gateways selling tickets), ``5xx`` now and then, and the
+network drops. A tool that walks thousands of orders must neither add to a launch's load
+in bursts nor give up on the first hiccup: every call waits for its turn in a token
+bucket, and a retryable failure is tried again after an exponential, jittered pause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import stripe
+
+from onsale.config import StripeSettings
+
+T = TypeVar("T")
+
+#: Requests per second by default: a fifth of live mode's limit, under test mode's.
+DEFAULT_RATE = 20.0
+#: Tries of one call before its error is the caller's (the first and four retries).
+DEFAULT_ATTEMPTS = 5
+
+
+def client(settings: StripeSettings) -> tuple[stripe.StripeClient, stripe.HTTPXClient]:
+    """A client that never retries on its own, so :class:`StripeCalls` counts every request."""
+    base = {"api": settings.api_base.rstrip("/")} if settings.api_base else None
+    http = stripe.HTTPXClient()
+    made = stripe.StripeClient(
+        settings.secret_key or "sk_missing",
+        base_addresses=base,  # type: ignore[arg-type]
+        http_client=http,
+        max_network_retries=0,
+    )
+    return made, http
+
+
+def retryable(exc: BaseException) -> bool:
+    """429, 5xx, a lock timeout and a dropped connection are worth another try."""
+    if isinstance(exc, stripe.RateLimitError | stripe.APIConnectionError):
+        return True
+    if isinstance(exc, stripe.StripeError):
+        status = exc.http_status or 0
+        return status == 429 or status == 409 or status >= 500
+    return False
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a report: Stripe's message, never the request (it may carry secrets)."""
+    if isinstance(exc, stripe.StripeError):
+        status = f"HTTP {exc.http_status}: " if exc.http_status else ""
+        message = exc.user_message or type(exc).__name__
+        return f"Stripe {status}{message}".strip()
+    return f"{type(exc).__name__}: {exc}"
+
+
+class StripeCalls:
+    """Run Stripe calls at most ``rate`` per second, retrying what is retryable."""
+
+    def __init__(
+        self,
+        *,
+        rate: float = DEFAULT_RATE,
+        attempts: int = DEFAULT_ATTEMPTS,
+        base_delay: float = 0.5,
+        max_delay: float = 8.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if rate <= 0 or attempts < 1:
+            raise ValueError("rate must be positive and attempts at least 1")
+        self.rate = rate
+        self.attempts = attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self._sleep = sleep
+        self._clock = clock
+        self._next = 0.0  # when the next request may go (the bucket holds one second)
+        self._lock = asyncio.Lock()
+        #: Requests sent (retries included) and retries, for the progress line.
+        self.sent = 0
+        self.retried = 0
+
+    async def _turn(self) -> None:
+        async with self._lock:
+            now = self._clock()
+            # Up to a second's worth may go at once after a quiet spell, then one per 1/rate.
+            start = max(self._next, now - 1.0 + 1.0 / self.rate)
+            self._next = start + 1.0 / self.rate
+            wait = start - now
+        if wait > 0:
+            await self._sleep(wait)
+
+    def backoff(self, attempt: int) -> float:
+        """Full jitter: a random pause up to ``base * 2**attempt``, capped."""
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+
+    async def __call__(self, call: Callable[[], Awaitable[T]]) -> T:
+        attempt = 0
+        while True:
+            await self._turn()
+            self.sent += 1
+            try:
+                return await call()
+            except Exception as exc:
+                attempt += 1
+                if attempt >= self.attempts or not retryable(exc):
+                    raise
+                self.retried += 1
+                await self._sleep(self.backoff(attempt))
