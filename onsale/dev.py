@@ -37,6 +37,7 @@ from onsale.inventory import Inventory
 from onsale.mail.catcher import MailCatcher
 from onsale.mail.mailer import Mailer, parse_smtp_url, renderer_for
 from onsale.promo import codes as promo_codes
+from onsale.queue import access as access_codes
 
 DEMO_EVENT = {
     "title": "Night Owls - Live (demo)",
@@ -77,6 +78,7 @@ async def _prepare(settings: Settings, organizer_password: str) -> str:
             seed = await catalog.seed_of(pool, event.id)
             await catalog.arm(redis, inventory, event, seed)  # Redis may be fresh: arm again
             await promo_codes.arm(pool, redis, event.id)
+            await access_codes.restore(pool, redis, event.id)
             return event.id
         now = datetime.now(UTC).replace(microsecond=0)
         doc = dict(DEMO_EVENT, starts_at=(now + timedelta(days=30)).isoformat())

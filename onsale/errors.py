@@ -38,6 +38,8 @@ class Code(StrEnum):
     ADMISSION_REQUIRED = "admission_required"
     ADMISSION_INVALID = "admission_invalid"
     ADMISSION_ENDED = "admission_ended"
+    ACCESS_CODE_INVALID = "access_code_invalid"
+    TIER_NOT_IN_PRESALE = "tier_not_in_presale"
     HOLD_NOT_FOUND = "hold_not_found"
     HOLD_EXPIRED = "hold_expired"
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
@@ -92,6 +94,11 @@ CATALOG: dict[Code, tuple[int, str]] = {
     Code.ADMISSION_REQUIRED: (401, "An admission token is required: wait in the queue first."),
     Code.ADMISSION_INVALID: (403, "The admission token is not valid for this event."),
     Code.ADMISSION_ENDED: (403, "This admission has ended; join the queue again."),
+    Code.ACCESS_CODE_INVALID: (
+        403,
+        "This access code is not valid for this event's presale, or has been used up.",
+    ),
+    Code.TIER_NOT_IN_PRESALE: (403, "This presale admission does not include that tier."),
     Code.HOLD_NOT_FOUND: (404, "No such live hold."),
     Code.HOLD_EXPIRED: (409, "The hold has expired or does not exist; hold tickets again."),
     Code.IDEMPOTENCY_CONFLICT: (409, "This Idempotency-Key was used with another request."),

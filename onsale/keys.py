@@ -117,6 +117,9 @@ def queue_keys(event_id: str) -> list[str]:
         queue_rate(event_id),
         queue_places(event_id),
         queue_forget(event_id),
+        queue_presale(event_id),
+        access_codes(event_id),
+        access_visitors(event_id),
     ]
 
 
@@ -131,8 +134,26 @@ def queue_pre(event_id: str) -> str:
     return tag(event_id) + ":q:pre"
 
 
+def queue_presale(event_id: str) -> str:
+    """Sorted set: the presale's pre-queue (access code holders before ``presale_ms``), scored
+    like ``q:pre`` but by the presale's own seed."""
+    return tag(event_id) + ":q:ppre"
+
+
+def access_codes(event_id: str) -> str:
+    """Hash: ``<sha256 of a code>:max|uses|tiers`` per access code (onsale/queue/access.py);
+    ``tiers`` is space-separated tier ids, empty for every tier."""
+    return tag(event_id) + ":ac"
+
+
+def access_visitors(event_id: str) -> str:
+    """Hash: visitor -> the sha256 of the access code they used first (bound to them)."""
+    return tag(event_id) + ":ac:vis"
+
+
 def queue_visitors(event_id: str) -> str:
-    """Hash: visitor -> sequence number (0 while in the pre-queue)."""
+    """Hash: visitor -> sequence number (0 while in the pre-queue, ``p`` while in the
+    presale's)."""
     return tag(event_id) + ":q:vis"
 
 

@@ -9,7 +9,8 @@ Rebuilt, per event:
   tickets come out the same); ``held`` = 0, since holds lived only in Redis;
 - the on-sale schedule, the fair-start seed and the armed set, by :func:`catalog.arm`;
 - the promo codes, each with its confirmed uses (``promo_codes.used_count``), by
-  :func:`onsale.promo.codes.arm`;
+  :func:`onsale.promo.codes.arm`; the presale's access codes by
+  :func:`onsale.queue.access.restore`;
 - the waiting room, empty: a pre-queue before ``opens_at``, an open queue after it,
   closed after ``closes_at`` (the scripts read that from the schedule).
 
@@ -54,6 +55,7 @@ from onsale.events.errors import EventRejected
 from onsale.events.models import Event, Tier
 from onsale.inventory import Inventory
 from onsale.promo import codes as promo_codes
+from onsale.queue import access as access_codes
 from onsale.queue.room import WaitingRoom
 from onsale.tickets import qr
 
@@ -304,6 +306,7 @@ async def _arm(redis: RedisClient, pool: asyncpg.Pool, event: Event, outcome: Ou
     await catalog.arm(redis, Inventory(redis), event, await catalog.seed_of(pool, event.id))
     # Promo codes with their confirmed uses (Postgres's used_count; the holds are gone).
     await promo_codes.arm(pool, redis, event.id)
+    await access_codes.restore(pool, redis, event.id)  # the presale's, uses from nothing
     outcome.sold = {t.name: (sold.get(t.id, 0), t.capacity) for t in event.tiers}
     now = datetime.now(UTC)
     o = event.onsale

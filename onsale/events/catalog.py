@@ -75,6 +75,8 @@ def onsale_mapping(event: Event) -> dict[str, int | str]:
         "paused": int(o.paused or cancelled),
         "currency": event.currency,
         "buyer_limit": buyer_limit(event),
+        # 0: no presale (lua/_queue.lua); access codes then do nothing.
+        "presale_ms": _ms(o.presale_opens_at),
     }
 
 
@@ -187,6 +189,7 @@ def _event(r: asyncpg.Record, tiers: list[Tier]) -> Event:
             # Never by this process's clock: see reveal_seeds.
             shuffle_seed=None,
             presale_opens_at=r["presale_opens_at"],
+            presale_commitment=shuffle.commitment(shuffle.presale_seed(r["shuffle_seed"] or "")),
         ),
         created_at=r["created_at"],
     )
@@ -196,9 +199,12 @@ async def reveal_seeds(redis: RedisClient, events: list[Event]) -> list[Event]:
     """The events, each with its fair-start seed once Redis has frozen its pre-queue, so that
     anyone can recompute the order. Redis's clock decides the freeze, so Redis's state decides
     the reveal: a seed out before the freeze would let a joiner keep only lucky visitor ids."""
-    seeds = await WaitingRoom(redis).revealed_seeds([e.id for e in events])
+    room = WaitingRoom(redis)
+    seeds = await room.revealed_seeds([e.id for e in events])
+    presale_seeds = await room.revealed_seeds([e.id for e in events], presale=True)
     for e in events:
         e.onsale.shuffle_seed = seeds.get(e.id)
+        e.onsale.presale_seed = presale_seeds.get(e.id)
     return events
 
 

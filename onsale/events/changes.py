@@ -239,6 +239,10 @@ def _check_schedule(before: Event, changes: dict[str, Any]) -> None:
     if now >= before.onsale.opens_at:
         raise EventRejected(EventRejection.SALE_STARTED, "the sale has opened: its schedule "
                             "can no longer change")  # fmt: skip
+    presale = before.onsale.presale_opens_at
+    if "presale_opens_at" in changes and presale and now >= presale:
+        raise EventRejected(EventRejection.SALE_STARTED, "the presale has opened: its opening "
+                            "can no longer change")  # fmt: skip
     # A time already past opens the sale now (the console's "open now").
     if "opens_at" in changes:
         changes["opens_at"] = max(changes["opens_at"], now)
@@ -286,7 +290,8 @@ async def patch_onsale(
             # The check "not opened yet" again, by Redis's clock and the pre-queue's freeze,
             # atomically with the change: a freeze cannot slip in between.
             o = after.onsale
-            args = [0, _ms(o.opens_at), _ms(o.closes_at), o.hold_seconds]
+            args = [0, _ms(o.opens_at), _ms(o.closes_at), o.hold_seconds,
+                    _ms(o.presale_opens_at)]
             keys_ = [keys.onsale(after.id), keys.queue_state(after.id), keys.inventory(after.id)]
             reply = await scripts.run("schedule", keys_, args)
             if reply != "ok":

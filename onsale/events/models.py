@@ -143,8 +143,13 @@ class Onsale(msgspec.Struct):
     shuffle_commitment: str = ""
     #: The seed itself, revealed once the on-sale has opened.
     shuffle_seed: str | None = None
-    #: When a presale (access codes only) opens, before ``opens_at``; stored, not yet used.
+    #: When a presale (access code holders only) opens, before ``opens_at``.
     presale_opens_at: datetime | None = None
+    #: SHA-256 of the presale's fair-start seed (its own: revealing it at the presale's
+    #: opening tells nothing of the general sale's order).
+    presale_commitment: str = ""
+    #: The presale's seed, revealed once the presale has opened.
+    presale_seed: str | None = None
 
 
 class Event(msgspec.Struct):

@@ -77,6 +77,7 @@ CODES: dict[type[DomainError], Mapping[StrEnum, Code]] = {
     TokenRejected: {
         TokenRejection.VISITOR_TOKEN_INVALID: Code.VISITOR_TOKEN_INVALID,
         TokenRejection.ADMISSION_INVALID: Code.ADMISSION_INVALID,
+        TokenRejection.TIER_NOT_IN_PRESALE: Code.TIER_NOT_IN_PRESALE,
     },
     CheckoutRejected: {
         CheckoutRejection.HOLD_EXPIRED: Code.HOLD_EXPIRED,

@@ -1,9 +1,10 @@
 -- Prepended to every waiting-room script (see onsale/keys.py queue_keys for each key).
 -- KEYS: 1 onsale schedule hash, 2 inventory hash, 3 q:state, 4 q:pre, 5 q:vis, 6 q:byseq,
---       7 q:seen, 8 q:active, 9 q:adm, 10 q:rate, 11 q:places, 12 q:forget.
+--       7 q:seen, 8 q:active, 9 q:adm, 10 q:rate, 11 q:places, 12 q:forget, 13 q:ppre,
+--       14 ac (access codes), 15 ac:vis (visitor -> the code they used).
 local CFG, INV, ST, PRE, VIS, BYSEQ = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local SEEN, ACTIVE, ADM, RATE = KEYS[7], KEYS[8], KEYS[9], KEYS[10]
-local PLACES, FORGET = KEYS[11], KEYS[12]
+local PLACES, FORGET, PPRE, CODES, CODEVIS = KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15]
 -- Credit for one admission: admit_per_minute accrues once per elapsed millisecond.
 local UNIT = 60000
 local BUCKET_MS = 10000
@@ -12,10 +13,13 @@ local function num(v) return tonumber(v) or 0 end
 
 local function config()
   local c = redis.call('HMGET', CFG, 'opens_ms', 'closes_ms', 'admit_per_minute', 'max_active',
-    'paused', 'hold_seconds')
+    'paused', 'hold_seconds', 'presale_ms')
   if not c[1] then return nil end
-  return {opens = num(c[1]), closes = num(c[2]), rate = num(c[3]), max_active = num(c[4]),
-    paused = c[5] == '1', hold = num(c[6])}
+  local opens, presale = num(c[1]), num(c[7])
+  -- presale 0: none (a presale never opens at or after the general sale).
+  if presale >= opens then presale = 0 end
+  return {opens = opens, closes = num(c[2]), rate = num(c[3]), max_active = num(c[4]),
+    paused = c[5] == '1', hold = num(c[6]), presale = presale}
 end
 
 -- Tickets free now, and tickets not yet sold (free plus held in carts).
@@ -34,44 +38,85 @@ end
 
 local function load_state()
   local s = redis.call('HMGET', ST, 'frozen', 'pre_count', 'seq', 'cursor', 'credit', 'last_ms',
-    'admitted', 'skipped', 'rate')
+    'admitted', 'skipped', 'rate', 'pfrozen', 'ppre', 'pbase')
   return {frozen = s[1] == '1', pre = num(s[2]), seq = num(s[3]), cursor = num(s[4]),
     credit = num(s[5]), last = num(s[6]), admitted = num(s[7]), skipped = num(s[8]),
-    rate = tonumber(s[9])}
+    rate = tonumber(s[9]), pfrozen = s[10] == '1', ppre = num(s[11]), pbase = num(s[12])}
 end
 
+-- Whether the line (the cursor) runs: from the presale's opening, or the general sale's.
+local function running(st) return st.frozen or st.pfrozen end
+
 -- The fair start: at opening the pre-queue is frozen; its order is the zset's, scored by
--- sha1(seed .. visitor) with a seed committed to before anyone joined.
+-- sha1(seed .. visitor) with a seed committed to before anyone joined. A presale does the
+-- same at presale_ms with its own pre-queue (q:ppre) and seed; at the general opening the
+-- general pre-queue's ranks then follow the presale's places still in line (they keep their
+-- place ahead: they queued earlier, for the same sale).
 local function freeze(now, cfg, st)
+  if not running(st) and cfg.presale > 0 and now >= cfg.presale then
+    st.pfrozen, st.ppre = true, redis.call('ZCARD', PPRE)
+    st.seq, st.cursor, st.credit, st.last = st.ppre, 0, 0, cfg.presale
+    redis.call('HSET', ST, 'pfrozen', 1, 'ppre', st.ppre, 'seq', st.seq, 'cursor', 0,
+      'credit', 0, 'last_ms', cfg.presale, 'pfrozen_ms', now)
+  end
   if st.frozen or now < cfg.opens then return end
   st.frozen, st.pre = true, redis.call('ZCARD', PRE)
+  if st.pfrozen then
+    st.pbase = st.seq
+    st.seq = st.pbase + st.pre
+    redis.call('HSET', ST, 'frozen', 1, 'pre_count', st.pre, 'pbase', st.pbase, 'seq', st.seq,
+      'frozen_ms', now)
+    return
+  end
   st.seq, st.cursor, st.credit, st.last = st.pre, 0, 0, cfg.opens
   redis.call('HSET', ST, 'frozen', 1, 'pre_count', st.pre, 'seq', st.seq, 'cursor', 0,
     'credit', 0, 'last_ms', cfg.opens, 'frozen_ms', now)
 end
 
--- The visitor holding sequence number s: pre-queue ranks come first, in shuffled order.
+-- The visitor holding sequence number s and the q:vis entry a live holder has: the
+-- presale's pre-queue ranks come first, then its later joiners, then the general
+-- pre-queue's ranks (from pbase), all in shuffled order, then everyone else.
 local function visitor_at(st, s)
-  if s <= st.pre then return redis.call('ZRANGE', PRE, s - 1, s - 1)[1], 0 end
-  return redis.call('HGET', BYSEQ, s), s
+  if s <= st.ppre then return redis.call('ZRANGE', PPRE, s - 1, s - 1)[1], 'p' end
+  if st.frozen and s > st.pbase and s <= st.pbase + st.pre then
+    return redis.call('ZRANGE', PRE, s - st.pbase - 1, s - st.pbase - 1)[1], '0'
+  end
+  return redis.call('HGET', BYSEQ, s), tostring(s)
 end
 
--- The sequence number of a visitor's place (rec: their q:vis entry, a number); 0 once the
--- pre-queue's ranks are all behind the cursor (q:pre is then gone).
-local function seq_of(vid, rec)
+-- The sequence number of a visitor's place (rec: their q:vis entry); 0 once a pre-queue's
+-- ranks are all behind the cursor (its zset is then gone).
+local function seq_of(st, vid, rec)
+  if rec == 'p' then
+    local rank = redis.call('ZRANK', PPRE, vid)
+    return rank and rank + 1 or 0
+  end
   local seq = tonumber(rec)
   if seq ~= 0 then return seq end
   local rank = redis.call('ZRANK', PRE, vid)
-  return rank and rank + 1 or 0
+  return rank and st.pbase + rank + 1 or 0
 end
 
--- Whether the visitor holds a place that has not ended: in the pre-queue, ahead of the
+-- Whether a q:vis entry is a place in a pre-queue not yet frozen (its rank is not drawn).
+local function unranked(st, rec)
+  return (rec == '0' and not st.frozen) or (rec == 'p' and not st.pfrozen)
+end
+
+-- Whether the visitor holds a place that has not ended: in a pre-queue, ahead of the
 -- cursor, or admitted. Left, skipped (abandoned) and finished admissions have ended.
 local function live(st, vid)
   local rec = redis.call('HGET', VIS, vid)
   if not rec or rec == '-1' then return false end
   if redis.call('ZSCORE', ACTIVE, vid) then return true end
-  return not st.frozen or seq_of(vid, rec) > st.cursor
+  return unranked(st, rec) or seq_of(st, vid, rec) > st.cursor
+end
+
+-- 'presale' when a place (rec) is in the presale's line, else ''.
+local function line_of(st, vid, rec)
+  if rec == 'p' then return 'presale' end
+  local seq = tonumber(rec) or 0
+  if seq > 0 and (not st.frozen or seq <= st.pbase) then return 'presale' end
+  return ''
 end
 
 -- Drops a visitor's per-visitor state (their place has ended, or they are long gone).
@@ -98,7 +143,9 @@ local function measured_rate(now, cfg)
   local counts = redis.call('HMGET', RATE, bucket - 6, bucket - 5, bucket - 4, bucket - 3,
     bucket - 2, bucket - 1, bucket)
   for i = 1, 7 do n = n + num(counts[i]) end
-  local span = math.min(now - cfg.opens, 6 * BUCKET_MS + now % BUCKET_MS) / 1000
+  local start = cfg.opens
+  if cfg.presale > 0 then start = cfg.presale end
+  local span = math.min(now - start, 6 * BUCKET_MS + now % BUCKET_MS) / 1000
   if n == 0 or span < 5 then return cfg.rate / 60 end
   return n / span
 end
@@ -111,7 +158,7 @@ local ADVANCE_EVERY_MS = 20
 -- Returns the stock (available, unsold) when it read it.
 local function advance(now, cfg, st, force)
   freeze(now, cfg, st)
-  if not st.frozen then return nil, nil end
+  if not running(st) then return nil, nil end
   if not force and now - st.last < ADVANCE_EVERY_MS then return nil, nil end
   expire_active(now)
   -- (A clock behind the last decision accrues nothing: credit never goes backwards.)
@@ -133,8 +180,9 @@ local function advance(now, cfg, st, force)
     local s = st.cursor + 1
     st.cursor = s
     local vid, expect = visitor_at(st, s)
-    if expect > 0 then redis.call('HDEL', BYSEQ, s) end  -- behind the cursor: never read again
-    local here = vid and redis.call('HGET', VIS, vid) == tostring(expect)
+    -- behind the cursor: never read again
+    if expect ~= '0' and expect ~= 'p' then redis.call('HDEL', BYSEQ, s) end
+    local here = vid and redis.call('HGET', VIS, vid) == expect
     if here and num(redis.call('HGET', SEEN, vid)) >= now then
       local expires = now + admit_ms
       redis.call('ZADD', ACTIVE, expires, vid)
@@ -147,7 +195,9 @@ local function advance(now, cfg, st, force)
       if here then forget(vid) end
       skipped = skipped + 1
     end
-    if s == st.pre then redis.call('UNLINK', PRE) end  -- every fair-start rank is behind
+    -- every fair-start rank is behind
+    if s == st.ppre then redis.call('UNLINK', PPRE) end
+    if st.frozen and st.pre > 0 and s == st.pbase + st.pre then redis.call('UNLINK', PRE) end
   end
   -- Credit builds up only while it can be spent: a stall is not followed by a burst.
   if stalled and st.credit > UNIT then st.credit = UNIT end
@@ -209,9 +259,11 @@ local function requeue(st, vid)
   return st.seq
 end
 
--- One visitor's answer: {state, position, eta_s, poll_after_s, admission_expires_ms, note}.
--- position and eta_s are -1 when unknown; note is 'held_only' while every unsold ticket is
--- in a cart (some may come back).
+-- One visitor's answer: {state, position, eta_s, poll_after_s, admission_expires_ms, note,
+-- line, tiers}. position and eta_s are -1 when unknown; note is 'held_only' while every
+-- unsold ticket is in a cart (some may come back); line is 'presale' for a place in the
+-- presale's line or an admission it gave; tiers, for such an admission, the tier ids its
+-- access code allows (space-separated; '' for every tier).
 local function status(now, cfg, st, vid, available, unsold)
   local rec = redis.call('HGET', VIS, vid)
   local expires = rec and redis.call('ZSCORE', ACTIVE, vid)
@@ -221,7 +273,14 @@ local function status(now, cfg, st, vid, available, unsold)
       redis.call('HSET', ADM, vid, string.sub(adm, 1, -2) .. '1')
       redis.call('HINCRBY', ST, 'claimed', 1)
     end
-    return {'admitted', -1, 0, 5, tonumber(expires), ''}
+    -- Admitted before the general opening: a presale admission, limited as its code says.
+    local line, tiers = '', ''
+    if adm and num(string.match(adm, '^(%d+)')) < cfg.opens then
+      local code = redis.call('HGET', CODEVIS, vid)
+      line = 'presale'
+      if code then tiers = redis.call('HGET', CODES, code .. ':tiers') or '' end
+    end
+    return {'admitted', -1, 0, 5, tonumber(expires), '', line, tiers}
   end
   if not available then available, unsold = stock() end
   -- A cancelled sale (closes_ms = 1, cancel.lua) is closed, though nothing is left to sell.
@@ -232,13 +291,15 @@ local function status(now, cfg, st, vid, available, unsold)
   if rec == '-1' then return {'left', -1, -1, 0, 0, ''} end
   local note = ''
   if available <= 0 then note = 'held_only' end
-  if not st.frozen then
-    local wait = math.ceil((cfg.opens - now) / 1000)
+  if unranked(st, rec) then
+    local at, line = cfg.opens, ''
+    if rec == 'p' then at, line = cfg.presale, 'presale' end
+    local wait = math.max(0, math.ceil((at - now) / 1000))
     local every = math.max(1, math.min(30, math.floor(wait / 2)))
     redis.call('ZADD', FORGET, seen(vid, now, every) + FORGET_AFTER_MS, vid)
-    return {'prequeue', -1, wait, every, 0, note}
+    return {'prequeue', -1, wait, every, 0, note, line, ''}
   end
-  local seq = seq_of(vid, rec)
+  local seq = seq_of(st, vid, rec)
   -- Passed over while away, or an admission that ended: the place has ended. Joining again
   -- takes a new one at the back (queue_join, under the client's cap on places).
   if seq <= st.cursor then return {'unknown', -1, -1, 0, 0, ''} end
@@ -246,7 +307,7 @@ local function status(now, cfg, st, vid, available, unsold)
   local wait = eta(now, cfg, st, position, available)
   local every = poll_after(wait)
   seen(vid, now, every)
-  return {'waiting', position, wait, every, 0, note}
+  return {'waiting', position, wait, every, 0, note, line_of(st, vid, rec), ''}
 end
 
 -- What one tick may clean up: visitors whose state is due to go, client lists to check.
@@ -279,6 +340,9 @@ local function tidy(now, st)
     if rec == '0' and not st.frozen then
       forget(vid)
       redis.call('ZREM', PRE, vid)
+    elseif rec == 'p' and not st.pfrozen then
+      forget(vid)
+      redis.call('ZREM', PPRE, vid)
     elseif rec and not live(st, vid) then
       forget(vid)
     end

@@ -10,5 +10,6 @@ redis.call('HDEL', ADM, vid)
 redis.call('HDEL', SEEN, vid, vid .. ':n')
 -- Before opening the pre-queue's ranks are not yet drawn: a leaver takes none.
 if redis.call('HGET', ST, 'frozen') ~= '1' then redis.call('ZREM', PRE, vid) end
+if redis.call('HGET', ST, 'pfrozen') ~= '1' then redis.call('ZREM', PPRE, vid) end
 redis.call('ZADD', FORGET, now + FORGET_AFTER_MS, vid)
 return 1

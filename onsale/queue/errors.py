@@ -12,6 +12,8 @@ class TokenRejection(StrEnum):
     VISITOR_TOKEN_INVALID = "visitor_token_invalid"
     #: A bad signature, an expired admission, or one for another event.
     ADMISSION_INVALID = "admission_invalid"
+    #: A presale admission used for a tier its access code does not open.
+    TIER_NOT_IN_PRESALE = "tier_not_in_presale"
 
 
 class TokenRejected(DomainError):

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from onsale import keys
+from onsale.queue import shuffle
 from onsale.scripts import ScriptClient
 
 
@@ -27,6 +28,8 @@ class State(StrEnum):
     TOO_FAST = "too_fast"
     #: The client's network holds as many live places as it may; no place was taken.
     TOO_MANY = "too_many"
+    #: An unknown or used-up access code; nothing was taken.
+    CODE_INVALID = "code_invalid"
 
 
 class Place(msgspec.Struct, frozen=True):
@@ -38,6 +41,10 @@ class Place(msgspec.Struct, frozen=True):
     admission_expires_ms: int = 0
     #: ``held_only`` while every unsold ticket is in someone's cart.
     note: str = ""
+    #: ``presale`` for a place in the presale's line, or an admission it gave.
+    line: str = ""
+    #: A presale admission's tiers, as its access code allows (empty: every tier).
+    tiers: tuple[str, ...] = ()
 
 
 class Counts(msgspec.Struct, frozen=True):
@@ -59,7 +66,8 @@ class Counts(msgspec.Struct, frozen=True):
 
 
 def _place(reply: list[Any]) -> Place:
-    state, position, eta, every, expires, note = reply
+    state, position, eta, every, expires, note = reply[:6]
+    line, tiers = (reply[6], reply[7]) if len(reply) > 7 else ("", "")
     return Place(
         state=State(state),
         position=int(position) if int(position) >= 0 else None,
@@ -67,6 +75,8 @@ def _place(reply: list[Any]) -> Place:
         poll_after_seconds=int(every),
         admission_expires_ms=int(expires),
         note=note,
+        line=line,
+        tiers=tuple(tiers.split()),
     )
 
 
@@ -81,6 +91,7 @@ class WaitingRoom(ScriptClient):
         client: str = "",
         cap: int = 0,
         strict: bool = False,
+        code_hash: str = "",
     ) -> Place:
         """Take a place, or get one's live place back.
 
@@ -92,8 +103,13 @@ class WaitingRoom(ScriptClient):
         gone): exact at the moment of the join, and checked only then, in the script that
         takes the place. With ``strict`` (the visitor sent their token) joining again while
         holding a place is a poll, refused as :attr:`State.TOO_FAST` like a status poll.
+
+        ``code_hash`` (an access code's, :func:`onsale.queue.access.digest`) places the visitor
+        in the presale's line while a presale is scheduled and the general sale has not
+        opened, taking one use of the code the first time (then bound to the visitor); an
+        unknown or used-up code is :attr:`State.CODE_INVALID`, and nothing is taken.
         """
-        args = [self.now(), visitor_id, client, cap, "1" if strict else "0"]
+        args = [self.now(), visitor_id, client, cap, "1" if strict else "0", code_hash]
         reply = await self._scripts.run("queue_join", keys.queue_keys(event_id), args)
         return _place(reply)
 
@@ -113,11 +129,12 @@ class WaitingRoom(ScriptClient):
         reply = await self._scripts.run("queue_advance", keys.queue_keys(event_id), [self.now()])
         if not reply:
             return None
-        frozen, pre, seq, cursor, active, admitted, skipped, noshow, claimed = map(int, reply)
+        frozen, pre, seq, cursor, active, admitted, skipped, noshow, claimed = map(int, reply[:9])
+        running, unranked = map(int, reply[9:11])
         return Counts(
             frozen=bool(frozen),
             pre_count=pre,
-            waiting=(seq - cursor) if frozen else pre,
+            waiting=((seq - cursor) if running else 0) + unranked,
             cursor=cursor,
             active=active,
             admitted=admitted,
@@ -127,21 +144,27 @@ class WaitingRoom(ScriptClient):
         )
 
     async def seed(self, event_id: str, seed: str) -> str:
-        """Set the fair-start seed once (before anyone joins); returns the seed in force."""
+        """Set the fair-start seed (and the presale's, derived from it) once, before anyone
+        joins; returns the seed in force."""
         key = keys.queue_state(event_id)
         await self.redis.hsetnx(key, "seed", seed)
         current: str = await self.redis.hget(key, "seed")
+        await self.redis.hsetnx(key, "pseed", shuffle.presale_seed(current))
         return current
 
-    async def revealed_seeds(self, event_ids: Sequence[str]) -> dict[str, str]:
+    async def revealed_seeds(
+        self, event_ids: Sequence[str], *, presale: bool = False
+    ) -> dict[str, str]:
         """The fair-start seed of each event whose pre-queue Redis has frozen: its order is
         then fixed, so the seed may be published. The freeze goes by Redis's clock (or the
-        scripts' injected one), never a gateway's, so the reveal must too."""
+        scripts' injected one), never a gateway's, so the reveal must too. With ``presale``,
+        the presale's seed once its pre-queue has frozen."""
         if not event_ids:
             return {}
+        flag, field = ("pfrozen", "pseed") if presale else ("frozen", "seed")
         async with self.redis.pipeline(transaction=False) as pipe:
             for event_id in event_ids:
-                pipe.hmget(keys.queue_state(event_id), "frozen", "seed")
+                pipe.hmget(keys.queue_state(event_id), flag, field)
             replies = await pipe.execute()
         return {
             event_id: seed

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import jwt
@@ -68,14 +69,25 @@ class AdmissionTokens:
         # still checked on every use.
         self._verified: dict[str, dict[str, Any]] = {}
 
-    def issue(self, event_id: str, visitor_id: str, expires_ms: int, now_s: int) -> str:
-        claims = {
+    def issue(
+        self,
+        event_id: str,
+        visitor_id: str,
+        expires_ms: int,
+        now_s: int,
+        tiers: Sequence[str] = (),
+    ) -> str:
+        """An admission; with ``tiers`` (a presale's, from its access code) its holds may take
+        only those tiers (claim ``tiers``)."""
+        claims: dict[str, Any] = {
             "iss": ISSUER,
             "aud": event_id,
             "sub": visitor_id,
             "iat": now_s,
             "exp": expires_ms // 1000,
         }
+        if tiers:
+            claims["tiers"] = list(tiers)
         return jwt.encode(claims, self._key, algorithm="EdDSA", headers={"kid": self.kid})
 
     def verify(self, event_id: str | None, token: str) -> dict[str, Any]:
@@ -92,6 +104,20 @@ class AdmissionTokens:
         if event_id is not None and claims["aud"] != event_id:
             raise _invalid("the admission is for another event")
         return claims
+
+    @staticmethod
+    def check_tiers(claims: dict[str, Any], tier_ids: Iterable[str]) -> None:
+        """Refuse (``tier_not_in_presale``) a tier that a presale admission does not open."""
+        allowed = claims.get("tiers")
+        if allowed is None:
+            return
+        others = sorted({t for t in tier_ids if t not in allowed})
+        if others:
+            raise TokenRejected(
+                TokenRejection.TIER_NOT_IN_PRESALE,
+                f"this presale admission may hold only tiers {', '.join(allowed)}; "
+                f"not {', '.join(others)}",
+            )
 
     def _verify(self, token: str) -> dict[str, Any]:
         try:

@@ -85,6 +85,9 @@ async def create_hold(
 async def _place(services: Deps, event_id: str, token: str, body: bytes) -> HoldOut:
     visitor = _admission(token, services, event_id)
     data = decode(body, HoldIn)
+    # A presale admission may hold only its access code's tiers (verified claims: cached).
+    claims = services.admissions.verify(event_id, token)
+    services.admissions.check_tiers(claims, (i.tier_id for i in data.items))
     promo = ""
     if data.promo_code is not None and data.promo_code.strip():
         promo = normal(data.promo_code.strip())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import Annotated
 
 import msgspec
 from litestar import MediaType, Response, delete, get, post
@@ -11,9 +12,16 @@ from litestar.params import FromPath
 
 from onsale import keys
 from onsale.errors import ApiError, Code
+from onsale.gateway.body import decode
 from onsale.gateway.ratelimit import client_address, limit_headers
 from onsale.gateway.types import AnyRequest, Deps
+from onsale.queue import access
 from onsale.queue.room import Place, State
+
+
+class JoinIn(msgspec.Struct, forbid_unknown_fields=True):
+    #: A presale's access code (any case; spaces and dashes do not matter).
+    access_code: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 
 class QueueOut(msgspec.Struct):
@@ -26,6 +34,8 @@ class QueueOut(msgspec.Struct):
     admission_expires_at: datetime | None = None
     #: ``held_only``: every ticket left is in someone's cart; some may come back.
     note: str | None = None
+    #: ``presale``: a place in the presale's line (or an admission it gave), else absent.
+    line: str | None = None
 
 
 _encode = msgspec.json.Encoder().encode
@@ -46,11 +56,13 @@ def _body(services: Deps, event_id: str, visitor: str, token: str, place: Place)
         )
     if place.state is State.TOO_MANY:
         raise ApiError(Code.TOO_MANY_PLACES, headers={"Retry-After": str(place.poll_after_seconds)})
+    if place.state is State.CODE_INVALID:
+        raise ApiError(Code.ACCESS_CODE_INVALID)
     admission, expires = None, None
     if place.state is State.ADMITTED:
         expires = datetime.fromtimestamp(place.admission_expires_ms / 1000, UTC)
         admission = services.admissions.issue(
-            event_id, visitor, place.admission_expires_ms, int(time.time())
+            event_id, visitor, place.admission_expires_ms, int(time.time()), place.tiers
         )
     state = "closed" if place.state is State.LEFT else str(place.state)
     body = QueueOut(
@@ -62,6 +74,7 @@ def _body(services: Deps, event_id: str, visitor: str, token: str, place: Place)
         admission_token=admission,
         admission_expires_at=expires,
         note=place.note or None,
+        line=place.line or None,
     )
     return _encode(body)
 
@@ -79,16 +92,24 @@ def _answer(
 
 
 async def take_place(
-    services: Deps, event_id: str, visitor: str, address: str, *, strict: bool = False
+    services: Deps,
+    event_id: str,
+    visitor: str,
+    address: str,
+    *,
+    strict: bool = False,
+    code_hash: str = "",
 ) -> Place:
     """Join: a new place counts against the client's network, up to its cap of live places.
-    With ``strict``, joining again while holding a place is a poll, throttled like one."""
+    With ``strict``, joining again while holding a place is a poll, throttled like one; with
+    ``code_hash``, an access code for the presale's line."""
     return await services.room.join(
         event_id,
         visitor,
         client=services.limiter.owner(address),
         cap=services.settings.security.places_per_client,
         strict=strict,
+        code_hash=code_hash,
     )
 
 
@@ -97,15 +118,20 @@ async def join(event_id: FromPath[str], request: AnyRequest, services: Deps) -> 
     token = request.headers.get("x-visitor-token")
     address = client_address(request)
     limits: dict[str, str] = {}
+    raw = await request.body()
+    code = decode(raw, JoinIn).access_code if raw.strip() else None
+    code_hash = access.digest(event_id, code) if code and code.strip() else ""
     if token:
         visitor = services.visitors.verify(event_id, token)
-        place = await take_place(services, event_id, visitor, address, strict=True)
+        place = await take_place(
+            services, event_id, visitor, address, strict=True, code_hash=code_hash
+        )
     else:
         limit = services.settings.security.joins_per_minute
         left = await services.limiter.check(keys.event_limit(event_id, "join"), address, limit)
         limits = limit_headers(limit, left)
         visitor, token = services.visitors.issue(event_id)
-        place = await take_place(services, event_id, visitor, address)
+        place = await take_place(services, event_id, visitor, address, code_hash=code_hash)
     return _answer(services, event_id, visitor, token, place, limits)
 
 
