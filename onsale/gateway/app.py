@@ -14,6 +14,7 @@ from onsale.gateway import metrics, openapi
 from onsale.gateway.errors import HANDLERS
 from onsale.gateway.fastpath import HotPaths
 from onsale.gateway.routes import (
+    access,
     accounts,
     checkout,
     console,
@@ -33,7 +34,9 @@ from onsale.gateway.routes import (
 from onsale.gateway.services import Services, open_services
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+def create_app(settings: Settings | None = None, *, hot_paths: bool = True) -> Litestar:
+    """The gateway. ``hot_paths=False`` leaves queue polls and holds to their Litestar
+    routes (the fast path's answers are tested against theirs)."""
     settings = settings or config.load()
     opened: list[Services] = []
 
@@ -60,6 +63,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *queue.ROUTES,
             *holds.ROUTES,
             *promo.ROUTES,
+            *access.ROUTES,
             *checkout.ROUTES,
             *refunds.ROUTES,
             *reports.ROUTES,
@@ -80,6 +84,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     # Queue polls and holds first, past Litestar (see fastpath.py); then, outside
     # Litestar's exception handling, the observer, so every answer (404s, 500s) is seen.
-    hot = HotPaths(app.asgi_handler, provide_services)
-    app.asgi_handler = metrics.RequestObserver(hot)
+    inner = HotPaths(app.asgi_handler, provide_services) if hot_paths else app.asgi_handler
+    app.asgi_handler = metrics.RequestObserver(inner)
     return app
