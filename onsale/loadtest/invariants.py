@@ -37,9 +37,22 @@ class State(msgspec.Struct, frozen=True):
 
 
 class Check(msgspec.Struct, frozen=True):
+    """One invariant's verdict: PASS (``ok``), FAIL, or SKIP (``skipped``: it could not be
+    checked, and ``detail`` says why)."""
+
     name: str
     ok: bool
     detail: str
+    skipped: bool = False
+
+    @property
+    def verdict(self) -> str:
+        return "SKIP" if self.skipped else "PASS" if self.ok else "FAIL"
+
+
+def passed(checks: list[Check], strict: bool = False) -> bool:
+    """No FAIL, and with ``strict`` no SKIP either."""
+    return all(c.ok or (c.skipped and not strict) for c in checks)
 
 
 def check(state: State) -> list[Check]:

@@ -223,9 +223,7 @@ def _doc(
         stranded=stranded,
         details="\n".join(f"{i}. {f.name}: {f.detail}." for i, f in enumerate(faults, 1)),
         rows="\n".join(rows),
-        checks="\n".join(
-            f"| {c.name} | {'PASS' if c.ok else 'FAIL'} | {c.detail} |" for c in checks
-        ),
+        checks="\n".join(f"| {c.name} | {c.verdict} | {c.detail} |" for c in checks),
         summary=summary,
     )
 

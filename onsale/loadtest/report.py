@@ -6,11 +6,15 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
 from onsale.bench.figures import percentile
-from onsale.loadtest.invariants import Check
+from onsale.loadtest.invariants import Check, passed
+
+#: Error codes of per-client limits on the waiting room (see ``limited``).
+LIMIT_CODES = ("rate_limited", "too_many_places")
 
 
 class Endpoint(msgspec.Struct, frozen=True):
@@ -71,6 +75,59 @@ def codes(path: Path) -> tuple[dict[str, int], dict[str, int]]:
     return dict(doc.get("codes", {})), dict(doc.get("outcomes", {}))
 
 
+def limited(errors: dict[str, int]) -> dict[str, int]:
+    """Joins and polls refused by a per-client limit, by ``"<endpoint> <code>"``."""
+    return {
+        key: n
+        for key, n in errors.items()
+        if "/queue" in key and key.rsplit(" ", 1)[-1] in LIMIT_CODES
+    }
+
+
+def limiter_check(errors: dict[str, int], allowed: bool) -> Check:
+    """Fails a run whose buyers the gateway's per-client limits refused: it measured the
+    limiter, not the sale (unless the run said that is what it wants)."""
+    refused = limited(errors)
+    total = sum(refused.values())
+    if not total:
+        return Check("buyers not refused by per-client limits", True, "no join or poll refused")
+    detail = (
+        f"{total} joins/polls refused ({', '.join(f'{k}: {v}' for k, v in refused.items())}); "
+        "every simulated buyer comes from this generator's address: put it in "
+        "ONSALE_RATE_LIMIT_EXEMPT on the gateways for a load test"
+    )
+    return Check(
+        "buyers not refused by per-client limits",
+        allowed,
+        detail + (" (allowed by --allow-rate-limited)" if allowed else ""),
+    )
+
+
+def verdict(checks: list[Check], strict: bool) -> str:
+    """The summary's first line: the run's result, and whatever was not checked."""
+    failed = [c.name for c in checks if c.verdict == "FAIL"]
+    skipped = [c.name for c in checks if c.skipped]
+    head = "PASS" if passed(checks, strict) else "FAIL"
+    parts = []
+    if failed:
+        parts.append(f"{len(failed)} of {len(checks)} checks failed")
+    if skipped:
+        parts.append(
+            f"{len(skipped)} check(s) SKIPPED, not proven: {'; '.join(skipped)}"
+            + (" (--strict: a skip fails)" if strict else "")
+        )
+    return f"{head}: " + ("; ".join(parts) if parts else f"all {len(checks)} checks passed")
+
+
+def buyers(path: Path) -> dict[str, Any]:
+    """Everything the scenario's buyers recorded (``codes.json``), or nothing."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return dict(doc)
+
+
 class Run(msgspec.Struct):
     """What a run measured besides Locust's own stats."""
 
@@ -90,11 +147,13 @@ def summary(
     errors: dict[str, int],
     outcomes: dict[str, int],
     checks: list[Check],
+    strict: bool = False,
 ) -> str:
     secs = max(run.seconds, 1e-9)
     lag = sorted(run.lag_ms) or [0.0]
     total = next((e for e in stats if e.name == "Aggregated"), None)
     lines = [
+        verdict(checks, strict),
         f"onsale loadtest: {run.scenario}, {run.users} buyers for {run.tickets} tickets, "
         f"{run.seconds:.1f} s",
         f"requests/s {total.rps if total else 0:.1f} ({total.requests if total else 0} "
@@ -111,6 +170,12 @@ def summary(
     lines.append("")
     shown = ", ".join(f"{k}: {v}" for k, v in sorted(errors.items(), key=lambda kv: -kv[1]))
     lines.append(f"errors by code: {shown or 'none'}")
+    refused = sum(limited(errors).values())
+    if refused:
+        lines.append(
+            f"rate limited: {refused} joins/polls refused by per-client limits; "
+            "the generator's address belongs in ONSALE_RATE_LIMIT_EXEMPT"
+        )
     lines.append(
         "buyers: "
         + (", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())) or "no outcomes recorded")
@@ -122,5 +187,5 @@ def summary(
     )
     lines.append("")
     for c in checks:
-        lines.append(f"{'PASS' if c.ok else 'FAIL'}  {c.name}: {c.detail}")
+        lines.append(f"{c.verdict}  {c.name}: {c.detail}")
     return "\n".join(lines)

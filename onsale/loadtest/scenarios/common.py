@@ -18,6 +18,11 @@ Configuration comes from the environment (``onsale loadtest`` sets it):
   ``504`` or not at all (a worker restarting, Redis restarting), as the buyer's page does;
   default 90.
 
+In Locust's distributed mode (``onsale loadtest --expect-workers N`` and ``onsale loadtest
+--worker``) the master sends this configuration to every worker before any buyer starts,
+and each worker reports what its buyers saw back to the master, which writes
+``codes.json`` for the whole run.
+
 Requests are named by route template (``/api/events/[id]/queue``) so the stats group.
 """
 
@@ -36,11 +41,29 @@ import gevent  # type: ignore[import-untyped]  # with locust; only Locust runs t
 from locust import FastHttpUser, events, task
 from locust.exception import StopUser
 
-EVENT_ID = os.environ.get("LOADTEST_EVENT_ID", "")
-TIERS = [t for t in os.environ.get("LOADTEST_TIERS", "").split(",") if t]
-OPENS_AT = float(os.environ.get("LOADTEST_OPENS_AT", "0") or 0)
-STRIPE_URL = os.environ.get("LOADTEST_STRIPE_URL", "").rstrip("/")
-STRIPE_KEY = os.environ.get("LOADTEST_STRIPE_KEY", "")
+
+class Config:
+    """The run's configuration: from the environment, or from the master (distributed)."""
+
+    FIELDS = ("event_id", "tiers", "opens_at", "stripe_url", "stripe_key")
+
+    def __init__(self) -> None:
+        self.event_id = os.environ.get("LOADTEST_EVENT_ID", "")
+        self.tiers = [t for t in os.environ.get("LOADTEST_TIERS", "").split(",") if t]
+        self.opens_at = float(os.environ.get("LOADTEST_OPENS_AT", "0") or 0)
+        self.stripe_url = os.environ.get("LOADTEST_STRIPE_URL", "").rstrip("/")
+        self.stripe_key = os.environ.get("LOADTEST_STRIPE_KEY", "")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.FIELDS}
+
+    def update(self, data: dict[str, Any]) -> None:
+        for name in self.FIELDS:
+            if name in data:
+                setattr(self, name, data[name])
+
+
+CONFIG = Config()
 OUT = os.environ.get("LOADTEST_OUT", "")
 REQUESTS_LOG = os.environ.get("LOADTEST_REQUESTS", "")
 RETRY_FOR_S = float(os.environ.get("LOADTEST_RETRY_FOR", "90") or 90)
@@ -62,6 +85,11 @@ OUTCOMES: Counter[str] = Counter()
 #: Orders whose payment a buyer saw succeed, and those it then saw confirmed.
 PAID: list[str] = []
 CONFIRMED: list[str] = []
+#: Every order a buyer checked out: id, token and the items it held; with the tickets it
+#: received once confirmed, by order id. The checks read them back through the API.
+ORDERS: dict[str, dict[str, Any]] = {}
+#: Orders changed since this worker's last report to the master.
+CHANGED: set[str] = set()
 #: One line per request when ``LOADTEST_REQUESTS`` is set.
 REQUESTS: list[str] = []
 
@@ -95,7 +123,7 @@ class Buyer(FastHttpUser):
     abandon = 0.0
 
     def quantity(self) -> list[dict[str, Any]]:
-        return [{"tier_id": TIERS[0], "quantity": 1}]
+        return [{"tier_id": CONFIG.tiers[0], "quantity": 1}]
 
     def before_join(self) -> None:
         """Called once before the first join (the stampede waits for the opening here)."""
@@ -150,7 +178,7 @@ class Buyer(FastHttpUser):
 
     def place(self) -> dict[str, Any]:
         """Join, then poll as told until admitted; ``Done`` when sold out or closed."""
-        queue = f"/api/events/{EVENT_ID}/queue"
+        queue = f"/api/events/{CONFIG.event_id}/queue"
         token: str | None = None
         while True:
             headers = {"X-Visitor-Token": token} if token else {}
@@ -178,7 +206,7 @@ class Buyer(FastHttpUser):
     def hold(self, admission: str) -> dict[str, Any]:
         status, (body, _) = self.call(
             "POST",
-            f"/api/events/{EVENT_ID}/holds",
+            f"/api/events/{CONFIG.event_id}/holds",
             f"POST {HOLDS}",
             (201, 409),
             json={"items": self.quantity()},
@@ -192,7 +220,8 @@ class Buyer(FastHttpUser):
         OUTCOMES["holds"] += 1
         return dict(body)
 
-    def checkout(self, hold_id: str) -> dict[str, Any]:
+    def checkout(self, hold: dict[str, Any]) -> dict[str, Any]:
+        hold_id = hold["hold_id"]
         who = uuid.uuid4().hex[:12]
         status, (body, _) = self.call(
             "POST",
@@ -204,17 +233,25 @@ class Buyer(FastHttpUser):
         )
         if status != 201:
             raise Done(f"checkout_{status}")
+        ORDERS[body["order_id"]] = {
+            "order_id": body["order_id"],
+            "order_token": body["order_token"],
+            "amount": body["amount"],
+            "items": hold.get("items", []),
+            "tickets": None,
+        }
+        CHANGED.add(body["order_id"])
         return dict(body)
 
     def stripe(self, path: str, name: str, form: dict[str, str]) -> dict[str, Any]:
         status, (body, _) = self.call(
             "POST",
-            f"{STRIPE_URL}{path}",
+            f"{CONFIG.stripe_url}{path}",
             name,
             (200,),
             data=form,
             headers={
-                "Authorization": f"Bearer {STRIPE_KEY}",
+                "Authorization": f"Bearer {CONFIG.stripe_key}",
                 "Content-Type": "application/x-www-form-urlencoded",
             },
         )
@@ -276,13 +313,17 @@ class Buyer(FastHttpUser):
                 headers={"Authorization": f"Bearer {admitted['admission_token']}"},
             )
             return "abandoned"
-        order = self.checkout(hold["hold_id"])
-        if not (STRIPE_URL and STRIPE_KEY) or order["payment"] is None:
+        order = self.checkout(hold)
+        if not (CONFIG.stripe_url and CONFIG.stripe_key) or order["payment"] is None:
             return "checked_out"
         self.pay(order["payment"]["payment_intent_id"])
         mine = self.confirmed(order)
         OUTCOMES["orders"] += 1
         CONFIRMED.append(order["order_id"])
+        ORDERS[order["order_id"]]["tickets"] = [
+            [t["ticket_id"], t["tier_id"]] for t in mine["tickets"]
+        ]
+        CHANGED.add(order["order_id"])
         auth = {"Authorization": f"Bearer {order['order_token']}"}
         for ticket in mine["tickets"]:
             self.ticket(ticket["ticket_id"], auth)
@@ -319,14 +360,24 @@ class Buyer(FastHttpUser):
 
 
 def _finish(user: Buyer) -> None:
+    from locust.runners import WorkerRunner
+
+    runner = user.environment.runner
+    if isinstance(runner, WorkerRunner):
+        runner.send_message("onsale_finished", {"buyers": 1})  # the master counts everyone's buyers
+    elif runner is not None:
+        _finished(runner, 1)
+
+
+def _finished(runner: Any, count: int) -> None:
     global FINISHED
-    FINISHED += 1
-    options = user.environment.parsed_options
+    FINISHED += count
+    options = runner.environment.parsed_options
     wanted = getattr(options, "num_users", None) if options else None
-    if wanted and wanted <= FINISHED and user.environment.runner is not None:
+    if wanted and wanted <= FINISHED:
         # Every buyer is done: end the run now rather than at --run-time.
         # Not from this greenlet, which the quit kills.
-        gevent.spawn_later(0.2, user.environment.runner.quit)
+        gevent.spawn_later(0.2, runner.quit)
 
 
 @events.user_error.add_listener  # type: ignore[untyped-decorator]  # Locust's is untyped
@@ -344,15 +395,62 @@ def _log_request(name: str, response_time: float, response: Any, exception: Any,
     REQUESTS.append(f"{start:.4f} {response_time / 1000:.4f} {status} {failed} {name}\n")
 
 
+def _seen() -> dict[str, Any]:
+    return {
+        "codes": dict(CODES),
+        "outcomes": dict(OUTCOMES),
+        "paid_orders": PAID,
+        "confirmed_orders": CONFIRMED,
+        "orders": list(ORDERS.values()),
+    }
+
+
+def _merge(part: dict[str, Any]) -> None:
+    """A worker's report, added to the master's own record."""
+    CODES.update(part.get("codes", {}))
+    OUTCOMES.update(part.get("outcomes", {}))
+    PAID.extend(part.get("paid_orders", []))
+    CONFIRMED.extend(part.get("confirmed_orders", []))
+    ORDERS.update((o["order_id"], o) for o in part.get("orders", []))
+
+
+@events.init.add_listener  # type: ignore[untyped-decorator]  # Locust's is untyped
+def _distributed(environment: Any, **_: Any) -> None:
+    from locust.runners import MasterRunner, WorkerRunner
+
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        runner.register_message("onsale_config", lambda msg, **_: CONFIG.update(msg.data))
+    if isinstance(runner, MasterRunner):
+        runner.register_message(
+            "onsale_finished", lambda msg, **_: _finished(runner, msg.data["buyers"])
+        )
+        # Sent when the test starts, before the spawn messages on the same connections.
+        events.test_start.add_listener(  # type: ignore[no-untyped-call]  # Locust's
+            lambda **_: runner.send_message("onsale_config", CONFIG.as_dict())
+        )
+
+
+@events.report_to_master.add_listener  # type: ignore[untyped-decorator]  # Locust's is untyped
+def _report(client_id: str, data: dict[str, Any], **_: Any) -> None:
+    """A worker sends what its buyers saw since its last report, then forgets it."""
+    data["onsale"] = _seen() | {"orders": [ORDERS[o] for o in CHANGED]}
+    CODES.clear()
+    OUTCOMES.clear()
+    del PAID[:], CONFIRMED[:]
+    CHANGED.clear()
+
+
+@events.worker_report.add_listener  # type: ignore[untyped-decorator]  # Locust's is untyped
+def _received(client_id: str, data: dict[str, Any], **_: Any) -> None:
+    _merge(data.get("onsale", {}))
+
+
 @events.quitting.add_listener  # type: ignore[untyped-decorator]  # Locust's is untyped
 def _write_codes(environment: Any, **_: Any) -> None:
-    if OUT:
-        doc = {
-            "codes": dict(CODES),
-            "outcomes": dict(OUTCOMES),
-            "paid_orders": PAID,
-            "confirmed_orders": CONFIRMED,
-        }
-        Path(OUT, "codes.json").write_text(json.dumps(doc, indent=1, sort_keys=True))
+    from locust.runners import WorkerRunner
+
+    if OUT and not isinstance(environment.runner, WorkerRunner):
+        Path(OUT, "codes.json").write_text(json.dumps(_seen(), indent=1, sort_keys=True))
     if REQUESTS_LOG:
         Path(REQUESTS_LOG).write_text("".join(REQUESTS))

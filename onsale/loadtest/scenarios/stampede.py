@@ -7,15 +7,15 @@ import random
 import time
 from typing import Any
 
-from onsale.loadtest.scenarios.common import OPENS_AT, TIERS, Buyer
+from onsale.loadtest.scenarios.common import CONFIG, Buyer
 
 
 class StampedeBuyer(Buyer):
     def before_join(self) -> None:
         # Everyone is spawned before the opening and arrives in the second around it.
-        delay = OPENS_AT - time.time() + random.uniform(-0.5, 0.5)
+        delay = CONFIG.opens_at - time.time() + random.uniform(-0.5, 0.5)
         if delay > 0:
             time.sleep(delay)
 
     def quantity(self) -> list[dict[str, Any]]:
-        return [{"tier_id": TIERS[0], "quantity": random.choice((1, 1, 2))}]
+        return [{"tier_id": CONFIG.tiers[0], "quantity": random.choice((1, 1, 2))}]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from onsale.loadtest.scenarios.common import EVENT_ID, TIERS, Buyer
+from onsale.loadtest.scenarios.common import CONFIG, Buyer
 
 
 class SteadyBuyer(Buyer):
@@ -15,8 +15,8 @@ class SteadyBuyer(Buyer):
     abandon = 0.2
 
     def quantity(self) -> list[dict[str, Any]]:
-        return [{"tier_id": random.choice(TIERS), "quantity": random.randint(1, 2)}]
+        return [{"tier_id": random.choice(CONFIG.tiers), "quantity": random.randint(1, 2)}]
 
     def buy(self) -> str:
-        self.call("GET", f"/api/events/{EVENT_ID}", "GET /api/events/[id]", (200,))
+        self.call("GET", f"/api/events/{CONFIG.event_id}", "GET /api/events/[id]", (200,))
         return str(super().buy())
