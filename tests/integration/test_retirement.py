@@ -232,12 +232,27 @@ async def test_retirement_needs_an_end_and_nothing_live(mine: Any, pool: asyncpg
     assert await mine.zscore(keys.RETIRED_EVENTS, event.id) is None
 
 
+async def _a_later_millisecond(redis: Any) -> None:
+    """Returns once Redis's clock has moved to a later millisecond than when called."""
+    seconds, micros = await redis.time()
+    start = seconds * 1000 + micros // 1000
+    deadline = time.monotonic() + 5
+    while True:
+        seconds, micros = await redis.time()
+        if seconds * 1000 + micros // 1000 > start:
+            return
+        assert time.monotonic() < deadline, "Redis's clock stands still"
+
+
 async def test_the_retired_set_is_bounded(mine: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(retirement, "MAX_RETIRED", 3)
     ids = [str(uuid.uuid4()) for _ in range(5)]
     await mine.sadd(keys.ARMED_EVENTS, *ids)
     for event_id in ids:
         await mine.hset(keys.onsale(event_id), "closes_ms", 1)  # closed long ago
+        # The set is scored by the millisecond of retirement: two in one millisecond tie
+        # (and then sort by id), so each retires in a millisecond of its own.
+        await _a_later_millisecond(mine)
         assert await retirement.retire_ended(mine) == [event_id]
     assert await mine.zcard(keys.RETIRED_EVENTS) == 3
     assert await mine.zrange(keys.RETIRED_EVENTS, 0, -1) == ids[2:]
