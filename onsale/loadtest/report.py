@@ -180,11 +180,14 @@ def summary(
         "buyers: "
         + (", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())) or "no outcomes recorded")
     )
-    lines.append(
-        f"committer lag (oldest uncommitted entry): max {max(run.lag_ms, default=0):.0f} ms, "
-        f"p99 {percentile(lag, 99):.0f} ms, p50 {percentile(lag, 50):.0f} ms "
-        f"over {len(run.lag_ms)} samples; most pending {run.lag_pending}"
-    )
+    if not run.lag_ms:
+        lines.append("committer lag: not sampled (needs --redis-url)")
+    else:
+        lines.append(
+            f"committer lag (oldest uncommitted entry): max {max(run.lag_ms):.0f} ms, "
+            f"p99 {percentile(lag, 99):.0f} ms, p50 {percentile(lag, 50):.0f} ms "
+            f"over {len(run.lag_ms)} samples; most pending {run.lag_pending}"
+        )
     lines.append("")
     for c in checks:
         lines.append(f"{c.verdict}  {c.name}: {c.detail}")
