@@ -7,7 +7,8 @@
 -- pre-queue; the code's first use binds it to the visitor, and its uses never pass max.
 -- ARGV: now_ms (0 = Redis clock), visitor_id, client ('' = not counted: an exempt network),
 --       cap (live places per client; 0 = no cap), strict ('1': the visitor sent their token,
---       so joining again while holding a place is a poll and refused when too fast),
+--       so joining again while holding a place is a poll and refused when too fast, unless
+--       it brings a code to a visitor bound to none),
 --       code (sha256 hex of an access code; '' = none).
 -- Returns status() (see _queue.lua), {'unknown_event'}, {'too_fast', -1, -1, retry_after_s,
 -- 0, ''} having changed nothing, {'too_many', -1, -1, retry_after_s, 0, ''} when the
@@ -18,14 +19,15 @@ local code = ARGV[6] or ''
 local cfg = config()
 if not cfg then return {'unknown_event', -1, -1, 0, 0, ''} end
 local st = load_state()
-if ARGV[5] == '1' and live(st, vid) then
+-- A code matters only while the presale can still admit: after the opening it is not needed.
+local presale = cfg.presale > 0 and now < cfg.opens
+local bound = presale and redis.call('HGET', CODEVIS, vid)
+-- A first code, typed just after a poll, is not a poll: it is answered at once.
+if ARGV[5] == '1' and live(st, vid) and not (presale and code ~= '' and not bound) then
   local wait = too_fast(now, vid)
   if wait > 0 then return {'too_fast', -1, -1, wait, 0, ''} end
 end
 local available, unsold = advance(now, cfg, st, false)
--- A code matters only while the presale can still admit: after the opening it is not needed.
-local presale = cfg.presale > 0 and now < cfg.opens
-local bound = presale and redis.call('HGET', CODEVIS, vid)
 if presale and code ~= '' and not bound then
   local f = redis.call('HMGET', CODES, code .. ':max', code .. ':uses')
   if not f[1] or num(f[2]) >= num(f[1]) then return {'code_invalid', -1, -1, 0, 0, ''} end

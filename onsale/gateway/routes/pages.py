@@ -53,6 +53,8 @@ ASSETS = {
     # Find my tickets: on this page and on the order page.
     "lookup_css": _asset("lookup.css"),
     "lookup_js": _asset("lookup.js"),
+    "presale_js": _asset("presale.js"),
+    "presale_css": _asset("presale.css"),
 }
 
 #: Stripe.js must be loaded from Stripe itself (never bundled or self-hosted).
@@ -88,7 +90,12 @@ def stripe_js(stripe: StripeSettings) -> str:
     return STRIPE_JS
 
 
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _context(event: Event) -> dict[str, Any]:
+    presale = event.onsale.presale_opens_at
     venue = event.venue
     place = ", ".join(p for p in (venue.name, venue.city, venue.country) if p) if venue else ""
     tiers = [
@@ -110,6 +117,10 @@ def _context(event: Event) -> dict[str, Any]:
         "starts_iso": event.starts_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "starts_text": when(event.starts_at),
         "opens_iso": event.onsale.opens_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "opens_text": when(event.onsale.opens_at),
+        # A presale (access codes) before the general sale: the page offers the code field.
+        "presale_iso": _iso(presale) if presale else "",
+        "presale_text": when(presale) if presale else "",
         "exponent": minor_exponent(event.currency),
         "tiers": tiers,
     }

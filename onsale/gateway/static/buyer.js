@@ -153,6 +153,7 @@
     show($("note"), place.note === "held_only");
     const previous = state;
     state = main.dataset.state = place.state;
+    presale.update(place);
     if (state === "prequeue") prequeue(place);
     else if (state === "waiting") waiting(place);
     else if (state === "admitted") admitted(place, previous);
@@ -164,16 +165,24 @@
   }
 
   function prequeue(place) {
-    announce("The sale opens soon",
-      "You're in the pre-queue. At opening everyone here gets a random place in line, " +
-      "so arriving early or late before then makes no difference.");
+    const early = place.line === "presale";
+    if (early) {
+      announce("The presale opens soon",
+        "You're in the presale's pre-queue. At the presale's opening everyone here gets a " +
+        "random place in line, so arriving early or late before then makes no difference.");
+    } else {
+      announce("The sale opens soon",
+        "You're in the pre-queue. At opening everyone here gets a random place in line, " +
+        "so arriving early or late before then makes no difference.");
+    }
     only("countdown", "hint");
     stage("browse");
     const opens = place.eta_seconds == null ? Date.parse(main.dataset.opensAt)
       : Date.now() + place.eta_seconds * 1000; // the server's clock, not this device's
     every(() => {
       const left = secondsUntil(opens);
-      $("countdown").textContent = left > 0 ? `Opens in ${clock(left)}` : "Opening now…";
+      const what = early ? "Presale opens" : "Opens";
+      $("countdown").textContent = left > 0 ? `${what} in ${clock(left)}` : "Opening now…";
     });
   }
 
@@ -182,7 +191,7 @@
     only("progress", "eta", "hint");
     stage("browse");
     const position = place.position;
-    announce("You're in line",
+    announce(place.line === "presale" ? "You're in the presale line" : "You're in line",
       `You are number ${position.toLocaleString()} in line${position === 1 ? ": you're next." : "."}`);
     // From where this visitor first stood toward the front; full only once admitted.
     saved.first = Math.max(saved.first || 0, position);
@@ -300,7 +309,19 @@
     showError(problem(r));
   }
 
+  // A join with the presale's access code (presale.js): the answer is shown like any join's;
+  // a refused code keeps the place, which goes on being polled.
+  async function joinWith(code) {
+    clearTimeout(pollTimer);
+    const body = { access_code: code };
+    const r = await api("POST", queuePath, { token: saved.token, body }).catch(() => null);
+    if (r && r.status === 200) onPlace(r.data);
+    else retry(saved.token ? "GET" : "POST", Math.max(2, (r && r.retryAfter) || 0));
+    return r;
+  }
+
   // ---- start -------------------------------------------------------------------------
+  const presale = window.onsalePresale({ $, show, problem, join: joinWith });
   const checkout = window.onsaleCheckout({
     $, api, money, show, showError, problem, tierById, stage, stopClock,
     store: { get: () => saved, save },
