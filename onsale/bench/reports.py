@@ -28,7 +28,7 @@ import asyncpg
 import msgspec
 
 from onsale.bench.figures import percentile, progress
-from onsale.bench.orders import bench_event
+from onsale.bench.orders import bench_event, drop
 from onsale.connections import redis_client
 from onsale.db import connect, create_pool, migrate
 from onsale.events.models import Event
@@ -85,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _rows(
-    event: Event, orders: int, tickets: int, promo_id: uuid.UUID, seed: int
+    event: Event, orders: int, tickets: int, promo_id: uuid.UUID, seed: int, refunds: float
 ) -> Iterator[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]]:
     """(orders, items, tickets) rows, :data:`CHUNK` orders at a time: ``tickets`` spread
     evenly over ``orders`` of one tier each, sold over three hours ending an hour ago."""
@@ -104,7 +104,7 @@ def _rows(
         oid = uuid.uuid4()
         # Front-loaded, as a launch is: most sales in the first minutes.
         at = start + span * (rng.random() ** 3)
-        refunded = rng.random() < REFUNDED
+        refunded = rng.random() < refunds
         promo = not refunded and rng.random() < PROMO
         gross = qty * tier.price
         discount = gross // 10 if promo else 0
@@ -130,16 +130,22 @@ def _rows(
 
 
 async def load(
-    conn: asyncpg.Connection, event: Event, orders: int, tickets: int, seed: int = 1
+    conn: asyncpg.Connection,
+    event: Event,
+    orders: int,
+    tickets: int,
+    seed: int = 1,
+    refunds: float = REFUNDED,
 ) -> None:
-    """The event's orders and tickets by COPY, a promo code, then its rollups rebuilt."""
+    """The event's orders and tickets by COPY (``refunds``: the share of orders refunded), a
+    promo code, then its rollups rebuilt."""
     promo_id = await conn.fetchval(
         """INSERT INTO promo_codes (event_id, code, discount_type, discount_value)
            VALUES ($1, $2, 'percentage', 10) RETURNING id""",
         uuid.UUID(event.id),
         f"LAUNCH{seed}",
     )
-    for o_rows, i_rows, t_rows in _rows(event, orders, tickets, promo_id, seed):
+    for o_rows, i_rows, t_rows in _rows(event, orders, tickets, promo_id, seed, refunds):
         async with conn.transaction():
             await conn.copy_records_to_table("orders", records=o_rows, columns=_ORDER_COLUMNS)
             await conn.copy_records_to_table("order_items", records=i_rows, columns=_ITEM_COLUMNS)
@@ -226,6 +232,9 @@ async def main(args: argparse.Namespace) -> int:
             progress("streaming the attendee exports ...")
             lines.append(await export_figures(pool, small.id, "attendee_export_tenth"))
             lines.append(await export_figures(pool, big.id, "attendee_export"))
+            if args.redis_url and args.database_url:  # someone's own servers: leave no trace
+                for event in (big, small):
+                    await drop(pool, redis, event.id)
         finally:
             await pool.close()
             await redis.aclose()

@@ -4,8 +4,8 @@ queries of orders and tickets. Postgres only: a report never touches Redis."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 
@@ -52,7 +52,8 @@ FROM tickets WHERE event_id = $1 AND checked_in_at IS NOT NULL
 GROUP BY 1 ORDER BY 1
 """
 _PROMOS = f"""
-SELECT p.code, count(*) AS uses, sum(o.discount) AS discount, sum(o.amount) AS revenue
+SELECT p.code, count(*) AS uses, sum(o.discount)::bigint AS discount,
+       sum(o.amount)::bigint AS revenue
 FROM orders o JOIN promo_codes p ON p.id = o.promo_code_id
 WHERE o.event_id = $1 AND o.promo_code_id IS NOT NULL AND o.status = 'confirmed'
   AND {SALE_TIME} >= $2 AND {SALE_TIME} < $3

@@ -89,6 +89,7 @@ JOIN order_items i ON i.order_id = o.id
 WHERE o.status = 'confirmed'
 GROUP BY t.event_id, t.minute, i.tier_id
 """
+_LOCK = "SELECT pg_advisory_xact_lock(hashtext('onsale.report:' || $1::uuid::text))"
 # The counters only grow; a late or out-of-order reading never lowers a minute's figure.
 _FUNNEL = f"""
 INSERT INTO report_funnel (event_id, minute, joined, admitted, held, checkouts, paid)
@@ -116,9 +117,7 @@ async def recount(conn: asyncpg.Connection, touched: Iterable[tuple[Any, Any]]) 
         # A statement of its own, so the recount's snapshot is taken after the lock: it then
         # sees the commits of the committer that held it before.
         for event_id in sorted(set(events)):
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext('onsale.report:' || $1::uuid::text))", event_id
-            )
+            await conn.execute(_LOCK, event_id)
         await conn.execute(_DELETE_SALES, events, minutes)
         await conn.execute(_DELETE_TIERS, events, minutes)
         await conn.execute(_INSERT_SALES, events, minutes)
