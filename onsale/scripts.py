@@ -139,3 +139,12 @@ class ScriptClient:
     def now(self) -> int:
         """The injected clock, or 0: the script then asks Redis for the time."""
         return self._clock() if self._clock else 0
+
+    async def now_ms(self) -> int:
+        """What the scripts take for now, here: the injected clock, else Redis's (one round
+        trip). Whatever compares with a time a script wrote (a hold's end) uses this, never
+        the gateway's own clock, which may be off Redis's."""
+        if self._clock:
+            return self._clock()
+        seconds, micros = await self.redis.time()
+        return int(seconds) * 1000 + int(micros) // 1000

@@ -112,7 +112,9 @@ class Checkout:
             return self.answer(await self._settled(existing))
 
         hold = await self.inventory.live_hold(event_id, hold_id)
-        now = _now_ms()
+        # Redis's clock, which ended the hold in the scripts: a gateway's clock a little
+        # fast would refuse a live hold, a little slow would sell one that has ended.
+        now = await self.inventory.now_ms()
         if hold is None or hold.expires_ms <= now:
             raise CheckoutRejected(CheckoutRejection.HOLD_EXPIRED)
         # Remembered while the hold lives and a while after: a retry finds the order itself.
@@ -183,7 +185,7 @@ class Checkout:
         """The order once its PaymentIntent exists (a concurrent twin may be creating it)."""
         deadline = time.monotonic() + _DUPLICATE_WAIT_S
         while order.status is OrderStatus.PENDING and not order.payment_intent_id:
-            if _now_ms() - order.created_ms > _CLAIM_STALE_MS:
+            if await self.inventory.now_ms() - order.created_ms > _CLAIM_STALE_MS:
                 # The request that claimed it died midway (a killed worker, Redis lost):
                 # finish its work rather than leave the buyer unable to pay until expiry.
                 return await self._start(order)

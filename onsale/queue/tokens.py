@@ -57,6 +57,12 @@ def _invalid(detail: str) -> TokenRejected:
 
 #: Verified admission tokens remembered per process (a buyer holds several times).
 VERIFIED_CACHE = 50_000
+#: How far a gateway's clock may be off another's or Redis's. Redis's clock decides when an
+#: admission ends (hold.lua refuses a hold after it); the token's own times ("iat", "exp")
+#: are checked this loosely, so that a fast clock does not cut an admission short, a slow one
+#: does not refuse a token a faster gateway issued (its "iat" ahead), and Redis still ends
+#: the admission on time at a slow one.
+CLOCK_SKEW_S = 60
 
 
 class AdmissionTokens:
@@ -99,7 +105,7 @@ class AdmissionTokens:
             if len(self._verified) >= VERIFIED_CACHE:
                 self._verified.clear()
             self._verified[token] = claims
-        if claims["exp"] <= time.time():
+        if claims["exp"] + CLOCK_SKEW_S <= time.time():
             raise _invalid("the admission has expired")
         if event_id is not None and claims["aud"] != event_id:
             raise _invalid("the admission is for another event")
@@ -129,6 +135,7 @@ class AdmissionTokens:
                 self._public,
                 algorithms=["EdDSA"],
                 issuer=ISSUER,
+                leeway=CLOCK_SKEW_S,
                 options={"require": ["exp", "aud", "sub"], "verify_aud": False},
             )
         except jwt.ExpiredSignatureError:
