@@ -1,9 +1,16 @@
 """The inventory never oversells: the real Lua scripts on real Redis, step for step against a
-plain Python model (``inventory_model``), with time as a rule through an injected clock."""
+plain Python model (``inventory_model``), with time as a rule through an injected clock.
+
+The model is written like the scripts, so on its own it would agree with a script that
+broke a rule. The rules themselves are therefore checked too, after every step, from what
+Redis holds and nothing the model keeps (``rules_hold``): no owner ever has more tickets,
+held plus bought, than its limits allow, and every ticket sold is in an order on the stream.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Coroutine
 from typing import Any, ClassVar, TypeVar
@@ -48,7 +55,8 @@ capacities = st.integers(0, 8)
 per_order_limits = st.sampled_from((0, 0, 0, 2, 4))  # 0: no limit
 # Mostly valid quantities; a zero now and then proves invalid_quantity refuses the whole hold.
 quantities = st.sampled_from((1, 1, 1, 1, 2, 2, 2, 3, 3, 4, 5, 0))
-owners = st.sampled_from(("", "ann", "bob"))
+OWNERS = ("ann", "bob")
+owners = st.sampled_from(("", *OWNERS))
 owner_limits = st.sampled_from((0, 0, 0, 4, 8))  # 0: no limit
 # Most holds here skip the waiting room; some must show a live admission of their owner.
 admission_required = st.sampled_from((False, False, False, True))
@@ -82,6 +90,10 @@ class InventoryMachine(RuleBasedStateMachine):
         self.owner_of: dict[str, tuple[str, int]] = {}
         self.released: set[str] = set()
         self.serial = 0
+        # The limits as the event sets them: each owner's in all (0: none), each tier's per
+        # owner (as armed; re-arming may only raise one). Inputs, not the model's state.
+        self.owner_limits: dict[str, int] = {}
+        self.tier_limits: dict[str, int] = {}
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coro)
@@ -96,6 +108,11 @@ class InventoryMachine(RuleBasedStateMachine):
     # -- rules ---------------------------------------------------------------------------
 
     def _arm(self, specs: list[TierSpec]) -> None:
+        # A tier's limit never drops below what owners may already have taken under it.
+        specs = [
+            TierSpec(s.tier_id, s.capacity, self._raised(s.tier_id, s.per_order_limit), s.price)
+            for s in specs
+        ]
         expected = self.model.arm(
             HOLD_MS, [(s.tier_id, s.capacity, s.per_order_limit, s.price) for s in specs]
         )
@@ -105,9 +122,17 @@ class InventoryMachine(RuleBasedStateMachine):
             assert refusal(exc) == expected
         else:
             assert expected is None
+            self.tier_limits.update((s.tier_id, s.per_order_limit) for s in specs)
+
+    def _raised(self, tier: str, limit: int) -> int:
+        old = self.tier_limits.get(tier)
+        if old is None:
+            return limit
+        return old if old == 0 or 0 < limit < old else limit
 
     @initialize(data=st.data(), n=st.integers(1, len(TIER_IDS)))
     def arm(self, data: st.DataObject, n: int) -> None:
+        self.owner_limits = {o: data.draw(owner_limits, f"limit of {o}") for o in OWNERS}
         self._arm(self._draw_specs(data, n))
 
     def _taken(self) -> bool:
@@ -144,9 +169,9 @@ class InventoryMachine(RuleBasedStateMachine):
         hold_id: str,
         items: list[tuple[str, int]],
         owner: str,
-        limit: int = 0,
         admitted: bool = False,
     ) -> str:
+        limit = self.owner_limits.get(owner, 0)
         self.requests.setdefault(hold_id, tuple(items))
         self.owner_of.setdefault(hold_id, (owner, limit))
         expected = self.model.hold(hold_id, tuple(items), owner, limit, admitted)
@@ -174,7 +199,6 @@ class InventoryMachine(RuleBasedStateMachine):
         target=holds,
         data=st.data(),
         owner=owners,
-        owner_limit=owner_limits,
         unknown_at=unknown_slots,
         admitted=admission_required,
     )
@@ -182,14 +206,13 @@ class InventoryMachine(RuleBasedStateMachine):
         self,
         data: st.DataObject,
         owner: str,
-        owner_limit: int,
         unknown_at: int | None,
         admitted: bool,
     ) -> str:
         items = self._draw_items(data)
         if unknown_at is not None:
             items.insert(min(unknown_at, len(items)), (UNKNOWN_TIER, 1))
-        return self._hold(self._new_id(), items, owner, owner_limit, admitted)
+        return self._hold(self._new_id(), items, owner, admitted)
 
     @rule(hold_id=holds, data=st.data(), owner=owners)
     def hold_same_id(self, hold_id: str, data: st.DataObject, owner: str) -> None:
@@ -216,10 +239,14 @@ class InventoryMachine(RuleBasedStateMachine):
     def confirm(self, hold_id: str, rival: bool, retake: bool) -> None:
         """``rival``: another order for the same hold; ``retake``: a payment that came late."""
         order_id = f"o-{hold_id}-rival" if rival else f"o-{hold_id}"
-        payload = f'{{"order": "{order_id}"}}'
         retake_items = dict(self.requests[hold_id]) if retake else None
         owner, limit = self.owner_of[hold_id]
         live = self.run(self.inventory.live_hold(self.event, hold_id))
+        # The order as checkout writes it: the hold's owner and tickets as Redis has them
+        # (or, for a late payment, what it takes again), read back by ``rules_hold``.
+        bought = dict(live.items) if live is not None else retake_items or {}
+        who = live.owner if live is not None else owner
+        payload = json.dumps({"order": order_id, "owner": who, "items": bought})
         expected = self.model.confirm(
             hold_id, order_id, tuple(retake_items.items()) if retake_items else None, owner, limit
         )
@@ -302,6 +329,48 @@ class InventoryMachine(RuleBasedStateMachine):
         assert owners_used == {o: str(n) for o, n in m.owners.items()}
         assert self.run(self.client.xlen(keys.orders_stream(self.event))) == len(m.stream)
 
+    # -- the rules, from Redis alone ------------------------------------------------------
+    # What these read: the live hold records (every ticket held, by owner) and the orders
+    # on the stream (every ticket bought, by owner), never the model. A promo code's uses
+    # never passing its maximum (the promo codes issue) is such a rule, and belongs here.
+
+    def _taken_by_owner(self) -> dict[str, dict[str, int]]:
+        """owner -> tier -> tickets it holds (live records, due or not) or bought."""
+        taken: dict[str, dict[str, int]] = {}
+        for record in self.run(self.client.hgetall(keys.holds_data(self.event))).values():
+            _, owner, rest = record.split("|", 2)
+            words = rest.split()
+            for tier, qty in zip(words[::2], words[1::2], strict=True):
+                mine = taken.setdefault(owner, {})
+                mine[tier] = mine.get(tier, 0) + int(qty)
+        for order in self._orders():
+            mine = taken.setdefault(order["owner"], {})
+            for tier, qty in order["items"].items():
+                mine[tier] = mine.get(tier, 0) + qty
+        return taken
+
+    def _orders(self) -> list[dict[str, Any]]:
+        entries = self.run(self.client.xrange(keys.orders_stream(self.event)))
+        return [json.loads(fields["data"]) for _, fields in entries]
+
+    @invariant()
+    def rules_hold(self) -> None:
+        for owner, tiers in self._taken_by_owner().items():
+            if not owner:
+                continue  # anonymous holds have no owner to limit
+            for tier, qty in tiers.items():
+                limit = self.tier_limits.get(tier, 0)
+                assert not limit or qty <= limit, f"{owner} has {qty} of {tier}, limit {limit}"
+            total, limit = sum(tiers.values()), self.owner_limits.get(owner, 0)
+            assert not limit or total <= limit, f"{owner} has {total} in all, limit {limit}"
+        # Every ticket sold is in exactly the orders on the stream.
+        sold: dict[str, int] = {}
+        for order in self._orders():
+            for tier, qty in order["items"].items():
+                sold[tier] = sold.get(tier, 0) + qty
+        levels = self.run(self.inventory.levels(self.event))
+        assert {lv.tier_id: lv.sold for lv in levels if lv.sold} == sold
+
 
 SETTINGS = settings(
     max_examples=200,
@@ -311,6 +380,8 @@ SETTINGS = settings(
 )
 
 
+# A failure is shrunk to its shortest steps; that takes minutes, past the suite's timeout.
+@pytest.mark.timeout(900)
 def test_inventory_matches_model(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(InventoryMachine, "redis_url", redis_url, raising=False)
     run_state_machine_as_test(InventoryMachine, settings=SETTINGS)
