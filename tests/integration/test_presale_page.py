@@ -5,23 +5,28 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Page, expect
 
 from onsale import signing
 from tests.conftest import ADMIN_TOKEN
+from tests.integration.api_support import event as event_body
 from tests.integration.api_support import iso
 from tests.integration.page_support import (
     ADMIN,
     CHROMIUM,
     PHONE,
+    add_user,
     chromium,
+    console_screenshot,
     create_event,
     new_page,
     no_horizontal_scroll,
     screenshot,
+    signed_in,
 )
 from tests.integration.process_support import serving
 
@@ -131,4 +136,94 @@ def test_a_buyer_with_an_access_code_is_admitted_in_the_presale_and_holds(
     assert stats["queue"]["admitted"] == 1
     event = httpx.get(f"{server}/api/events/{event_id}").json()
     assert event["onsale"]["presale_seed"] and event["onsale"]["shuffle_seed"] is None
+    page.context.close()
+
+
+def fits(page: Page, selector: str) -> bool:
+    """Whether everything in ``selector`` lies within the page's width (no sideways scroll)."""
+    return bool(
+        page.evaluate(
+            """s => [...document.querySelectorAll(s + ", " + s + " *")].every(
+                e => e.getBoundingClientRect().right <= document.documentElement.clientWidth)""",
+            selector,
+        )
+    )
+
+
+def sign_in(page: Page, server: str, email: str, password: str, target: str) -> None:
+    page.goto(f"{server}{target}")
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{server}{target}")
+    expect(page.locator("#who")).to_have_text(email)
+
+
+def test_an_organizer_makes_access_codes_on_the_console(server: str, browser: Browser) -> None:
+    email, password = add_user(server, "organizer")
+    organizer = signed_in(server, email, password)
+    onsale = {"opens_at": iso(7200), "admit_per_minute": 600}
+    r = organizer.post("/api/events", json=event_body(onsale=onsale))
+    assert r.status_code == 201, r.text
+    event_id = r.json()["id"]
+    target = f"/organizer/events/{event_id}"
+    page = new_page(browser, viewport={"width": 1366, "height": 900})
+    sign_in(page, server, email, password, target)
+    section = page.locator("#access")
+    expect(section.get_by_role("heading", name="Presale and access codes")).to_be_visible()
+    expect(page.locator("#presale-status")).to_have_text(re.compile("No presale is scheduled"))
+    expect(page.locator("#access-total")).to_have_text("No access codes yet.")
+
+    # The presale's opening, in the page's local time (UTC here).
+    page.get_by_label("Presale opens").fill(iso(3600)[:16])
+    page.get_by_role("button", name="Save presale").click()
+    expect(page.locator("#presale-status")).to_have_text(re.compile("^The presale opens "))
+    r = httpx.get(f"{server}/api/events/{event_id}")
+    assert r.json()["onsale"]["presale_opens_at"] == iso(3600)[:16] + ":00Z"
+
+    # Bad input is said at its field; nothing is made.
+    page.get_by_label("How many codes").fill("0")
+    page.get_by_role("button", name="Generate codes").click()
+    expect(page.locator("#a-count-error")).to_have_text("A whole number from 1 to 5,000.")
+    expect(page.get_by_label("How many codes")).to_be_focused()
+
+    page.get_by_label("How many codes").fill("3")
+    page.get_by_label("Buyers per code").fill("2")
+    page.get_by_role("checkbox", name="VIP").check()
+    page.get_by_role("button", name="Generate codes").click()
+    expect(page.get_by_role("heading", name="New codes: copy them now")).to_be_focused()
+    codes = page.locator("#access-codes").input_value().split()
+    assert len(codes) == 3 and all(
+        re.fullmatch(r"[2-9A-Z]{4}-[2-9A-Z]{4}-[2-9A-Z]{4}", c) for c in codes
+    )
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download as text").click()
+    assert Path(download.value.path()).read_text().split() == codes
+    expect(page.locator("#access-total")).to_have_text("3 codes, used 0 times.")
+    row = page.locator("#access-body tr")
+    expect(row.locator("td")).to_have_text(["3", "2", "VIP", "0", "0"])
+    no_horizontal_scroll(page)
+    console_screenshot(page, "access-codes-1366")
+
+    # A buyer uses one: the counts say so (the codes themselves are never shown again).
+    join = f"{server}/api/events/{event_id}/queue"
+    assert httpx.post(join, json={"access_code": codes[0]}).status_code == 200
+    page.reload()
+    expect(page.locator("#access-total")).to_have_text("3 codes, used 1 time.")
+    expect(page.locator("#access-new")).to_be_hidden()
+    expect(row.locator("td")).to_have_text(["3", "2", "VIP", "1", "1"])
+    assert codes[0] not in page.content()
+    # Narrower screens, each loaded afresh (signed in already): the section fits.
+    state = page.context.storage_state()
+    for width in (820, 390):
+        narrow = browser.new_context(
+            locale="en-US", timezone_id="UTC", storage_state=state,
+            viewport={"width": width, "height": 900},
+        ).new_page()  # fmt: skip
+        narrow.goto(f"{server}{target}")
+        expect(narrow.locator("#access-total")).to_have_text("3 codes, used 1 time.")
+        assert fits(narrow, "#access"), width
+        console_screenshot(narrow, f"access-codes-{width}")
+        narrow.context.close()
     page.context.close()

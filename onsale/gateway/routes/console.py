@@ -21,6 +21,8 @@ ASSETS = {
     "console_js": _asset("console.js"),
     "dashboard_js": _asset("dashboard.js"),
     "chart_js": _asset("vendor/chart.umd.js"),
+    "access_js": _asset("console_access.js"),
+    "access_css": _asset("console_access.css"),
 }
 
 
