@@ -7,8 +7,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import asyncpg
 import jwt
+from litestar.testing import AsyncTestClient
 
+from onsale import keys
+from onsale.config import Settings
+from onsale.gateway.app import create_app
 from onsale.queue import access, shuffle
 from tests.integration.api_support import Client, bearer, iso
 from tests.integration.presale_support import codes, poll_until, presale_event, rejoin
@@ -113,3 +118,40 @@ async def test_presale_opening_moves_only_before_it_opens(
     path = f"/api/events/{event['id']}/onsale"
     r = await client.patch(path, json={"presale_opens_at": iso(1800)}, headers=admin)
     assert r.status_code == 409 and r.json()["code"] == "sale_started", r.text
+
+
+async def test_codes_come_back_after_a_redis_loss(
+    client: Client, admin: dict[str, str], pool: asyncpg.Pool, redis: Any
+) -> None:
+    event = await presale_event(client, admin, presale_in=3600, opens_in=7200)
+    eid = event["id"]
+    made = await codes(client, admin, eid, 3, 2)
+    await redis.delete(keys.access_codes(eid), keys.access_visitors(eid))
+    r = await client.post(f"/api/events/{eid}/queue", json={"access_code": made[0]})
+    assert r.status_code == 403, r.text
+    assert await access.restore(pool, redis, eid) == 3
+    r = await client.post(f"/api/events/{eid}/queue", json={"access_code": made[0]})
+    assert r.status_code == 200 and r.json()["line"] == "presale", r.text
+    # Restoring again never lowers a live count.
+    assert await access.restore(pool, redis, eid) == 3
+    summary = (await client.get(f"/api/events/{eid}/access-codes", headers=admin)).json()
+    assert summary["uses"] == 1
+
+
+async def test_the_litestar_hold_route_refuses_other_tiers_alike(
+    client: Client, admin: dict[str, str], settings: Settings
+) -> None:
+    event = await presale_event(client, admin, presale_in=1, opens_in=3600)
+    eid = event["id"]
+    ga, vip = (t["id"] for t in event["tiers"])
+    (code,) = await codes(client, admin, eid, 1, 1, tier_ids=[vip])
+    r = await client.post(f"/api/events/{eid}/queue", json={"access_code": code})
+    assert r.status_code == 200, r.text
+    place = await poll_until(client, eid, r.json()["visitor_token"], {"admitted"}, 15)
+    token = bearer(place["admission_token"])
+    body = {"items": [{"tier_id": ga, "quantity": 1}]}
+    fast = await client.post(f"/api/events/{eid}/holds", json=body, headers=token)
+    async with AsyncTestClient(app=create_app(settings, hot_paths=False)) as plain:
+        slow = await plain.post(f"/api/events/{eid}/holds", json=body, headers=token)
+    assert fast.status_code == slow.status_code == 403
+    assert fast.json() == slow.json() and fast.json()["code"] == "tier_not_in_presale"
