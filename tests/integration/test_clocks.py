@@ -146,7 +146,7 @@ async def test_a_hold_ends_at_redis_time_whatever_the_gateway_clock(
     hold_id = r.json()["hold_id"]
     await expire_hold_at(redis, ev["id"], hold_id, await redis_ms(redis) - 1)
     r = checkout(gateways.behind, hold_id)
-    assert (r.status_code, r.json()["code"]) == (409, "hold_expired"), r.text
+    assert (r.status_code, r.json().get("code")) == (409, "hold_expired"), r.text
 
 
 async def test_an_admission_ends_at_redis_time_whatever_the_gateway_clock(
@@ -178,7 +178,7 @@ async def test_an_admission_ends_at_redis_time_whatever_the_gateway_clock(
     now = await redis_ms(redis)
     await redis.zadd(active, {visitor: now - 1}, xx=True)
     r = hold(gateways.behind, ev, tokens.issue(ev["id"], visitor, now - 1, now // 1000 - 60))
-    assert (r.status_code, r.json()["code"]) == (403, "admission_ended"), r.text
+    assert (r.status_code, r.json().get("code")) == (403, "admission_ended"), r.text
     # Long over: every gateway says so, whatever its clock.
     for base in gateways[:3]:
         late = tokens.issue(ev["id"], visitor, now - 300_000, now // 1000 - 900)

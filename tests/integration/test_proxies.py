@@ -4,6 +4,7 @@ believed only from ``ONSALE_TRUSTED_PROXIES``, so nobody else picks their rate-l
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -11,7 +12,7 @@ import httpx
 from onsale import signing
 from tests.conftest import ADMIN_TOKEN
 from tests.integration import process_support
-from tests.integration.api_support import EVENT
+from tests.integration.api_support import EVENT, fresh_window
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 JOINS_PER_MINUTE = 3
@@ -40,6 +41,7 @@ def joins(base: str, forwarded_for: list[str]) -> list[int]:
     r = httpx.post(f"{base}/api/events", json=EVENT, headers=ADMIN)
     assert r.status_code == 201, r.text
     url = f"{base}/api/events/{r.json()['id']}/queue"
+    fresh_window()  # the joins are counted in one window
     return [httpx.post(url, headers={"X-Forwarded-For": xff}).status_code for xff in forwarded_for]
 
 
@@ -68,3 +70,56 @@ def test_a_trusted_proxy_names_the_client(redis_url: str, database_url: str) -> 
         # the client is the right-most address that is not a trusted proxy.
         chain = joins(base, ["10.9.9.9, 203.0.113.50"] * (JOINS_PER_MINUTE + 1))
         assert chain == [200] * JOINS_PER_MINUTE + [429]
+
+
+#: Two loopback addresses of this host, to be a trusted proxy and an untrusted peer.
+PROXY, STRANGER = "127.0.0.1", "127.0.0.2"
+
+
+def from_address(source: str) -> httpx.Client:
+    """A client whose connections leave from ``source`` (any 127/8 address is this host)."""
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=source))
+
+
+def one_window(requests: int) -> None:
+    """Wait, if need be, until ``requests`` fit in the rest of this rate-limit minute (the
+    windows are fixed minutes; one straddled would give a second budget)."""
+    left = 60 - time.time() % 60
+    if left < requests * 0.5 + 5:
+        time.sleep(left + 0.2)
+
+
+def test_each_trusted_forwarded_address_has_a_bucket_and_a_stranger_has_one(
+    redis_url: str, database_url: str
+) -> None:
+    with (
+        serving(redis_url, database_url, ONSALE_TRUSTED_PROXIES=f"{PROXY}/32") as base,
+        from_address(PROXY) as proxy,
+        from_address(STRANGER) as stranger,
+    ):
+        r = httpx.post(f"{base}/api/events", json=EVENT, headers=ADMIN)
+        assert r.status_code == 201, r.text
+        url = f"{base}/api/events/{r.json()['id']}/queue"
+
+        def join(client: httpx.Client, **headers: str) -> int:
+            return client.post(url, headers=headers).status_code
+
+        n = JOINS_PER_MINUTE
+        one_window(4 * n + 8)
+        # From the untrusted peer, whatever it says it forwards (X-Forwarded-For or RFC
+        # 7239's Forwarded, addresses fresh each time): one client, 127.0.0.2.
+        said = [
+            {"X-Forwarded-For": f"198.51.100.{i}", "Forwarded": f"for=198.51.100.{i}"}
+            for i in range(n + 2)
+        ]
+        assert [join(stranger, **h) for h in said] == [200] * n + [429] * 2
+        # It did not spend the budget of the address it named either: through the trusted
+        # proxy that buyer still has all of theirs, and then no more.
+        named = {"X-Forwarded-For": "198.51.100.0"}
+        assert [join(proxy, **named) for _ in range(n + 1)] == [200] * n + [429]
+        # Each address the trusted proxy forwards is a client of its own ...
+        fresh = [join(proxy, **{"X-Forwarded-For": f"203.0.113.{i}"}) for i in range(2 * n)]
+        assert fresh == [200] * (2 * n)
+        # ... none of them the proxy itself, nor the stranger, who is still limited.
+        assert join(proxy) == 200
+        assert join(stranger, **{"X-Forwarded-For": "203.0.113.200"}) == 429
