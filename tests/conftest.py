@@ -28,6 +28,23 @@ from onsale.gateway.services import Services
 # messages, as test modules do.
 pytest.register_assert_rewrite("tests.integration", "tests.qr_support")
 
+#: Set to 1 to let tests skip (a developer without Chromium or faketime); CI never sets it.
+ALLOW_SKIPS = "ONSALE_TEST_ALLOW_SKIPS"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A skipped test fails: a suite that skips what it cannot run (no Chromium, no
+    faketime, a missing command) goes green having proved nothing. A developer without
+    one of them may set ONSALE_TEST_ALLOW_SKIPS=1; CI never does."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.skipped or hasattr(report, "wasxfail") or os.environ.get(ALLOW_SKIPS):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+    report.outcome = "failed"
+    report.longrepr = f"skipped, and this suite does not skip ({ALLOW_SKIPS}=1 allows it): {reason}"
+
 
 @pytest.fixture(scope="session")
 def services_dir() -> Iterator[Path]:

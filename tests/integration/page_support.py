@@ -61,6 +61,11 @@ def paying_gateway(log: Path, redis_url: str, database_url: str, stripe_url: str
 
 @contextlib.contextmanager
 def chromium() -> Iterator[Browser]:
+    # A missing browser fails the browser tests, never skips them: CI must not go green
+    # without having looked at a page (.ci/run installs Chromium, or fails).
+    assert CHROMIUM.exists(), (
+        f"the browser tests need Chromium at {CHROMIUM} (apt-get install chromium)"
+    )
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser

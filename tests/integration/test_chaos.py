@@ -4,7 +4,6 @@ append-only file; every invariant passes and no order is lost. About a minute.""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -12,13 +11,7 @@ from pathlib import Path
 
 import pytest
 
-# Not importorskip: importing locust would gevent-patch this test process.
-needs_locust = pytest.mark.skipif(
-    importlib.util.find_spec("locust") is None, reason="locust is not installed (extra 'load')"
-)
 
-
-@needs_locust
 @pytest.mark.timeout(240)
 def test_a_short_chaos_run_loses_nothing(tmp_path: Path) -> None:
     out, doc = tmp_path / "out", tmp_path / "reliability.md"

@@ -19,7 +19,6 @@ from playwright.sync_api import Browser, Page, expect
 from tests.integration.api_support import event as event_body
 from tests.integration.page_support import (
     ADMIN,
-    CHROMIUM,
     add_user,
     buy,
     chromium,
@@ -29,11 +28,6 @@ from tests.integration.page_support import (
     no_horizontal_scroll,
     paying_gateway,
     signed_in,
-)
-
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="browser tests need Chromium at /usr/bin/chromium (apt-get install -y chromium)",
 )
 
 LAPTOP = {"width": 1366, "height": 850}

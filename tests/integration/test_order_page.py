@@ -14,7 +14,6 @@ from playwright.sync_api import Browser, expect
 from tests.integration.api_support import iso
 from tests.integration.page_support import (
     ADMIN,
-    CHROMIUM,
     PHONE,
     buy,
     chromium,
@@ -22,11 +21,6 @@ from tests.integration.page_support import (
     new_page,
     no_horizontal_scroll,
     paying_gateway,
-)
-
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="browser tests need Chromium at /usr/bin/chromium (apt-get install -y chromium)",
 )
 
 #: Where the phone screenshots go, when set (``docs`` keeps the README's).
