@@ -155,8 +155,13 @@ def to_api(exc: DomainError) -> ApiError:
     return ApiError(code, exc.detail, extra=exc.facts)
 
 
+#: An error answers one request in one moment (a place, a hold, a limit): never cached, as
+#: the fast path (gateway/fastpath.py) answers its errors too.
+NO_STORE = {"Cache-Control": "no-store"}
+
+
 def _respond(err: ApiError) -> Response[dict[str, object]]:
-    return Response(err.body(), status_code=err.status, headers=err.headers,
+    return Response(err.body(), status_code=err.status, headers=NO_STORE | err.headers,
                     media_type=MediaType.JSON)  # fmt: skip
 
 

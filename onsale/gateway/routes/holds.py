@@ -56,6 +56,8 @@ def _admission(token: str, services: Deps, event_id: str) -> str:
 
 
 _encode = msgspec.json.Encoder().encode
+#: A hold is one buyer's, as the fast path answers it: never cached.
+NO_STORE = {"Cache-Control": "no-store"}
 
 
 async def place(services: Deps, event_id: str, token: str, body: bytes) -> bytes:
@@ -79,7 +81,7 @@ async def create_hold(
 ) -> Response[bytes]:
     """Served by :class:`onsale.gateway.fastpath.HotPaths` first; the same answer here."""
     body = await place(services, event_id, bearer(request), await request.body())
-    return Response(body, status_code=201, media_type=MediaType.JSON)
+    return Response(body, status_code=201, media_type=MediaType.JSON, headers=NO_STORE)
 
 
 async def _place(services: Deps, event_id: str, token: str, body: bytes) -> HoldOut:

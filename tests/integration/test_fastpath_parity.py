@@ -1,0 +1,481 @@
+"""The fast path (``gateway/fastpath.py``) answers queue polls and holds exactly as their
+Litestar routes would: the same status, body and headers for every answer the endpoints
+can give, Redis down and an unexpected exception included.
+
+Two gateways on the same Redis and Postgres: one as deployed, one built without the fast
+path (``create_app(hot_paths=False)``), so that only the Litestar routes answer. Each case
+sets up its own state once per gateway (a request that succeeds changes what the next one
+sees) and both answers are compared. What legitimately differs between two requests is
+normalized, and nothing else: the ids, tokens and times a success makes fresh.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import pytest
+import redis.asyncio as aioredis
+from httpx import Response
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from onsale import keys
+from onsale.config import Settings
+from onsale.gateway.app import create_app
+from onsale.gateway.body import MAX_BODY
+from onsale.gateway.services import Services
+from tests.integration.api_support import admitted, create, iso
+
+Client = AsyncTestClient[Litestar]
+
+#: Sent with every request, so that the echoed X-Request-ID is the same on both sides.
+REQUEST_ID = "parity-0123456789abcdef"
+#: Fields whose values each success makes fresh (a new hold, a new admission token):
+#: compared by type, not value.
+FRESH = ("hold_id", "expires_at", "visitor_token", "admission_token", "admission_expires_at")
+#: Each network may hold this many live places (the too_many_places case fills one).
+PLACES = 2
+
+
+@dataclass
+class Req:
+    method: str
+    path: str
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    client: str = ""
+
+
+@dataclass
+class World:
+    """What every case may use: the session's gateway (to make events and admissions) and
+    two events of this module."""
+
+    client: Client
+    redis: aioredis.Redis  # on the tests' loop (the gateways' connections are on theirs)
+    admin: dict[str, str]
+    event: dict[str, Any]
+    later: dict[str, Any]  # opens in an hour: its visitors wait in the pre-queue
+    serial: int = 0
+
+    @property
+    def services(self) -> Services:
+        services: Services = self.client.app.state.services
+        return services
+
+    @property
+    def event_id(self) -> str:
+        return str(self.event["id"])
+
+    def tier(self, name: str) -> str:
+        return next(str(t["id"]) for t in self.event["tiers"] if t["name"] == name)
+
+    def address(self) -> str:
+        """A client address of its own, so no case counts against another's network."""
+        self.serial += 1
+        return f"10.77.{self.serial // 250}.{self.serial % 250 + 1}"
+
+    async def admission(self) -> tuple[str, str]:
+        """(visitor token, admission token) of a newly admitted visitor of ``event``."""
+        place = await admitted(self.client, self.event_id)
+        return place["visitor_token"], place["admission_token"]
+
+
+Setup = Callable[[World], Awaitable[Req]]
+#: Breaks a gateway's services for one request (Redis down, a bug).
+Fault = Callable[[Services, pytest.MonkeyPatch], None]
+
+
+def poll(event_id: str, token: str | None = None) -> Req:
+    headers = {"X-Visitor-Token": token} if token is not None else {}
+    return Req("GET", f"/api/events/{event_id}/queue", headers)
+
+
+def hold(event_id: str, token: str | None, body: Any, *, scheme: str = "Bearer") -> Req:
+    headers = {"Authorization": f"{scheme} {token}"} if token is not None else {}
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return Req("POST", f"/api/events/{event_id}/holds", headers | CT, raw)
+
+
+CT = {"Content-Type": "application/json"}
+
+
+def items(*pairs: tuple[str, int]) -> dict[str, Any]:
+    return {"items": [{"tier_id": t, "quantity": q} for t, q in pairs]}
+
+
+# -- polls ----------------------------------------------------------------------------------
+
+
+async def poll_no_token(w: World) -> Req:
+    return poll(w.event_id)
+
+
+async def poll_empty_token(w: World) -> Req:
+    return poll(w.event_id, "")
+
+
+async def poll_garbage_token(w: World) -> Req:
+    return poll(w.event_id, "v1.nobody.0000")
+
+
+async def poll_other_events_token(w: World) -> Req:
+    _, token = w.services.visitors.issue(str(w.later["id"]))
+    return poll(w.event_id, token)
+
+
+async def poll_unknown_event(w: World) -> Req:
+    event_id = uuid.uuid4().hex
+    _, token = w.services.visitors.issue(event_id)
+    return poll(event_id, token)
+
+
+async def poll_admitted(w: World) -> Req:
+    visitor, _ = await w.admission()
+    # The admission's own poll was made by the helper, past the throttle; wait it out.
+    await _wait_poll_allowed(w, visitor)
+    return poll(w.event_id, visitor)
+
+
+async def poll_prequeue(w: World) -> Req:
+    r = await w.client.post(f"/api/events/{w.later['id']}/queue")
+    assert r.status_code == 200, r.text
+    token = r.json()["visitor_token"]
+    await _wait_poll_allowed(w, token, str(w.later["id"]))
+    return poll(str(w.later["id"]), token)
+
+
+async def poll_too_fast(w: World) -> Req:
+    r = await w.client.post(f"/api/events/{w.later['id']}/queue")
+    return poll(str(w.later["id"]), r.json()["visitor_token"])  # a join is a poll
+
+
+async def poll_too_many_places(w: World) -> Req:
+    """A visitor whose place ended polls again from a network that holds every place it may:
+    a new place is refused."""
+    address, later = w.address(), str(w.later["id"])
+    for _ in range(PLACES):
+        r = await w.client.post(f"/api/events/{later}/queue", headers={CLIENT: address})
+        assert r.status_code == 200, r.text
+    _, token = w.services.visitors.issue(later)
+    return Req("GET", f"/api/events/{later}/queue", {"X-Visitor-Token": token}, client=address)
+
+
+async def poll_left(w: World) -> Req:
+    token = (await w.client.post(f"/api/events/{w.later['id']}/queue")).json()["visitor_token"]
+    headers = {"X-Visitor-Token": token}
+    r = await w.client.delete(f"/api/events/{w.later['id']}/queue", headers=headers)
+    assert r.status_code == 204, r.text
+    await _wait_poll_allowed(w, token, str(w.later["id"]))
+    return poll(str(w.later["id"]), token)
+
+
+async def poll_no_event_id(w: World) -> Req:
+    _, token = w.services.visitors.issue("")
+    return poll("", token)
+
+
+async def _wait_poll_allowed(w: World, token: str, event_id: str | None = None) -> None:
+    """Past the visitor's poll throttle (half the advised interval) without sleeping it:
+    the earliest next poll the room recorded (``<visitor>:n`` in the seen hash) is now."""
+    event_id = event_id or w.event_id
+    visitor = w.services.visitors.verify(event_id, token)
+    await w.redis.hset(keys.queue_seen(event_id), visitor + ":n", 0)
+
+
+# -- holds ----------------------------------------------------------------------------------
+
+
+async def hold_ok(w: World) -> Req:
+    _, admission = await w.admission()
+    return hold(w.event_id, admission, items((w.tier("GA"), 2), (w.tier("VIP"), 1)))
+
+
+async def hold_no_authorization(w: World) -> Req:
+    return hold(w.event_id, None, items((w.tier("GA"), 1)))
+
+
+async def hold_basic_scheme(w: World) -> Req:
+    _, admission = await w.admission()
+    return hold(w.event_id, admission, items((w.tier("GA"), 1)), scheme="Basic")
+
+
+async def hold_garbage_admission(w: World) -> Req:
+    return hold(w.event_id, "not.a.jwt", items((w.tier("GA"), 1)))
+
+
+async def hold_other_events_admission(w: World) -> Req:
+    _, admission = await w.admission()
+    return hold(str(w.later["id"]), admission, items((w.tier("GA"), 1)))
+
+
+async def hold_expired_admission(w: World) -> Req:
+    now_s = int(time.time())
+    admission = w.services.admissions.issue(w.event_id, "gone", (now_s - 60) * 1000, now_s - 120)
+    return hold(w.event_id, admission, items((w.tier("GA"), 1)))
+
+
+async def hold_ended_admission(w: World) -> Req:
+    """A signed, unexpired admission the waiting room no longer counts as live."""
+    visitor, admission = await w.admission()
+    sub = w.services.visitors.verify(w.event_id, visitor)
+    await w.redis.zrem(keys.queue_active(w.event_id), sub)
+    return hold(w.event_id, admission, items((w.tier("GA"), 1)))
+
+
+async def hold_unknown_event(w: World) -> Req:
+    event_id, now_s = uuid.uuid4().hex, int(time.time())
+    admission = w.services.admissions.issue(event_id, "someone", (now_s + 600) * 1000, now_s)
+    return hold(event_id, admission, items(("ga", 1)))
+
+
+async def hold_garbage_json(w: World) -> Req:
+    _, admission = await w.admission()
+    return hold(w.event_id, admission, b'{"items": [')
+
+
+async def hold_not_json_object(w: World) -> Req:
+    _, admission = await w.admission()
+    return hold(w.event_id, admission, b"[1, 2, 3]")
+
+
+async def hold_empty_body(w: World) -> Req:
+    _, admission = await w.admission()
+    return hold(w.event_id, admission, b"")
+
+
+async def hold_unknown_field(w: World) -> Req:
+    _, admission = await w.admission()
+    return hold(w.event_id, admission, items((w.tier("GA"), 1)) | {"coupon": "FREE"})
+
+
+async def hold_zero_quantity(w: World) -> Req:
+    _, admission = await w.admission()
+    return hold(w.event_id, admission, items((w.tier("GA"), 0)))
+
+
+async def hold_no_items(w: World) -> Req:
+    _, admission = await w.admission()
+    return hold(w.event_id, admission, {"items": []})
+
+
+async def hold_oversize(w: World) -> Req:
+    _, admission = await w.admission()
+    return hold(w.event_id, admission, b" " * (MAX_BODY + 1))
+
+
+async def hold_unknown_tier(w: World) -> Req:
+    _, admission = await w.admission()
+    return hold(w.event_id, admission, items(("no-such-tier", 1)))
+
+
+async def hold_over_per_order_limit(w: World) -> Req:
+    _, admission = await w.admission()
+    return hold(w.event_id, admission, items((w.tier("VIP"), 3)))
+
+
+async def hold_over_limit_across_holds(w: World) -> Req:
+    _, admission = await w.admission()
+    first = hold(w.event_id, admission, items((w.tier("VIP"), 2)))
+    r = await w.client.post(first.path, content=first.body, headers=first.headers)
+    assert r.status_code == 201, r.text
+    return hold(w.event_id, admission, items((w.tier("VIP"), 1)))
+
+
+async def hold_sold_out(w: World) -> Req:
+    _, admission = await w.admission()
+    return hold(w.event_id, admission, items((w.tier("Gone"), 1)))
+
+
+async def hold_insufficient(w: World) -> Req:
+    _, admission = await w.admission()
+    return hold(w.event_id, admission, items((w.tier("Few"), 4)))
+
+
+# -- faults ---------------------------------------------------------------------------------
+
+
+def _raise(exc: Exception) -> Callable[..., Awaitable[Any]]:
+    async def broken(*_: Any, **__: Any) -> Any:
+        raise exc
+
+    return broken
+
+
+def redis_down(services: Services, mp: pytest.MonkeyPatch) -> None:
+    """Every Redis command fails as it does when Redis is unreachable."""
+    mp.setattr(services.redis, "execute_command", _raise(RedisConnectionError("refused")))
+    for name in ("room", "inventory"):
+        scripts = getattr(services, name).scripts
+        mp.setattr(scripts, "run", _raise(RedisConnectionError("refused")))
+
+
+def bug(services: Services, mp: pytest.MonkeyPatch) -> None:
+    """A bug deep in the engine: an exception nobody expected."""
+    mp.setattr(services.room, "status", _raise(ZeroDivisionError("a bug")))
+    mp.setattr(services.inventory, "hold", _raise(ZeroDivisionError("a bug")))
+
+
+CASES: dict[str, tuple[Setup, Fault | None]] = {
+    "poll_no_token": (poll_no_token, None),
+    "poll_empty_token": (poll_empty_token, None),
+    "poll_garbage_token": (poll_garbage_token, None),
+    "poll_other_events_token": (poll_other_events_token, None),
+    "poll_unknown_event": (poll_unknown_event, None),
+    "poll_admitted": (poll_admitted, None),
+    "poll_prequeue": (poll_prequeue, None),
+    "poll_left": (poll_left, None),
+    "poll_too_fast": (poll_too_fast, None),
+    "poll_too_many_places": (poll_too_many_places, None),
+    "poll_no_event_id": (poll_no_event_id, None),
+    "poll_redis_down": (poll_prequeue, redis_down),
+    "poll_unexpected_exception": (poll_prequeue, bug),
+    "hold_ok": (hold_ok, None),
+    "hold_no_authorization": (hold_no_authorization, None),
+    "hold_basic_scheme": (hold_basic_scheme, None),
+    "hold_garbage_admission": (hold_garbage_admission, None),
+    "hold_other_events_admission": (hold_other_events_admission, None),
+    "hold_expired_admission": (hold_expired_admission, None),
+    "hold_ended_admission": (hold_ended_admission, None),
+    "hold_unknown_event": (hold_unknown_event, None),
+    "hold_garbage_json": (hold_garbage_json, None),
+    "hold_not_json_object": (hold_not_json_object, None),
+    "hold_empty_body": (hold_empty_body, None),
+    "hold_unknown_field": (hold_unknown_field, None),
+    "hold_zero_quantity": (hold_zero_quantity, None),
+    "hold_no_items": (hold_no_items, None),
+    "hold_oversize": (hold_oversize, None),
+    "hold_unknown_tier": (hold_unknown_tier, None),
+    "hold_over_per_order_limit": (hold_over_per_order_limit, None),
+    "hold_over_limit_across_holds": (hold_over_limit_across_holds, None),
+    "hold_sold_out": (hold_sold_out, None),
+    "hold_insufficient": (hold_insufficient, None),
+    "hold_redis_down": (hold_ok, redis_down),
+    "hold_unexpected_exception": (hold_ok, bug),
+}
+
+
+# -- the two gateways -------------------------------------------------------------------------
+
+
+def _settings(settings: Settings) -> Settings:
+    security = msgspec.structs.replace(settings.security, places_per_client=PLACES)
+    return msgspec.structs.replace(settings, security=security)
+
+
+#: A request's client address, for the per-network cap on places (see ``address``).
+CLIENT = "X-Test-Client"
+
+
+def _from_header(app: Litestar) -> Litestar:
+    """Requests come from the address in ``CLIENT``, if sent (the test client has one)."""
+    inner = app.asgi_handler
+
+    async def handler(scope: Any, receive: Any, send: Any) -> None:
+        for name, value in scope.get("headers", ()):
+            if name == CLIENT.lower().encode():
+                scope = {**scope, "client": (value.decode(), 40000)}
+        await inner(scope, receive, send)
+
+    app.asgi_handler = handler
+    return app
+
+
+@pytest.fixture(scope="module")
+async def gateways(settings: Settings) -> AsyncIterator[dict[str, Client]]:
+    fast = _from_header(create_app(_settings(settings)))
+    routes = _from_header(create_app(_settings(settings), hot_paths=False))
+    async with AsyncTestClient(app=fast) as f, AsyncTestClient(app=routes) as r:
+        yield {"fast path": f, "routes": r}
+
+
+@pytest.fixture(scope="module")
+async def world(client: Client, redis: aioredis.Redis) -> AsyncIterator[World]:
+    admin = {"Authorization": "Bearer test-admin-token"}
+    tiers = [
+        {"name": "GA", "price": 4500, "capacity": 10_000, "per_order_limit": 6},
+        {"name": "VIP", "price": 15000, "capacity": 10_000, "per_order_limit": 2},
+        {"name": "Few", "price": 2000, "capacity": 3},
+        {"name": "Gone", "price": 1000, "capacity": 1},
+    ]
+    onsale = {"opens_at": iso(-1), "admit_per_minute": 60_000, "hold_seconds": 60}
+    event = await create(
+        client,
+        admin,
+        starts_at=iso(30 * 86400),
+        tiers=tiers,
+        onsale=onsale,
+    )
+    later = await create(
+        client, admin, starts_at=iso(30 * 86400), onsale=onsale | {"opens_at": iso(3600)}
+    )
+    w = World(client, redis, admin, event, later)
+    # Gone is gone: its one ticket sits in a hold for the module's life.
+    _, admission = await w.admission()
+    taken = hold(w.event_id, admission, items((w.tier("Gone"), 1)))
+    r = await client.post(taken.path, content=taken.body, headers=taken.headers)
+    assert r.status_code == 201, r.text
+    yield w
+    for e in (event, later):
+        await client.delete(f"/api/events/{e['id']}", headers=admin)
+
+
+@pytest.fixture
+def monkeypatch_factory() -> Iterator[Callable[[], pytest.MonkeyPatch]]:
+    made: list[pytest.MonkeyPatch] = []
+
+    def make() -> pytest.MonkeyPatch:
+        made.append(pytest.MonkeyPatch())
+        return made[-1]
+
+    yield make
+    for mp in made:
+        mp.undo()
+
+
+def _normalized(answer: Response) -> tuple[int, dict[str, str], Any]:
+    """Status, headers (content-length checked against the body, then left out: a fresh
+    timestamp may be a digit shorter) and body (fresh values replaced by their type)."""
+    raw = answer.headers.multi_items()
+    headers = dict(raw)
+    assert len(headers) == len(raw), f"a header sent twice: {raw}"
+    assert int(headers.pop("content-length")) == len(answer.content)
+    body: Any = json.loads(answer.content) if answer.content else None
+    if isinstance(body, dict):
+        body = {k: type(v).__name__ if k in FRESH and v is not None else v for k, v in body.items()}
+    return answer.status_code, headers, body
+
+
+@pytest.mark.parametrize("case", list(CASES))
+async def test_fast_path_answers_as_the_routes(
+    case: str,
+    gateways: dict[str, Client],
+    world: World,
+    monkeypatch_factory: Callable[[], pytest.MonkeyPatch],
+) -> None:
+    setup, fault = CASES[case]
+    answers: dict[str, tuple[int, dict[str, str], Any]] = {}
+    for name, gateway in gateways.items():
+        req = await setup(world)
+        mp = monkeypatch_factory()
+        if fault is not None:
+            fault(gateway.app.state.services, mp)
+        headers = req.headers | {"X-Request-ID": REQUEST_ID, CLIENT: req.client or world.address()}
+        try:
+            got = await gateway.request(req.method, req.path, headers=headers, content=req.body)
+        finally:
+            mp.undo()
+        answers[name] = _normalized(got)
+    fast, routes = answers["fast path"], answers["routes"]
+    assert fast == routes, f"{case}:\n fast path: {fast}\n routes:    {routes}"
+    status, _, body = fast
+    # Every answer is the catalog's: a JSON object, an error's with its stable code.
+    assert isinstance(body, dict), body
+    assert status < 400 or set(body) >= {"code", "detail"}, body
