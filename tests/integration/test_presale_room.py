@@ -6,6 +6,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import redis.asyncio as aioredis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from onsale import keys
 from onsale.queue import access, shuffle
 from onsale.queue.room import State, WaitingRoom
@@ -138,3 +142,42 @@ async def test_no_presale_codes_do_nothing(redis: Any) -> None:
     place = await room.join(event_id, "ada", code_hash=code)
     assert place.state is State.PREQUEUE and place.line == ""
     assert not await redis.exists(keys.access_visitors(event_id))
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    arrival=st.permutations([f"fan-{i}" for i in range(12)]),
+    again=st.lists(st.integers(0, 11), max_size=10),
+    general=st.integers(0, 5),
+)
+def test_presale_rank_owes_nothing_to_arrival(
+    redis_url: str, arrival: list[str], again: list[int], general: int
+) -> None:
+    """Whatever the order fans arrive in, however often they join again, and whoever waits
+    for the general sale: at the presale's opening the line is the published shuffle."""
+
+    async def run() -> None:
+        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        try:
+            clock = Clock(PRESALE - 10_000)
+            event_id, room = await presale_room(client, clock)
+            code = await add_code(client, event_id, "FAIR-FAIR-FAIR", 100)
+            for i in range(general):
+                await room.join(event_id, f"other-{i}")
+            for v in arrival:
+                await room.join(event_id, v, code_hash=code)
+            for i in again:
+                clock.now += 1
+                await room.join(event_id, arrival[i], code_hash=code)
+            clock.now = PRESALE
+            places = {v: await room.status(event_id, v) for v in arrival}
+            ranked = sorted(arrival, key=lambda v: places[v].position or 0)
+            assert ranked == shuffle.order(shuffle.presale_seed("test-seed"), arrival)
+            assert [places[v].position for v in ranked] == list(range(1, 13))
+            assert int(await client.hget(keys.access_codes(event_id), f"{code}:uses")) == 12
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
