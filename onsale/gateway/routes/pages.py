@@ -95,7 +95,10 @@ def _iso(moment: datetime) -> str:
 
 
 def _context(event: Event) -> dict[str, Any]:
+    # Once the general sale has opened a code no longer helps: the page says nothing of it.
     presale = event.onsale.presale_opens_at
+    if datetime.now(UTC) >= event.onsale.opens_at:
+        presale = None
     venue = event.venue
     place = ", ".join(p for p in (venue.name, venue.city, venue.country) if p) if venue else ""
     tiers = [
