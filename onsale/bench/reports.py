@@ -93,7 +93,7 @@ def _rows(
     eid = uuid.UUID(event.id)
     end = datetime.now(UTC) - timedelta(hours=1)
     start, span = end - timedelta(hours=3), timedelta(hours=3)
-    doors = datetime.now(UTC) - timedelta(minutes=50)
+    doors = datetime.now(UTC) - timedelta(hours=2)  # check-ins over the last two hours
     base, extra = divmod(tickets, orders)
     o_rows: list[tuple[Any, ...]] = []
     i_rows: list[tuple[Any, ...]] = []

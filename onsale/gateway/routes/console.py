@@ -21,6 +21,8 @@ ASSETS = {
     "console_js": _asset("console.js"),
     "dashboard_js": _asset("dashboard.js"),
     "chart_js": _asset("vendor/chart.umd.js"),
+    "report_js": _asset("report.js"),
+    "report_css": _asset("report.css"),
     "access_js": _asset("console_access.js"),
     "access_css": _asset("console_access.css"),
 }
@@ -74,6 +76,11 @@ async def dashboard_page(
     )
 
 
+@get("/organizer/events/{event_id:str}/report", include_in_schema=False)
+async def report_page(request: AnyRequest, event_id: FromPath[str]) -> Response[bytes] | Redirect:
+    return _console(request, "console_report.html", "report", "Report", event_id=event_id)
+
+
 @get("/admin", include_in_schema=False)
 async def admin_page(request: AnyRequest) -> Response[bytes] | Redirect:
     return _console(request, "console_admin.html", "admin", "Admin")
@@ -85,5 +92,6 @@ ROUTES: list[ControllerRouterHandler] = [
     new_event_page,
     edit_event_page,
     dashboard_page,
+    report_page,
     admin_page,
 ]

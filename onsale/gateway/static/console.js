@@ -508,8 +508,9 @@
     }
     if (page === "events") return loadEvents();
     if (page === "event-form") return eventFormPage();
+    // Page scripts (dashboard.js, report.js) start once the session is known.
+    if (["dashboard", "report", "admin"].includes(page)) document.dispatchEvent(new CustomEvent("console:ready"));
     if (page === "admin") return adminPage();
-    if (page === "dashboard") document.dispatchEvent(new CustomEvent("console:ready"));
   }
 
   window.onsaleConsole = {
