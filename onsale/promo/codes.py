@@ -86,7 +86,7 @@ async def create(pool: asyncpg.Pool, redis: RedisClient, event_id: str, data: Pr
             )  # fmt: skip
         except asyncpg.UniqueViolationError:
             raise PromoRejected(
-                PromoRejection.CODE_TAKEN, f"this event has a code {code} already"
+                PromoRejection.CODE_TAKEN, f"This event has a code {code} already."
             ) from None
         assert row is not None
         # Before the commit: if Redis fails, the code is in neither.

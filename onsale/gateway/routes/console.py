@@ -21,6 +21,8 @@ ASSETS = {
     "console_js": _asset("console.js"),
     "dashboard_js": _asset("dashboard.js"),
     "chart_js": _asset("vendor/chart.umd.js"),
+    "promo_js": _asset("console_promo.js"),
+    "promo_css": _asset("console_promo.css"),
     "report_js": _asset("report.js"),
     "report_css": _asset("report.css"),
     "access_js": _asset("console_access.js"),

@@ -55,6 +55,7 @@ ASSETS = {
     "lookup_js": _asset("lookup.js"),
     "presale_js": _asset("presale.js"),
     "presale_css": _asset("presale.css"),
+    "promo_js": _asset("buyer_promo.js"),
 }
 
 #: Stripe.js must be loaded from Stripe itself (never bundled or self-hosted).

@@ -255,7 +255,10 @@
     button.disabled = true;
     button.textContent = "Holding…";
     const path = `/api/events/${encodeURIComponent(eventId)}/holds`;
-    const r = await api("POST", path, { bearer: admission, body: { items } }).catch(() => null);
+    const body = { items };
+    const code = promo.code();
+    if (code) body.promo_code = code;
+    const r = await api("POST", path, { bearer: admission, body }).catch(() => null);
     button.textContent = "Hold tickets";
     total();
     if (r && r.status === 201) {
@@ -263,6 +266,7 @@
       save();
       return showHold(r.data);
     }
+    if (promo.refused(r)) return; // said at the promo code field
     showError(problem(r));
     // An admission that expired or ended: ask the room again (back in line if it is over).
     if (r && (r.status === 401 || r.status === 403)) queue("POST");
@@ -277,6 +281,7 @@
       li.textContent = `${item.quantity} × ${tier.name} (${money(tier.price * item.quantity)})`;
       return li;
     }));
+    promo.showDiscount(hold);
     $("hold-amount").textContent = money(hold.amount);
     show($("hold-timer"), true);
     show($("hold-note"), false);
@@ -322,6 +327,7 @@
 
   // ---- start -------------------------------------------------------------------------
   const presale = window.onsalePresale({ $, show, problem, join: joinWith });
+  const promo = window.onsalePromo({ $, show, money });
   const checkout = window.onsaleCheckout({
     $, api, money, show, showError, problem, tierById, stage, stopClock,
     store: { get: () => saved, save },
