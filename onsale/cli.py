@@ -1,5 +1,5 @@
-"""The ``onsale`` command: dev | serve | committer | mailer | migrate | reconcile | recover | user |
-bench | loadtest."""
+"""The ``onsale`` command: dev | serve | committer | mailer | migrate | reconcile | preflight |
+recover | user | bench | loadtest."""
 
 from __future__ import annotations
 
@@ -99,6 +99,26 @@ def _reconcile(args: argparse.Namespace) -> int:
         return 2
 
 
+def _preflight(args: argparse.Namespace) -> int:
+    from onsale.preflight import runner
+
+    settings = config.load()
+    options = runner.Options(
+        event=args.event,
+        expect_visitors=args.expect_visitors,
+        gateways=args.gateways,
+        workers=args.workers,
+    )
+    try:
+        clock = runner.host_clock()
+    except ValueError:
+        print(f"onsale: preflight: {runner.SKEW_ENV} is not a number", file=sys.stderr)
+        return 2
+    report = asyncio.run(runner.run(settings, options, clock=clock))
+    print(report.text(), flush=True)
+    return 1 if report.failed else 0
+
+
 def _recover(args: argparse.Namespace) -> int:
     import stripe
 
@@ -187,10 +207,23 @@ def parser() -> argparse.ArgumentParser:
         help="only events with activity in this window (orders created or updated, or the "
         "on-sale opening), like 24h, 90m or 7d",
     )
-    rec.add_argument(
-        "--rate", type=float, default=20.0, help="Stripe requests per second at most"
-    )
+    rec.add_argument("--rate", type=float, default=20.0, help="Stripe requests per second at most")
     rec.set_defaults(func=_reconcile)
+
+    pre = sub.add_parser(
+        "preflight", help="check a deployment before a launch (read-only, under 10 s)"
+    )
+    pre.add_argument("--event", help="also check this event (armed, tiers, schedule, ...)")
+    pre.add_argument(
+        "--expect-visitors", type=int, help="the crowd expected: Redis must have room for it"
+    )
+    pre.add_argument(
+        "--gateways", type=int, default=2, help="gateway processes planned (pods x workers)"
+    )
+    pre.add_argument(
+        "--workers", type=int, default=3, help="committer and mailer processes planned"
+    )
+    pre.set_defaults(func=_preflight)
 
     rcv = sub.add_parser("recover", help="rebuild events' Redis state from Postgres and Stripe")
     rcv.add_argument(

@@ -50,6 +50,9 @@ DEMO_EVENT = {
     ],
     "onsale": {"admit_per_minute": 120, "max_active": 100, "hold_seconds": 600},
 }
+#: Seconds between the gateway listening and the preflight: the committer's first read
+#: of the streams (every half second) makes it a live consumer of the demo event's.
+PREFLIGHT_AFTER_S = 1.5
 #: The demo organizer, owner of the demo event; its password is made once, in the data dir.
 DEMO_ORGANIZER = "organizer@onsale.dev"
 
@@ -92,7 +95,26 @@ async def _prepare(settings: Settings, organizer_password: str) -> str:
         await redis.aclose()
 
 
-async def _serve(settings: Settings, host: str, port: int) -> None:
+async def _preflight(settings: Settings, server: uvicorn.Server, event_id: str) -> None:
+    """``onsale preflight --event <demo>`` against this stack once the gateway listens (its
+    /.well-known/jwks.json is one of the checks) and the committer has read the streams;
+    the summary goes to stderr. Never stops ``onsale dev``: a failure to run is one line."""
+    from onsale.preflight import runner
+
+    try:
+        async with asyncio.timeout(30):
+            while not server.started:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(PREFLIGHT_AFTER_S)
+        report = await runner.run(settings, runner.Options(event=event_id, gateways=1, workers=2))
+    except Exception as exc:  # a dev convenience: report it, keep serving
+        print(f"onsale dev: preflight could not run: {type(exc).__name__}: {exc}",
+              file=sys.stderr)  # fmt: skip
+        return
+    print(f"\n{report.text()}\n", file=sys.stderr, flush=True)
+
+
+async def _serve(settings: Settings, host: str, port: int, event_id: str = "") -> None:
     """The gateway, a committer and a mailer in one process, until Ctrl-C."""
     config = uvicorn.Config(
         create_app(settings), host=host, port=port, http="httptools", access_log=False,
@@ -104,9 +126,13 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     mail_pool = await create_pool(settings.database.url, min_size=1, max_size=2)
     mailer = Mailer(mail_pool, renderer_for(settings), parse_smtp_url(settings.mail.smtp_url))
     mailing = asyncio.create_task(mailer.run(stop))
+    server = uvicorn.Server(config)
+    checking = asyncio.create_task(_preflight(settings, server, event_id)) if event_id else None
     try:
-        await uvicorn.Server(config).serve()
+        await server.serve()
     finally:
+        if checking is not None:
+            checking.cancel()
         stop.set()  # the committer finishes the batch in hand, the mailer its round
         await committer
         await mailing
@@ -195,6 +221,6 @@ def run(*, host: str, port: int) -> int:
             file=sys.stderr,
         )
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(_serve(settings, host, port))
+            runner.run(_serve(settings, host, port, event_id))
         print("stopping embedded services ...", file=sys.stderr)
     return 0

@@ -1,0 +1,62 @@
+"""Clocks: this host, Redis (``TIME``) and Postgres (``clock_timestamp()``) within a second.
+
+Holds expire, admissions lapse and webhook signatures are judged by clocks: the inventory
+and the waiting room run on the gateway's clock (onsale/lua/_clock.lua), the committers on
+Redis's, Postgres stamps orders. Each offset is taken against the midpoint of the round
+trip, so a slow network does not read as a skew.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+
+from onsale.connections import RedisClient
+from onsale.preflight.result import Check, fail, passed
+
+#: Largest offset allowed between any two of the clocks.
+MAX_SKEW_S = 1.0
+
+Clock = Callable[[], float]
+
+
+async def _offset(clock: Clock, read: Callable[[], Awaitable[float]]) -> tuple[float, float]:
+    """(their time - ours at the midpoint, round trip) in seconds."""
+    before = clock()
+    theirs = await read()
+    after = clock()
+    return theirs - (before + after) / 2, after - before
+
+
+def _verdict(name: str, what: str, offset: float, rtt: float) -> Check:
+    detail = (
+        f"{what} is {abs(offset):.3f} s {'ahead of' if offset > 0 else 'behind'} this "
+        f"host (round trip {rtt * 1000:.0f} ms)"
+    )
+    if abs(offset) > MAX_SKEW_S:
+        return fail(
+            name,
+            detail,
+            "run NTP (chrony or systemd-timesyncd) on every host and "
+            "check it is synchronised (chronyc tracking, timedatectl)",
+        )
+    return passed(name, detail)
+
+
+async def redis_clock(redis: RedisClient, clock: Clock = time.time) -> Check:
+    async def read() -> float:
+        seconds, micros = await redis.time()
+        return float(seconds) + float(micros) / 1e6
+
+    offset, rtt = await _offset(clock, read)
+    return _verdict("clock.redis", "Redis's clock", offset, rtt)
+
+
+async def postgres_clock(conn: asyncpg.Connection, clock: Clock = time.time) -> Check:
+    async def read() -> float:
+        return float(await conn.fetchval("SELECT extract(epoch FROM clock_timestamp())"))
+
+    offset, rtt = await _offset(clock, read)
+    return _verdict("clock.postgres", "Postgres's clock", offset, rtt)
