@@ -6,7 +6,8 @@ stretch it, and an admission one gateway issues is good at the others."""
 from __future__ import annotations
 
 import contextlib
-import shutil
+import os
+import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from typing import Any, NamedTuple
 import httpx
 import jwt
 import pytest
+from redis import Redis as SyncRedis
 
 from onsale import keys, signing
 from onsale.embedded import EmbeddedStripe, free_port
@@ -24,8 +26,6 @@ from onsale.servers import environment, server
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
 from tests.integration.api_support import BUYER, event, iso
 from tests.integration.page_support import admission
-
-pytestmark = pytest.mark.skipif(not shutil.which("faketime"), reason="needs faketime")
 
 SKEW_S = 30
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -56,6 +56,7 @@ def gateways(
         "ONSALE_STRIPE_API_BASE": stripe_url,
     }
     env = environment(settings, inherit_settings=False)
+    base_s = redis_offset_s(redis_url)
     urls = []
     with contextlib.ExitStack() as stack:
         for skew in (SKEW_S, -SKEW_S, 0):
@@ -64,10 +65,29 @@ def gateways(
             if skew:
                 # The whole process's clock, as a host with a drifting clock has it:
                 # time.time(), datetime.now() and the JWT library's checks alike.
-                argv = ["faketime", "-f", f"{skew:+d}s", *argv]
+                argv = ["faketime", "-f", f"{base_s + skew:+d}s", *argv]
             log = logs / f"gateway{skew:+d}.log"
             urls.append(stack.enter_context(server(argv, env, port, "/readyz", log)).url)
         yield Gateways(urls[0], urls[1], urls[2], key)
+
+
+def redis_offset_s(redis_url: str) -> int:
+    """Redis's clock less the host's real one, in whole seconds: 0, unless this whole run is
+    under faketime too (``make test-shifted``), whose offset a child's own faketime would
+    otherwise replace."""
+    real = subprocess.run(
+        [sys.executable, "-c", "import time; print(time.time())"],
+        env={k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "FAKETIME")},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    client = SyncRedis.from_url(redis_url)
+    try:
+        seconds, micros = client.time()
+    finally:
+        client.close()
+    return round(seconds + micros / 1e6 - float(real.stdout))
 
 
 async def redis_ms(redis: Any) -> int:
