@@ -15,8 +15,9 @@ import pytest
 import redis.asyncio as aioredis
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from redis import Redis as SyncRedis
 
-from onsale import signing
+from onsale import keys, signing
 from onsale.config import Settings, load
 from onsale.db import connect, migrate
 from onsale.db.url import with_database
@@ -44,6 +45,42 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
     report.outcome = "failed"
     report.longrepr = f"skipped, and this suite does not skip ({ALLOW_SKIPS}=1 allows it): {reason}"
+
+
+@pytest.fixture(autouse=True)
+def forget_created_events(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests remove the events they arm: every gateway's periodic tick walks all armed
+    events (admitting, sweeping, retiring), so one test's events would otherwise be work,
+    and state, in every later test. After each test, the events it created through the
+    API leave the armed and retired sets and lose their Redis keys."""
+    # Imported here, not above: the support modules must be imported after
+    # register_assert_rewrite has named them.
+    from tests.integration.inventory_support import CREATED, event_keys
+
+    yield
+    created, CREATED[:] = list(CREATED), []
+    by_url: dict[str, list[str]] = {}
+    for url, event_id in created:
+        by_url.setdefault(url or request.getfixturevalue("redis_url"), []).append(event_id)
+    for url, ids in by_url.items():
+        with SyncRedis.from_url(url) as r, r.pipeline(transaction=False) as pipe:
+            for event_id in ids:
+                pipe.srem(keys.ARMED_EVENTS, event_id)
+                pipe.zrem(keys.RETIRED_EVENTS, event_id)
+                pipe.delete(*event_keys(event_id))
+            pipe.execute()
+
+
+@pytest.fixture
+async def event(redis: aioredis.Redis) -> AsyncIterator[str]:
+    """A fresh event id for a test that arms the inventory itself, forgotten afterwards.
+    (Modules whose tests need an event stored in Postgres too, test_committer and
+    test_reconcile, override it with one.)"""
+    from tests.integration.inventory_support import forget
+
+    event_id = uuid.uuid4().hex
+    yield event_id
+    await forget(redis, event_id)
 
 
 @pytest.fixture(scope="session")

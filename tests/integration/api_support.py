@@ -20,6 +20,7 @@ from onsale.checkout.reconcile import reconcile_event
 from onsale.config import Settings
 from onsale.gateway.routes import queue
 from onsale.queue.room import WaitingRoom
+from tests.integration.inventory_support import CREATED
 from tests.integration.stripe_support import intent_of, pay, signed
 
 Client = AsyncTestClient[Litestar]
@@ -69,7 +70,21 @@ async def create(client: Client, admin: dict[str, str], **changes: Any) -> dict[
     r = await client.post("/api/events", json=event(**changes), headers=admin)
     assert r.status_code == 201, r.text
     body: dict[str, Any] = r.json()
+    CREATED.append((client.app.state.services.settings.redis.url, body["id"]))
     return body
+
+
+#: The gateway's rate limits count in fixed windows of this many seconds (RateLimiter).
+WINDOW_S = 60
+
+
+def fresh_window(need_s: float = 15.0) -> None:
+    """Returns once the current rate-limit window has at least ``need_s`` seconds left,
+    waiting for the next one to begin when it has not: a test that counts requests against
+    a per-minute limit must not straddle two windows (the count starts again halfway)."""
+    left = WINDOW_S - time.time() % WINDOW_S
+    if left < need_s:
+        time.sleep(left + 0.05)
 
 
 def bearer(token: str) -> dict[str, str]:

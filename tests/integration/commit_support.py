@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from onsale import keys
 from onsale.bench.orders import bench_event, synthetic_order
 from onsale.checkout.committer import Committer
 from onsale.checkout.models import Order, encode
@@ -25,6 +24,7 @@ from onsale.checkout.stream import CommitLag, lag
 from onsale.connections import redis_client
 from onsale.events.models import Event
 from onsale.inventory import Inventory
+from tests.integration.inventory_support import forget as forget  # the one forget, re-exported
 
 T = TypeVar("T")
 
@@ -33,15 +33,6 @@ async def create_event(
     pool: asyncpg.Pool, redis: Any, prices: tuple[int, ...] = (4500, 15000)
 ) -> Event:
     return await bench_event(pool, redis, prices, capacity=100_000, title="committer test")
-
-
-async def forget(redis: Any, event_id: str) -> None:
-    """Every Redis key of a test event, and the event from the armed set."""
-    await redis.delete(
-        *keys.inventory_keys(event_id), *keys.queue_keys(event_id), keys.orders(event_id),
-        keys.commit_state(event_id), keys.dead_letters(event_id),
-    )  # fmt: skip
-    await redis.srem(keys.ARMED_EVENTS, event_id)
 
 
 #: A Redis database of their own for tests that walk every armed event (a committer that

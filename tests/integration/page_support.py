@@ -23,6 +23,7 @@ from onsale.accounts.sessions import COOKIE
 from onsale.embedded import EmbeddedStripe
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
 from tests.integration.api_support import BUYER, event
+from tests.integration.inventory_support import CREATED
 from tests.integration.process_support import serving
 from tests.integration.stripe_support import intent_of, pay, signed
 
@@ -82,6 +83,7 @@ def create_event(server: str, **changes: Any) -> dict[str, Any]:
     r = httpx.post(f"{server}/api/events", json=event(**changes), headers=ADMIN)
     assert r.status_code == 201, r.text
     body: dict[str, Any] = r.json()
+    CREATED.append((None, body["id"]))  # the servers here use the session's Redis
     return body
 
 

@@ -18,7 +18,7 @@ from onsale.errors import ApiError, Code
 from onsale.gateway.app import create_app
 from onsale.gateway.services import Services
 from onsale.inventory import Inventory
-from tests.integration.api_support import BUYER, bearer, checkout, hold_for
+from tests.integration.api_support import BUYER, bearer, checkout, fresh_window, hold_for
 from tests.integration.api_support import event as event_body
 from tests.integration.stripe_support import client as stripe_client
 from tests.integration.stripe_support import intent_of, pay, signed
@@ -70,6 +70,7 @@ async def test_checkouts_are_rate_limited_per_client(settings: Settings, redis: 
         settings, security=msgspec.structs.replace(settings.security, checkouts_per_minute=5)
     )
     async with AsyncTestClient(app=create_app(low)) as c:
+        fresh_window()
         codes = []
         for i in range(7):
             r = await checkout(c, f"{uuid.uuid4()}.{uuid.uuid4().hex}", f"k{i}")

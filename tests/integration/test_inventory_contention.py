@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any
@@ -30,7 +29,7 @@ from onsale.inventory import (
 )
 from onsale.scripts import source
 from tests.integration.inventory_support import FUTURE_MS as T0
-from tests.integration.inventory_support import Clock, forget
+from tests.integration.inventory_support import Clock
 
 pytestmark = pytest.mark.slow
 
@@ -48,13 +47,6 @@ async def clients(redis_url: str) -> AsyncIterator[list[aioredis.Redis]]:
     yield made
     for client in made:
         await client.aclose()
-
-
-@pytest.fixture
-async def event(redis: aioredis.Redis) -> AsyncIterator[str]:
-    event_id = uuid.uuid4().hex
-    yield event_id
-    await forget(redis, event_id)
 
 
 async def settle(calls: Sequence[Awaitable[Any]]) -> list[Any]:

@@ -6,27 +6,17 @@ expiry and its "expire everything before saying no" fallback are pinned here by 
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
-
 import pytest
 import redis.asyncio as aioredis
 
 from onsale import keys
 from onsale.inventory import HoldRejected, Inventory, Rejection, TierSpec
 from tests.integration.inventory_support import FUTURE_MS as T0
-from tests.integration.inventory_support import Clock, forget
+from tests.integration.inventory_support import Clock
 
 HOLD_SECONDS = 60
 HOLD_MS = HOLD_SECONDS * 1000
 LAZY = 16  # hold.lua's bound
-
-
-@pytest.fixture
-async def event(redis: aioredis.Redis) -> AsyncIterator[str]:
-    event_id = uuid.uuid4().hex
-    yield event_id
-    await forget(redis, event_id)
 
 
 @pytest.fixture

@@ -7,22 +7,13 @@ while its levels still looked within it.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 
 import pytest
 import redis.asyncio as aioredis
 
 from onsale import keys
 from onsale.inventory import HoldRejected, Inventory, Rejection, TierSpec
-from tests.integration.inventory_support import forget
-
-
-@pytest.fixture
-async def event(redis: aioredis.Redis) -> AsyncIterator[str]:
-    event_id = uuid.uuid4().hex
-    yield event_id
-    await forget(redis, event_id)
 
 
 @pytest.mark.parametrize(

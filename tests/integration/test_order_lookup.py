@@ -18,7 +18,7 @@ from onsale import keys
 from onsale.checkout.lookup import public_url
 from onsale.gateway.routes.lookup import PER_ADDRESS, PER_CLIENT
 from onsale.mail.render import Renderer
-from tests.integration.api_support import Client, create
+from tests.integration.api_support import Client, create, fresh_window
 
 #: Headers that may differ between two answers for reasons that are not the address.
 VOLATILE = {"date", "x-request-id"}
@@ -29,13 +29,6 @@ async def fresh_counts(redis: aioredis.Redis) -> None:
     """The in-process client is one address for the whole run: each test starts its count."""
     async for key in redis.scan_iter(match=keys.LOOKUP_LIMIT + ":rl:*"):
         await redis.delete(key)
-
-
-def _minute_start() -> None:
-    """Wait out the end of a one-minute rate-limit window (a count must not straddle two)."""
-    left = 60 - time.time() % 60
-    if left < 5:
-        time.sleep(left + 0.1)
 
 
 def _answer(r: httpx.Response) -> tuple[int, bytes, dict[str, str]]:
@@ -72,7 +65,7 @@ async def _messages(pool: asyncpg.Pool, recipient: str, wait_s: float = 0.0) -> 
 async def test_known_and_unknown_addresses_get_the_same_answer(
     client: Client, admin: dict[str, str], pool: asyncpg.Pool
 ) -> None:
-    _minute_start()
+    fresh_window()
     event = await create(client, admin)
     known = f"buyer-{uuid.uuid4().hex[:8]}@example.com"
     unknown = f"nobody-{uuid.uuid4().hex[:8]}@example.com"
@@ -139,7 +132,7 @@ async def test_an_address_that_is_not_one_is_refused(client: Client) -> None:
 
 
 async def test_one_address_is_throttled(client: Client) -> None:
-    _minute_start()
+    fresh_window()
     email = f"flood-{uuid.uuid4().hex[:8]}@example.com"
     for _ in range(PER_ADDRESS):
         assert (await client.post("/api/orders/lookup", json={"email": email})).status_code == 202
@@ -153,7 +146,7 @@ async def test_one_address_is_throttled(client: Client) -> None:
 
 
 async def test_one_client_is_throttled(client: Client) -> None:
-    _minute_start()
+    fresh_window()
     answers = []
     for _ in range(PER_CLIENT + 1):
         email = f"scan-{uuid.uuid4().hex[:8]}@example.com"

@@ -14,7 +14,15 @@ from litestar.testing import AsyncTestClient
 from onsale import keys, signing
 from onsale.config import Settings
 from onsale.queue.tokens import AdmissionTokens
-from tests.integration.api_support import admitted, bearer, create, iso, join, open_event
+from tests.integration.api_support import (
+    admitted,
+    bearer,
+    create,
+    fresh_window,
+    iso,
+    join,
+    open_event,
+)
 
 Client = AsyncTestClient[Litestar]
 
@@ -97,6 +105,7 @@ async def test_joins_are_rate_limited_per_client(settings: Settings, redis: Any)
     async with AsyncTestClient(app=create_app(strict)) as c:
         admin = {"Authorization": f"Bearer {settings.security.admin_token}"}
         event = await open_event(c, admin, admit_per_minute=1)
+        fresh_window()
         first = await join(c, event["id"])
         codes = [(await c.post(f"/api/events/{event['id']}/queue")).status_code for _ in range(6)]
         assert codes[:4] == [200] * 4 and codes[4:] == [429, 429]
