@@ -162,9 +162,12 @@ def sign_in(page: Page, server: str, email: str, password: str, target: str) -> 
 
 def test_an_organizer_makes_access_codes_on_the_console(server: str, browser: Browser) -> None:
     email, password = add_user(server, "organizer")
-    organizer = signed_in(server, email, password)
     onsale = {"opens_at": iso(7200), "admit_per_minute": 600}
-    r = organizer.post("/api/events", json=event_body(onsale=onsale))
+    organizer = signed_in(server, email, password)
+    try:
+        r = organizer.post("/api/events", json=event_body(onsale=onsale))
+    finally:
+        organizer.close()
     assert r.status_code == 201, r.text
     event_id = r.json()["id"]
     target = f"/organizer/events/{event_id}"
