@@ -8,7 +8,7 @@ import asyncio
 import shutil
 import signal
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +30,10 @@ from tests.integration.commit_support import counts, drained, sold
 Snapshot = dict[str, Any]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def durable_redis() -> Iterator[EmbeddedRedis]:
-    """A redis-server of its own that fsyncs its AOF before every reply."""
+    """A redis-server of its own that fsyncs its AOF before every reply. For the module:
+    it outlives each test's clean-up of the events it created (tests/conftest.py)."""
     root = Path(tempfile.mkdtemp(prefix="onsale-aof-"))
     server = EmbeddedRedis(root, durable=True, appendfsync="always")
     server.start()
@@ -43,18 +44,12 @@ def durable_redis() -> Iterator[EmbeddedRedis]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def own_settings(settings: Settings, durable_redis: EmbeddedRedis) -> Settings:
     """The session's settings (the same signing key: admissions stay valid) on that Redis."""
     return msgspec.structs.replace(
         settings, redis=msgspec.structs.replace(settings.redis, url=durable_redis.url)
     )
-
-
-@pytest.fixture
-async def gateway(own_settings: Settings) -> AsyncIterator[Client]:
-    async with AsyncTestClient(app=create_app(own_settings)) as client:
-        yield client
 
 
 async def snapshot(redis: Any) -> Snapshot:
