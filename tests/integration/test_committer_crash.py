@@ -16,7 +16,15 @@ from onsale import keys
 from onsale.checkout.committer import Committer, CommitterOptions
 from onsale.checkout.stream import Entry, lag
 from onsale.events.models import Event
-from tests.integration.commit_support import counts, create_event, drained, forget, sell, sold
+from tests.integration.commit_support import (
+    counts,
+    create_event,
+    drained,
+    forget,
+    running,
+    sell,
+    sold,
+)
 
 
 class Crash(Exception):
@@ -72,14 +80,9 @@ async def test_a_crash_between_commit_and_ack_is_reclaimed_once(
     assert first.committed == 0, "nothing was acknowledged"
 
     # A second committer, which takes entries idle for 0.1 s as a dead committer's.
-    second = Committer(redis, database_url, CommitterOptions(events=(event.id,), claim_idle_ms=100))
-    stop = asyncio.Event()
-    task = asyncio.create_task(second.run(stop))
-    try:
+    quick = CommitterOptions(events=(event.id,), claim_idle_ms=100)
+    async with running(Committer(redis, database_url, quick)) as second:
         after = await drained(redis, event.id)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
 
     # Nothing lost, nothing twice: each order once, its items and tickets once, and one
     # confirmation e-mail per order, although 50 of them were written twice.
