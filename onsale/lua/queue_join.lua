@@ -19,8 +19,9 @@ local code = ARGV[6] or ''
 local cfg = config()
 if not cfg then return {'unknown_event', -1, -1, 0, 0, ''} end
 local st = load_state()
--- A code matters only while the presale can still admit: after the opening it is not needed.
-local presale = cfg.presale > 0 and now < cfg.opens
+-- A code matters only while the presale can still admit: after the opening (or once the
+-- sale is closed or cancelled) it is not needed.
+local presale = cfg.presale > 0 and now < cfg.opens and (cfg.closes == 0 or now < cfg.closes)
 local bound = presale and redis.call('HGET', CODEVIS, vid)
 -- A first code, typed just after a poll, is not a poll: it is answered at once.
 if ARGV[5] == '1' and live(st, vid) and not (presale and code ~= '' and not bound) then
