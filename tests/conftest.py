@@ -63,6 +63,8 @@ def forget_created_events(request: pytest.FixtureRequest) -> Iterator[None]:
     for url, event_id in created:
         by_url.setdefault(url or request.getfixturevalue("redis_url"), []).append(event_id)
     for url, ids in by_url.items():
+        if url.startswith("unix:/") and not url.startswith("unix://"):
+            url = "unix://" + url.removeprefix("unix:")  # as urlunsplit writes a socket's
         with SyncRedis.from_url(url) as r, r.pipeline(transaction=False) as pipe:
             for event_id in ids:
                 pipe.srem(keys.ARMED_EVENTS, event_id)
