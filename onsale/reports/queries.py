@@ -46,11 +46,24 @@ SELECT joined, admitted, held, checkouts, paid FROM report_funnel
 WHERE event_id = $1 AND minute < $2 ORDER BY minute DESC LIMIT 1
 """
 _SOLD = "SELECT coalesce(sum(tickets), 0) FROM report_sales WHERE event_id = $1"
+# Per quarter hour: one index-only count per quarter between the first and the last
+# check-in, cheaper than bucketing every row (no function per row, no hash).
 _CHECKINS = f"""
-SELECT date_bin('15 minutes', checked_in_at, {ORIGIN}) AS at, count(*) AS n
-FROM tickets WHERE event_id = $1 AND checked_in_at IS NOT NULL
-  AND checked_in_at >= $2 AND checked_in_at < $3
-GROUP BY 1 ORDER BY 1
+WITH span AS (
+    SELECT min(checked_in_at) AS lo, max(checked_in_at) AS hi FROM tickets
+    WHERE event_id = $1 AND checked_in_at IS NOT NULL AND checked_in_at >= $2 AND checked_in_at < $3
+)
+SELECT q.at, c.n
+FROM span, generate_series(date_bin('15 minutes', span.lo, {ORIGIN}), span.hi,
+                           interval '15 minutes') AS q (at)
+CROSS JOIN LATERAL (
+    SELECT count(*) AS n FROM tickets t
+    WHERE t.event_id = $1 AND t.checked_in_at IS NOT NULL
+      AND t.checked_in_at >= greatest(q.at, $2)
+      AND t.checked_in_at < least(q.at + interval '15 minutes', $3)
+) c
+WHERE c.n > 0
+ORDER BY q.at
 """
 _PROMOS = f"""
 SELECT p.code, count(*) AS uses, sum(o.discount)::bigint AS discount,
