@@ -290,8 +290,7 @@ async def patch_onsale(
             # The check "not opened yet" again, by Redis's clock and the pre-queue's freeze,
             # atomically with the change: a freeze cannot slip in between.
             o = after.onsale
-            args = [0, _ms(o.opens_at), _ms(o.closes_at), o.hold_seconds,
-                    _ms(o.presale_opens_at)]
+            args = [0, _ms(o.opens_at), _ms(o.closes_at), o.hold_seconds, _ms(o.presale_opens_at)]
             keys_ = [keys.onsale(after.id), keys.queue_state(after.id), keys.inventory(after.id)]
             reply = await scripts.run("schedule", keys_, args)
             if reply != "ok":
