@@ -1,9 +1,10 @@
 """Clocks: this host, Redis (``TIME``) and Postgres (``clock_timestamp()``) within a second.
 
-Holds expire, admissions lapse and webhook signatures are judged by clocks: the inventory
-and the waiting room run on the gateway's clock (onsale/lua/_clock.lua), the committers on
-Redis's, Postgres stamps orders. Each offset is taken against the midpoint of the round
-trip, so a slow network does not read as a skew.
+Holds and admissions end by Redis's clock (the scripts read ``TIME``), Postgres stamps
+orders, and each gateway judges admission tokens (60 s of leeway), its rate-limit windows
+and Stripe's webhook signatures by its own: a second apart is what NTP keeps them within.
+Each offset is taken against the midpoint of the round trip, so a slow network does not
+read as a skew.
 """
 
 from __future__ import annotations
