@@ -179,29 +179,29 @@ def test_an_organizer_makes_access_codes_on_the_console(server: str, browser: Br
     expect(page.locator("#access-total")).to_have_text("No access codes yet.")
 
     # The presale's opening, in the page's local time (UTC here).
-    page.get_by_label("Presale opens").fill(iso(3600)[:16])
-    page.get_by_role("button", name="Save presale").click()
+    section.get_by_label("Presale opens").fill(iso(3600)[:16])
+    section.get_by_role("button", name="Save presale").click()
     expect(page.locator("#presale-status")).to_have_text(re.compile("^The presale opens "))
     r = httpx.get(f"{server}/api/events/{event_id}")
     assert r.json()["onsale"]["presale_opens_at"] == iso(3600)[:16] + ":00Z"
 
     # Bad input is said at its field; nothing is made.
-    page.get_by_label("How many codes").fill("0")
-    page.get_by_role("button", name="Generate codes").click()
+    section.get_by_label("How many codes").fill("0")
+    section.get_by_role("button", name="Generate codes").click()
     expect(page.locator("#a-count-error")).to_have_text("A whole number from 1 to 5,000.")
-    expect(page.get_by_label("How many codes")).to_be_focused()
+    expect(section.get_by_label("How many codes")).to_be_focused()
 
-    page.get_by_label("How many codes").fill("3")
-    page.get_by_label("Buyers per code").fill("2")
-    page.get_by_role("checkbox", name="VIP").check()
-    page.get_by_role("button", name="Generate codes").click()
-    expect(page.get_by_role("heading", name="New codes: copy them now")).to_be_focused()
+    section.get_by_label("How many codes").fill("3")
+    section.get_by_label("Buyers per code").fill("2")
+    section.get_by_role("checkbox", name="VIP").check()
+    section.get_by_role("button", name="Generate codes").click()
+    expect(section.get_by_role("heading", name="New codes: copy them now")).to_be_focused()
     codes = page.locator("#access-codes").input_value().split()
     assert len(codes) == 3 and all(
         re.fullmatch(r"[2-9A-Z]{4}-[2-9A-Z]{4}-[2-9A-Z]{4}", c) for c in codes
     )
     with page.expect_download() as download:
-        page.get_by_role("link", name="Download as text").click()
+        section.get_by_role("link", name="Download as text").click()
     assert Path(download.value.path()).read_text().split() == codes
     expect(page.locator("#access-total")).to_have_text("3 codes, used 0 times.")
     row = page.locator("#access-body tr")
