@@ -221,7 +221,7 @@ async def _stripe_side(
     except stripe.StripeError as exc:
         report.differences.append(f"could not search Stripe: {describe(exc)}")
         searched = None
-    if searched is None:
+    if searched is None and api.search is False:
         report.notes.append("Stripe Search is not available: checked by the orders' own "
                             "PaymentIntents only")  # fmt: skip
     for intent in searched or ():

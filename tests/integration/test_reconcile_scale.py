@@ -21,7 +21,7 @@ from onsale.embedded import EmbeddedStripe
 from onsale.inventory import Inventory
 from tests.integration.api_support import bearer, create, iso, join_until_settled, paid_order
 from tests.integration.commit_support import drained, running
-from tests.integration.process_support import clean_env
+from tests.integration.process_support import clean_env, onsale
 from tests.integration.stripe_proxy_support import StripeProxy, stripe_proxy
 from tests.integration.stripe_support import client as stripe_client
 from tests.integration.stripe_support import intent_of, pay, signed
@@ -156,14 +156,25 @@ async def test_one_event_costs_calls_per_order_not_per_account(
             "SELECT id FROM tickets WHERE order_id = $1::uuid LIMIT 1", short["order_id"]
         )
         await pool.execute("UPDATE tickets SET status = 'cancelled' WHERE id = $1", ticket)
+        quiet = await create(client, admin)  # the run goes on to the next event: clean
         proxy.requests.clear()
-        out = io.StringIO()
+        out, lines = io.StringIO(), []
         calls = StripeCalls(base_delay=0.01, max_delay=0.05)
         code = await reconcile.run(
-            settings_via(proxy, settings), [eid], out=out, progress=lines.append, calls=calls
+            settings_via(proxy, settings),
+            [eid, quiet["id"]],
+            out=out,
+            progress=lines.append,
+            calls=calls,
         )
         text = out.getvalue()
         assert code == 1, text
+        assert f"event {quiet['id']} (Night Owls - Live): clean" in text, text
+        assert "reconcile: 1 of 2 event(s) differ" in text
+        assert [line.split(": ", 1)[1].split(",")[0] for line in lines[1::2]] == [
+            "3 difference(s)",
+            "clean",
+        ], lines
         pi = victim["payment"]["payment_intent_id"]
         unchecked = f"could not check PaymentIntent {pi}: Stripe HTTP 500"
         assert f"order {victim['order_id']}: {unchecked}" in text, text
@@ -174,6 +185,24 @@ async def test_one_event_costs_calls_per_order_not_per_account(
         assert proxy.requests[f"GET /v1/payment_intents/{pi}"] == calls.attempts
         assert calls.retried == calls.attempts  # the victim's 4 retries and the 429's one
         await pool.execute("UPDATE tickets SET status = 'valid' WHERE id = $1", ticket)
+
+
+def test_a_bad_window_or_rate_or_no_database_cannot_run() -> None:
+    """Exit 2 only when nothing can be checked."""
+    for args in (("--since", "yesterday"), ("--rate", "0"), ()):
+        done = onsale(
+            "reconcile",
+            *args,
+            env=clean_env(
+                ONSALE_REDIS_URL="redis://127.0.0.1:1",
+                ONSALE_DATABASE_URL="postgresql://x@127.0.0.1:1/x",
+                ONSALE_STRIPE_SECRET_KEY=EmbeddedStripe.SECRET_KEY,
+            ),
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith("onsale: reconcile: "), done.stderr
+        if not args:
+            assert "cannot run" in done.stderr, done.stderr
 
 
 async def test_since_picks_events_with_recent_activity(
