@@ -6,6 +6,7 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
 
@@ -84,12 +85,30 @@ class MailSettings(msgspec.Struct, frozen=True):
     public_url: str = "http://127.0.0.1:8000"
 
 
+class PowSettings(msgspec.Struct, frozen=True):
+    """The bot tax: proof-of-work (ALTCHA) on joining a waiting room (docs/bot-tax.md)."""
+
+    #: HMAC secret of the challenges; empty: derived from the signing key. Every gateway of
+    #: a deployment needs the same one (as they share the signing key).
+    secret: str = ""
+    #: Difficulty of an event that sets none (``pow_difficulty`` absent): the largest counter
+    #: a solver may have to reach (ALTCHA's ``maxnumber``; about half of it on average).
+    #: 0 = no proof-of-work. Off by default: turn it on for real launches.
+    difficulty: Annotated[int, msgspec.Meta(ge=0, le=100_000_000)] = 0
+    #: Joins per second (measured over the last few seconds, all gateways) per doubling of
+    #: an event's difficulty; 0 = the difficulty never rises by itself.
+    rate_step: Annotated[int, msgspec.Meta(ge=0)] = 200
+    #: The automatic rise stops here (never below the event's own difficulty).
+    max_difficulty: Annotated[int, msgspec.Meta(ge=0, le=100_000_000)] = 5_000_000
+
+
 class Settings(msgspec.Struct, frozen=True):
     redis: RedisSettings = RedisSettings()
     database: DatabaseSettings = DatabaseSettings()
     stripe: StripeSettings = StripeSettings()
     security: SecuritySettings = SecuritySettings()
     mail: MailSettings = MailSettings()
+    pow: PowSettings = PowSettings()
     #: Where embedded services and dev keys live.
     data_dir: str = ".onsale"
 
@@ -131,6 +150,10 @@ _ENV: dict[str, tuple[str, str]] = {
     "ONSALE_SMTP_URL": ("mail", "smtp_url"),
     "ONSALE_MAIL_FROM": ("mail", "mail_from"),
     "ONSALE_PUBLIC_URL": ("mail", "public_url"),
+    "ONSALE_POW_SECRET": ("pow", "secret"),
+    "ONSALE_POW_DIFFICULTY": ("pow", "difficulty"),
+    "ONSALE_POW_RATE_STEP": ("pow", "rate_step"),
+    "ONSALE_POW_MAX_DIFFICULTY": ("pow", "max_difficulty"),
 }
 
 #: Comma-separated lists.
@@ -151,6 +174,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         "stripe": {},
         "security": {},
         "mail": {},
+        "pow": {},
     }
     for name, (sub, field) in _ENV.items():
         value = env.get(name, "").strip()

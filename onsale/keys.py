@@ -276,3 +276,16 @@ def login_failures(kind: str, who: str) -> str:
     """String with an expiry: failed logins of an ``account`` (a hash of its e-mail) or from a
     ``client`` address in the current throttle window."""
     return "onsale:login:" + kind + ":" + who
+
+
+def pow_spent(event_id: str, minute: int) -> str:
+    """Set with an expiry: the salts of the proof-of-work challenges (onsale/botgate) spent on
+    a join, bucketed by the minute (epoch minutes) their challenges expire in. A challenge
+    cannot be spent after it expires, so each bucket goes a minute after its last one."""
+    return tag(event_id) + ":pow:spent:" + str(minute)
+
+
+def pow_joins(event_id: str, second: int) -> str:
+    """String with an expiry: joins that spent a proof-of-work in this epoch second; the
+    last few seconds' give the join rate that raises the difficulty (onsale/botgate)."""
+    return tag(event_id) + ":pow:joins:" + str(second)

@@ -42,6 +42,8 @@ PRELUDES: dict[str, tuple[str, ...]] = {
     "stream_find": (),
     "event_activity": (),
     "retire_move": (),
+    "pow_spend": (),
+    "pow_state": (),
 }
 
 
