@@ -5,6 +5,7 @@ webhook endpoint the emulator cannot list."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import queue
 import shutil
@@ -152,6 +153,35 @@ async def test_a_sound_stack_passes_and_an_event_is_checked(
     assert got["event.dead_letters"] is Status.FAIL, report.text()
     assert got["event.schedule"] is Status.FAIL, report.text()
     await redis.delete(keys.dead_letters(event["id"]))
+
+
+async def test_hung_services_are_fails_within_the_deadline(
+    client: Client, admin: dict[str, str], settings: Settings
+) -> None:
+    """A Redis and an SMTP server that accept connections and never answer: preflight
+    still answers within 10 s, naming them."""
+    silent: list[asyncio.StreamWriter] = []
+
+    async def accept(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        silent.append(writer)  # kept open, never written to
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    event = await create(client, admin)
+    hung = load(env_of(settings, f"redis://127.0.0.1:{port}",
+                       ONSALE_SMTP_URL=f"smtp://127.0.0.1:{port}"))  # fmt: skip
+    started = time.monotonic()
+    try:
+        report = await runner.run(hung, runner.Options(event=event["id"]))
+    finally:
+        for writer in silent:
+            writer.close()
+        server.close()
+    assert time.monotonic() - started < 10
+    failing = {c.name: c for c in report.checks if c.status is Status.FAIL}
+    assert "deadline" in failing["redis.reachable"].detail, report.text()
+    assert "event.armed" in failing and "smtp" in failing, report.text()
+    assert report.by_name("postgres.migrations") is not None  # the others still answered
 
 
 @contextlib.contextmanager
