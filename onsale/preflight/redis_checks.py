@@ -3,13 +3,14 @@ the cluster's slots, and the Lua scripts. Read-only: INFO, CONFIG GET, SCRIPT EX
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
 
 from onsale import scripts
 from onsale.connections import RedisClient
-from onsale.preflight.result import Check, fail, passed, warn
+from onsale.preflight.result import Check, Status, fail, passed, warn
 
 #: Redis bytes one waiting-room visitor costs: its place, sequence, liveness and admission
 #: entries, plus its hold and order when it buys. ``python -m onsale.preflight.measure``
@@ -49,14 +50,52 @@ async def checks(
         ]
     found = [passed("redis.reachable", f"{url} answers")]
     found.append(_version_check(str(server.get("redis_version", "0"))))
-    memory: dict[str, Any] = await redis.info("memory")
-    persistence: dict[str, Any] = await redis.info("persistence")
-    found.append(_eviction(str(memory.get("maxmemory_policy", "unknown"))))
-    found.append(_persistence(persistence, await _config(redis, "appendfsync")))
-    found.append(_headroom(memory, expect_visitors))
     if cluster:
+        # Every primary holds some events' keys: each must be right, the worst is said.
+        nodes = await _primaries(redis)
+        found.append(_worst([_named(n, _eviction(_policy(m))) for n, m, _, _ in nodes]))
+        found.append(_worst([_named(n, _persistence(p, f)) for n, _, p, f in nodes]))
+        found.append(_worst([_named(n, _headroom(m, expect_visitors)) for n, m, _, _ in nodes]))
         found.append(await _cluster(redis))
+    else:
+        memory: dict[str, Any] = await redis.info("memory")
+        persistence: dict[str, Any] = await redis.info("persistence")
+        found.append(_eviction(_policy(memory)))
+        found.append(_persistence(persistence, await _config(redis, "appendfsync")))
+        found.append(_headroom(memory, expect_visitors))
     found.append(await _scripts(redis))
+    return found
+
+
+def _policy(memory: dict[str, Any]) -> str:
+    return str(memory.get("maxmemory_policy", "unknown"))
+
+
+_RANK = {Status.PASS: 0, Status.WARN: 1, Status.FAIL: 2}
+
+
+def _worst(checks: list[Check]) -> Check:
+    return max(checks, key=lambda c: _RANK[c.status])
+
+
+def _named(node: str, check: Check) -> Check:
+    return Check(check.name, check.status, f"{node}: {check.detail}", check.fix)
+
+
+async def _primaries(
+    redis: Any,
+) -> list[tuple[str, dict[str, Any], dict[str, Any], str | None]]:
+    """(node, INFO memory, INFO persistence, appendfsync) of every primary of a cluster."""
+    primaries = redis.get_primaries()
+    memory = await redis.info("memory", target_nodes=primaries)
+    persistence = await redis.info("persistence", target_nodes=primaries)
+    found = []
+    for node in primaries:
+        try:
+            fsync = (await redis.config_get("appendfsync", target_nodes=node)).get("appendfsync")
+        except ResponseError:
+            fsync = None
+        found.append((node.name, memory[node.name], persistence[node.name], fsync))
     return found
 
 
@@ -83,8 +122,9 @@ def _eviction(policy: str) -> Check:
 
 def _persistence(info: dict[str, Any], fsync: str | None) -> Check:
     if int(info.get("aof_enabled", 0)) != 1:
-        last = info.get("rdb_last_save_time")
-        snap = f" (last RDB snapshot at epoch {last})" if last else ""
+        last = int(info.get("rdb_last_save_time", 0))
+        ago = (time.time() - last) / 60
+        snap = f" (the last RDB snapshot, {ago:.0f} min ago)" if last else ""
         return fail(
             "redis.persistence",
             "appendonly is off: a crash loses every hold, sale and order not yet in "

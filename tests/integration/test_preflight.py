@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 from litestar import Litestar
@@ -29,9 +30,10 @@ from onsale import keys
 from onsale.config import Settings, load
 from onsale.embedded import EmbeddedStripe, free_port, redis_binary, stop
 from onsale.preflight import runner
-from onsale.preflight.result import Status
+from onsale.preflight.result import Status, passed
 from tests.conftest import ADMIN_TOKEN
 from tests.integration.api_support import create, iso
+from tests.integration.cluster_support import redis_cluster
 from tests.integration.process_support import clean_env, onsale
 
 Client = AsyncTestClient[Litestar]
@@ -182,6 +184,24 @@ async def test_hung_services_are_fails_within_the_deadline(
     assert "deadline" in failing["redis.reachable"].detail, report.text()
     assert "event.armed" in failing and "smtp" in failing, report.text()
     assert report.by_name("postgres.migrations") is not None  # the others still answered
+
+
+async def test_a_cluster_is_checked_on_every_primary(settings: Settings) -> None:
+    with redis_cluster() as ports:
+        url = f"redis://127.0.0.1:{ports[0]}"
+        on_cluster = msgspec.structs.replace(
+            settings, redis=msgspec.structs.replace(settings.redis, url=url, cluster=True)
+        )
+        report = await runner.run(on_cluster)
+        assert report.by_name("redis.cluster") == passed(
+            "redis.cluster", "cluster_state ok, all 16384 slots served"
+        ), report.text()
+        assert report.by_name("redis.eviction").status is Status.PASS  # type: ignore[union-attr]
+        # The test cluster keeps no AOF: the node that says so is named.
+        persistence = report.by_name("redis.persistence")
+        assert persistence is not None and persistence.status is Status.FAIL
+        assert persistence.detail.startswith("127.0.0.1:"), persistence.detail
+        assert report.by_name("clock.redis").status is Status.PASS  # type: ignore[union-attr]
 
 
 @contextlib.contextmanager
