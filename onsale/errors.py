@@ -40,6 +40,8 @@ class Code(StrEnum):
     ADMISSION_ENDED = "admission_ended"
     ACCESS_CODE_INVALID = "access_code_invalid"
     TIER_NOT_IN_PRESALE = "tier_not_in_presale"
+    POW_REQUIRED = "pow_required"
+    POW_INVALID = "pow_invalid"
     HOLD_NOT_FOUND = "hold_not_found"
     HOLD_EXPIRED = "hold_expired"
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
@@ -99,6 +101,16 @@ CATALOG: dict[Code, tuple[int, str]] = {
         "This access code is not valid for this event's presale, or has been used up.",
     ),
     Code.TIER_NOT_IN_PRESALE: (403, "This presale admission does not include that tier."),
+    Code.POW_REQUIRED: (
+        403,
+        "Joining this queue needs a solved proof-of-work challenge (header X-Altcha); get one "
+        "from the challenge URL.",
+    ),
+    Code.POW_INVALID: (
+        403,
+        "This proof-of-work is not valid for this event (forged, expired or already used); "
+        "solve a new challenge.",
+    ),
     Code.HOLD_NOT_FOUND: (404, "No such live hold."),
     Code.HOLD_EXPIRED: (409, "The hold has expired or does not exist; hold tickets again."),
     Code.IDEMPOTENCY_CONFLICT: (409, "This Idempotency-Key was used with another request."),

@@ -32,7 +32,7 @@ from onsale.queue.room import WaitingRoom
 
 _EVENT_SQL = """
 SELECT e.*, o.opens_at, o.closes_at, o.admit_per_minute, o.max_active, o.hold_seconds, o.paused,
-       o.shuffle_seed, o.presale_opens_at
+       o.shuffle_seed, o.presale_opens_at, o.pow_difficulty
 FROM events e JOIN onsales o ON o.event_id = e.id
 """
 _TIERS_SQL = "SELECT * FROM ticket_tiers WHERE event_id = ANY($1::uuid[]) ORDER BY position"
@@ -77,6 +77,8 @@ def onsale_mapping(event: Event) -> dict[str, int | str]:
         "buyer_limit": buyer_limit(event),
         # 0: no presale (lua/_queue.lua); access codes then do nothing.
         "presale_ms": _ms(o.presale_opens_at),
+        # -1: the gateways' default (onsale/botgate reads it at most once a second).
+        "pow_difficulty": -1 if o.pow_difficulty is None else o.pow_difficulty,
     }
 
 
@@ -129,10 +131,10 @@ async def create(
         o = data.onsale
         await conn.execute(
             """INSERT INTO onsales (event_id, opens_at, closes_at, admit_per_minute, max_active,
-                                    hold_seconds, shuffle_seed, armed_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, now())""",
+                                    hold_seconds, shuffle_seed, armed_at, pow_difficulty)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, now(), $8)""",
             event_id, o.opens_at, o.closes_at, o.admit_per_minute, o.max_active, o.hold_seconds,
-            seed,
+            seed, o.pow_difficulty,
         )  # fmt: skip
         event = (await load(conn, "WHERE e.id = $1", [event_id]))[0]
         # Armed inside the transaction: if Redis refuses, nothing is written to Postgres.
@@ -190,6 +192,7 @@ def _event(r: asyncpg.Record, tiers: list[Tier]) -> Event:
             shuffle_seed=None,
             presale_opens_at=r["presale_opens_at"],
             presale_commitment=shuffle.commitment(shuffle.presale_seed(r["shuffle_seed"] or "")),
+            pow_difficulty=r["pow_difficulty"],
         ),
         created_at=r["created_at"],
     )

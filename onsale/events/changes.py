@@ -265,8 +265,8 @@ async def patch_onsale(
     changes = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not None}
     if not changes:
         raise EventRejected(EventRejection.INVALID, "give at least one of admit_per_minute, "
-                            "max_active, paused, opens_at, closes_at, hold_seconds, "
-                            "presale_opens_at")  # fmt: skip
+                            "max_active, paused, pow_difficulty, opens_at, closes_at, "
+                            "hold_seconds, presale_opens_at")  # fmt: skip
     eid = parse_id(event_id)
     scripts = Scripts(redis)
 

@@ -34,12 +34,18 @@ class TierIn(msgspec.Struct, forbid_unknown_fields=True):
     sale_ends_at: UtcTime | None = None
 
 
+#: The largest counter a browser may have to reach to join (about half on average).
+PowDifficulty = Annotated[int, Meta(ge=0, le=100_000_000)]
+
+
 class OnsaleIn(msgspec.Struct, forbid_unknown_fields=True):
     opens_at: UtcTime
     admit_per_minute: Annotated[int, Meta(ge=1, le=1_000_000)]
     closes_at: UtcTime | None = None
     max_active: Annotated[int, Meta(ge=1, le=10_000_000)] | None = None
     hold_seconds: Annotated[int, Meta(ge=30, le=3600)] = 600
+    #: The bot tax on joining (docs/bot-tax.md); absent: ``ONSALE_POW_DIFFICULTY``; 0: none.
+    pow_difficulty: PowDifficulty | None = None
 
 
 class EventIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -80,6 +86,8 @@ class OnsalePatch(msgspec.Struct, forbid_unknown_fields=True):
     admit_per_minute: Annotated[int, Meta(ge=1, le=1_000_000)] | None = None
     max_active: Annotated[int, Meta(ge=1, le=10_000_000)] | None = None
     paused: bool | None = None
+    #: The bot tax on new joins, any time (0: none); see docs/bot-tax.md.
+    pow_difficulty: PowDifficulty | None = None
     #: A time in the past opens the sale now.
     opens_at: UtcTime | None = None
     closes_at: UtcTime | None = None
@@ -148,6 +156,9 @@ class Onsale(msgspec.Struct):
     #: SHA-256 of the presale's fair-start seed (its own: revealing it at the presale's
     #: opening tells nothing of the general sale's order).
     presale_commitment: str = ""
+    #: The proof-of-work asked of a new join (ALTCHA's maxnumber; 0: none), before it rises
+    #: with the join rate; ``None``: the gateways' default (``ONSALE_POW_DIFFICULTY``).
+    pow_difficulty: int | None = None
     #: The presale's seed, revealed once the presale has opened.
     presale_seed: str | None = None
 

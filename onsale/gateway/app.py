@@ -16,6 +16,7 @@ from onsale.gateway.fastpath import HotPaths
 from onsale.gateway.routes import (
     access,
     accounts,
+    challenge,
     checkout,
     console,
     events,
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, *, hot_paths: bool = True) -> L
             *health.ROUTES,
             *events.ROUTES,
             *queue.ROUTES,
+            *challenge.ROUTES,
             *holds.ROUTES,
             *promo.ROUTES,
             *access.ROUTES,

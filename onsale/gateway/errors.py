@@ -18,6 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from onsale.accounts.models import AccountRejected, AccountRejection
+from onsale.botgate.errors import PowRejected, PowRejection
 from onsale.checkout.errors import CheckoutRejected, CheckoutRejection
 from onsale.checkout.refunds import RefundRejected, RefundRejection
 from onsale.domain import DomainError
@@ -102,6 +103,10 @@ CODES: dict[type[DomainError], Mapping[StrEnum, Code]] = {
         TicketRejection.CHANGED: Code.CONFLICT,
     },
     ReportRejected: {ReportRejection.INVALID_RANGE: Code.INVALID_REQUEST},
+    PowRejected: {
+        PowRejection.POW_REQUIRED: Code.POW_REQUIRED,
+        PowRejection.POW_INVALID: Code.POW_INVALID,
+    },
     EventRejected: {
         EventRejection.NOT_FOUND: Code.EVENT_NOT_FOUND,
         EventRejection.CAPACITY_BELOW_TAKEN: Code.CAPACITY_BELOW_TAKEN,

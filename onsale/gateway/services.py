@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from onsale import connections, keys, signing
 from onsale.accounts.service import Accounts
+from onsale.botgate import BotGate
 from onsale.checkout.finder import OrderFinder
 from onsale.checkout.orders import Checkout
 from onsale.checkout.payments import Payments
@@ -60,6 +61,8 @@ class Services:
     webhooks: Webhooks | None
     #: Sessions, the login throttle and the admin token (onsale/accounts).
     accounts: Accounts
+    #: The bot tax: proof-of-work challenges and the join's check (onsale/botgate).
+    botgate: BotGate
 
 
 def redis_client(settings: Settings) -> Any:
@@ -141,6 +144,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             tickets=TicketFinder(orders, pool),
             webhooks=webhooks,
             accounts=Accounts(pool, redis, settings.security),
+            botgate=BotGate(redis, settings.pow, key, scripts=scripts),
         )
     finally:
         ticker.cancel()

@@ -14,6 +14,7 @@ from onsale import keys
 from onsale.errors import ApiError, Code
 from onsale.gateway.body import decode
 from onsale.gateway.ratelimit import client_address, limit_headers
+from onsale.gateway.routes.challenge import require_pow
 from onsale.gateway.types import AnyRequest, Deps
 from onsale.queue import access
 from onsale.queue.room import Place, State
@@ -22,6 +23,8 @@ from onsale.queue.room import Place, State
 class JoinIn(msgspec.Struct, forbid_unknown_fields=True):
     #: A presale's access code (any case; spaces and dashes do not matter).
     access_code: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    #: A solved proof-of-work (ALTCHA payload), as header ``X-Altcha`` may carry it instead.
+    altcha: Annotated[str, msgspec.Meta(max_length=4096)] | None = None
 
 
 class QueueOut(msgspec.Struct):
@@ -119,7 +122,10 @@ async def join(event_id: FromPath[str], request: AnyRequest, services: Deps) -> 
     address = client_address(request)
     limits: dict[str, str] = {}
     raw = await request.body()
-    code = decode(raw, JoinIn).access_code if raw.strip() else None
+    joined = decode(raw, JoinIn) if raw.strip() else JoinIn()
+    if not token:  # a new place pays the bot tax first (onsale/botgate), if the event asks
+        await require_pow(services, event_id, request.headers.get("x-altcha"), joined.altcha)
+    code = joined.access_code
     code_hash = access.digest(event_id, code) if code and code.strip() else ""
     if token:
         visitor = services.visitors.verify(event_id, token)
