@@ -61,8 +61,8 @@ SELECT o.id, o.status::text AS status, o.amount, o.currency, o.payment_intent_id
         WHERE k.order_id = o.id AND k.status IN ('valid', 'used')) AS tickets
 FROM orders o WHERE o.event_id = $1
 """
-# Activity, for --since: an order created or changed (confirmed, refunded), or an on-sale
-# (or its presale) opening, in the window. Both columns are indexed by event or time.
+# Activity in Postgres, for --since: an order created or changed (confirmed, refunded), or
+# an on-sale (or its presale) opening, in the window.
 _ACTIVE_SQL = """
 SELECT DISTINCT event_id::text AS id FROM orders WHERE greatest(created_at, updated_at) >= $1
 UNION
@@ -391,11 +391,22 @@ async def default_events(redis: RedisClient) -> list[str]:
     return sorted(armed | set(await retirement.retired_since(redis, since_ms)))
 
 
-async def active_events(conn: asyncpg.Connection, since_s: float) -> list[str]:
-    """Events with activity in the last ``since_s`` seconds: an order created or updated, or
-    the on-sale (or presale) opening."""
+async def active_events(
+    conn: asyncpg.Connection, since_s: float, redis: RedisClient | None = None
+) -> list[str]:
+    """Events with activity in the last ``since_s`` seconds: an order created or updated in
+    Postgres, the on-sale (or presale) opening, or, with ``redis``, an armed event's order
+    confirmed or refunded in Redis (its stream's newest entry; Postgres may not have it yet
+    when the committers are down, which is when it matters most)."""
     since = await conn.fetchval("SELECT now() - make_interval(secs => $1)", since_s)
-    return sorted(r["id"] for r in await conn.fetch(_ACTIVE_SQL, since))
+    found = {r["id"] for r in await conn.fetch(_ACTIVE_SQL, since)}
+    if redis is not None:
+        since_ms = int(since.timestamp() * 1000)
+        for event_id in await redis.smembers(keys.ARMED_EVENTS):
+            newest = await redis.xrevrange(keys.orders_stream(event_id), count=1)
+            if newest and int(str(newest[0][0]).split("-")[0]) >= since_ms:
+                found.add(event_id)
+    return sorted(found)
 
 
 def _stderr(message: str) -> None:
@@ -428,7 +439,7 @@ async def run(
     try:
         events = list(event_ids) or await default_events(redis)
         if since_s is not None:
-            active = set(await active_events(conn, since_s))
+            active = set(await active_events(conn, since_s, redis))
             events = [e for e in event_ids if e in active] if event_ids else sorted(active)
         for i, event_id in enumerate(events, 1):
             progress(f"[{i}/{len(events)}] reconciling event {event_id} ...")

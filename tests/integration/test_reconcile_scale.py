@@ -13,6 +13,7 @@ import asyncpg
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from onsale import keys
 from onsale.checkout import reconcile
 from onsale.checkout.committer import Committer, CommitterOptions
 from onsale.checkout.stripe_calls import StripeCalls
@@ -206,7 +207,7 @@ def test_a_bad_window_or_rate_or_no_database_cannot_run() -> None:
 
 
 async def test_since_picks_events_with_recent_activity(
-    client: Client, admin: dict[str, str], pool: asyncpg.Pool
+    client: Client, admin: dict[str, str], pool: asyncpg.Pool, redis: Any
 ) -> None:
     event = await create(
         client,
@@ -232,3 +233,10 @@ async def test_since_picks_events_with_recent_activity(
         assert eid in await reconcile.active_events(conn, 86_400)  # an order an hour ago
         assert eid not in await reconcile.active_events(conn, 60)
         await conn.execute("DELETE FROM orders WHERE event_id = $1::uuid", eid)
+        # An order confirmed in Redis that no committer wrote yet is activity too.
+        assert eid not in await reconcile.active_events(conn, 60, redis)
+        await redis.xadd(keys.orders_stream(eid), {"order": "o", "data": "{}"})
+        try:
+            assert eid in await reconcile.active_events(conn, 60, redis)
+        finally:
+            await redis.delete(keys.orders_stream(eid))
