@@ -14,9 +14,10 @@ import httpx
 
 @contextlib.asynccontextmanager
 async def on_this_loop(
-    app: Any, base_url: str = "http://gateway"
+    app: Any, base_url: str = "http://gateway", client: str = "127.0.0.1"
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """``app``'s lifespan started here, and an HTTP client that calls it in-process."""
+    """``app``'s lifespan started here, and an HTTP client that calls it in-process from
+    the address ``client``."""
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     lifespan = asyncio.create_task(
@@ -26,7 +27,7 @@ async def on_this_loop(
     started = await outbox.get()
     assert started["type"] == "lifespan.startup.complete", started
     try:
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=app, client=(client, 40000))
         async with httpx.AsyncClient(transport=transport, base_url=base_url, timeout=60) as client:
             yield client
     finally:
