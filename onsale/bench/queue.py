@@ -29,8 +29,13 @@ from onsale.queue.room import WaitingRoom
 from onsale.queue.tokens import AdmissionTokens, VisitorTokens
 from onsale.servers import bare_serve, gateway_settings, onsale_serve, stores
 
-BARE, JOIN, STATUS, HOLD = "bare", "join", "status", "hold"
+BARE, JOIN, STATUS, HOLD, HOLD_PROMO = "bare", "join", "status", "hold", "hold_promo"
+#: The code ``hold_promo`` holds with: 10% off, with a (never reached) limit of uses, so the
+#: script checks the limit as it would for a real code.
+PROMO = {"code": "BENCH10", "percent_off": 10, "max_uses": 1_000_000_000}
 TAG = "bench queue"
+#: hold and hold_promo run in 2 * this many alternating slices (ABBA).
+HOLD_ROUNDS = 4
 
 
 class Row(msgspec.Struct):
@@ -42,6 +47,9 @@ class Row(msgspec.Struct):
     ratio_to_bare: float
     #: Answers other than 200 (429s for a too-early poll), not counted in requests_per_s.
     refused: int
+    #: hold and hold_promo: Redis's own time per script call (EVALSHA) during their runs, in
+    #: microseconds (INFO commandstats): the script's cost without the HTTP around it.
+    script_us: float | None = None
 
 
 class HttpSession:
@@ -61,8 +69,11 @@ class HttpSession:
         queue = f"/api/events/{self.event_id}/queue"
         self.bare = conn.build("GET", "/bare")
         self.join = conn.build("POST", queue)
-        if self.approach == HOLD:
-            body = msgspec.json.encode({"items": [{"tier_id": self.tier, "quantity": 1}]})
+        if self.approach in (HOLD, HOLD_PROMO):
+            hold: dict[str, Any] = {"items": [{"tier_id": self.tier, "quantity": 1}]}
+            if self.approach == HOLD_PROMO:
+                hold["promo_code"] = PROMO["code"]
+            body = msgspec.json.encode(hold)
             path = f"/api/events/{self.event_id}/holds"
             self.polls = [
                 conn.build("POST", path, {"Authorization": f"Bearer {t}",
@@ -101,9 +112,12 @@ def make_session(approach: str, url: str, clients: int) -> Session:
     return HttpSession(approach, url, clients)
 
 
-async def _event(base: str, admin: str, *, holds: bool = False) -> tuple[str, str]:
+async def _event(
+    base: str, admin: str, *, holds: bool = False, promo: bool = False
+) -> tuple[str, str]:
     """(event id, tier id). By default a launch in full swing: 10 admissions a second and a
-    long line polling as told; with ``holds``, a huge house that admits everyone at once."""
+    long line polling as told; with ``holds``, a huge house that admits everyone at once
+    (with ``promo`` too, and the :data:`PROMO` code)."""
     now = datetime.now(UTC)
     tier: dict[str, Any] = {"name": "GA", "price": 1000, "capacity": 100_000}
     onsale: dict[str, Any] = {"opens_at": (now - timedelta(seconds=1)).isoformat(),
@@ -123,7 +137,14 @@ async def _event(base: str, admin: str, *, holds: bool = False) -> tuple[str, st
             f"{base}/api/events", json=body, headers={"Authorization": f"Bearer {admin}"}
         )
         r.raise_for_status()
-        return r.json()["id"], r.json()["tiers"][0]["id"]
+        event_id, tier_id = r.json()["id"], r.json()["tiers"][0]["id"]
+        if promo:
+            r = await http.post(
+                f"{base}/api/events/{event_id}/promo-codes", json=PROMO,
+                headers={"Authorization": f"Bearer {admin}"},
+            )  # fmt: skip
+            r.raise_for_status()
+        return event_id, tier_id
 
 
 async def _visitors(redis_url: str, key: str, event_id: str, count: int, path: Path) -> None:
@@ -171,6 +192,10 @@ async def measure(args: argparse.Namespace, redis_url: str, database_url: str) -
         hold_event, hold_tier = await _event(onsale_url, admin, holds=True)
         admissions = Path(tmp) / "admissions"
         await admitted(redis_url, key, hold_event, args.admitted, admissions)
+        # The same house again, with a code: each hold also takes a use of it.
+        promo_event, promo_tier = await _event(onsale_url, admin, holds=True, promo=True)
+        promo_admissions = Path(tmp) / "promo-admissions"
+        await admitted(redis_url, key, promo_event, args.admitted, promo_admissions)
         tokens = Path(tmp) / "tokens"
         progress(f"putting {args.visitors} visitors in the room ...", TAG)
         began = time.monotonic()
@@ -187,12 +212,37 @@ async def measure(args: argparse.Namespace, redis_url: str, database_url: str) -
                 (BARE, f"{bare_url}|{event_id}||"),
                 (STATUS, f"{onsale_url}|{event_id}|{tokens}|"),
                 (JOIN, f"{onsale_url}|{event_id}||"),
-                (HOLD, f"{onsale_url}|{hold_event}|{admissions}|{hold_tier}"),
             ):
                 progress(f"{endpoint}: {args.clients} clients for {args.seconds} s ...", TAG)
                 await pool.open(endpoint, url, args.clients)
                 results[endpoint] = await pool.run("", args.seconds)
                 await pool.close()
+            # Holds with and without a code in alternating slices (ABBA), so that a change
+            # in the machine's load during the run weighs on both alike.
+            holds = {
+                HOLD: f"{onsale_url}|{hold_event}|{admissions}|{hold_tier}",
+                HOLD_PROMO: f"{onsale_url}|{promo_event}|{promo_admissions}|{promo_tier}",
+            }
+            slices: dict[str, list[RunResult]] = {HOLD: [], HOLD_PROMO: []}
+            server: dict[str, list[int]] = {HOLD: [0, 0], HOLD_PROMO: [0, 0]}
+            stats = redis_client(redis_url)
+            progress(f"hold, hold_promo: {args.clients} clients for {args.seconds} s each, "
+                     f"in {2 * HOLD_ROUNDS} alternating slices ...", TAG)  # fmt: skip
+            for i in range(2 * HOLD_ROUNDS):
+                order = (HOLD, HOLD_PROMO) if i % 2 == 0 else (HOLD_PROMO, HOLD)
+                for endpoint in order:
+                    await pool.open(endpoint, holds[endpoint], args.clients)
+                    before = await _evalsha(stats)
+                    part = await pool.run("", args.seconds / (2 * HOLD_ROUNDS))
+                    after = await _evalsha(stats)
+                    server[endpoint] = [
+                        n + a - b for n, a, b in zip(server[endpoint], after, before, strict=True)
+                    ]
+                    slices[endpoint].append(part)
+                    await pool.close()
+            await stats.aclose()
+            for endpoint, parts in slices.items():
+                results[endpoint] = joined(parts)
         finally:
             pool.stop()
     bare_rate = results[BARE].rate
@@ -208,9 +258,18 @@ async def measure(args: argparse.Namespace, redis_url: str, database_url: str) -
                 p99_ms=round(percentile(ordered, 99) * 1000, 2),
                 ratio_to_bare=round(r.rate / bare_rate, 3),
                 refused=r.attempts - r.granted,
+                script_us=round(server[endpoint][1] / server[endpoint][0], 2)
+                if endpoint in server and server[endpoint][0]
+                else None,
             )
         )
     return rows
+
+
+async def _evalsha(redis: Any) -> list[int]:
+    """(calls, microseconds) of EVALSHA so far, as Redis counts them."""
+    info = (await redis.info("commandstats")).get("cmdstat_evalsha", {})
+    return [int(info.get("calls", 0)), int(info.get("usec", 0))]
 
 
 def report(rows: list[Row]) -> str:
@@ -225,7 +284,41 @@ def report(rows: list[Row]) -> str:
         ratio = next(r for r in rows if r.endpoint == endpoint).ratio_to_bare
         verdict = "met" if ratio >= 0.5 else "NOT met"
         lines.append(f"{what} / bare: {ratio:.2f} (target 0.5: {verdict})")
+    lines.append(promo_line(rows))
     return "\n".join(lines)
+
+
+def joined(parts: list[RunResult]) -> RunResult:
+    """Runs one after another as one: their times and counts added up."""
+    return RunResult(
+        started_at=0.0,
+        finished_at=sum(p.elapsed for p in parts),
+        granted=sum(p.granted for p in parts),
+        attempts=sum(p.attempts for p in parts),
+        latencies=[t for p in parts for t in p.latencies],
+    )
+
+
+def promo_cost(rows: list[Row]) -> float:
+    """What a hold with a promo code costs against one without: the ratio of their times per
+    request (hold's throughput over hold_promo's), 1.00 when they cost the same."""
+    by = {r.endpoint: r for r in rows}
+    return by[HOLD].requests_per_s / by[HOLD_PROMO].requests_per_s
+
+
+def promo_line(rows: list[Row]) -> str:
+    by = {r.endpoint: r for r in rows}
+    cost = promo_cost(rows)
+    verdict = "met" if cost <= 1.10 else "NOT met"
+    p50 = by[HOLD_PROMO].p50_ms / by[HOLD].p50_ms if by[HOLD].p50_ms else 0.0
+    line = (
+        f"hold_promo / hold cost: {cost:.3f} per request (p50 {p50:.3f}) "
+        f"(target at most 1.10: {verdict})"
+    )
+    plain, promo = by[HOLD].script_us, by[HOLD_PROMO].script_us
+    if plain and promo:
+        line += f"; in Redis {promo:.1f} / {plain:.1f} us per script call"
+    return line
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
