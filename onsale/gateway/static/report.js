@@ -52,6 +52,8 @@
     const canvas = $(`c-${key}`);
     if (!Chart || !canvas) return; // the tables and figures still tell it all
     if (charts[key]) charts[key].destroy();
+    // No axes around nothing: an empty chart hides (its section says why).
+    canvas.parentElement.hidden = config.empty === true;
     const muted = css("--muted");
     const line = css("--line");
     const base = {
@@ -87,7 +89,7 @@
     const rows = report.velocity;
     c.show($("velocity-empty"), rows.length === 0);
     draw("velocity", {
-      type: "bar", timeAxis: bounds(rows), step: MINUTE,
+      type: "bar", timeAxis: bounds(rows), step: MINUTE, empty: rows.length === 0,
       data: { datasets: [{ label: "Tickets", data: points(rows, (r) => r.tickets, MINUTE),
         backgroundColor: css("--bar") || PALETTE[0], barPercentage: 1, categoryPercentage: 1 }] },
     });
@@ -107,13 +109,16 @@
     const datasets = order.map((tier, i) => {
       const rows = byTier[tier];
       let sum = 0;
+      // From nothing at the first minute of sale; each minute's tickets by its end.
+      const start = { x: Date.parse(report.velocity[0].at), y: 0 };
       return {
         label: names[tier] || "Tier", borderColor: PALETTE[i % PALETTE.length],
-        backgroundColor: PALETTE[i % PALETTE.length], borderWidth: 2, pointRadius: 0, stepped: true,
-        data: rows.map((r) => ({ x: Date.parse(r.at), y: (sum += r.tickets) })),
+        backgroundColor: PALETTE[i % PALETTE.length], borderWidth: 2, pointRadius: 0, tension: 0,
+        data: [start, ...rows.map((r) => ({ x: Date.parse(r.at) + MINUTE, y: (sum += r.tickets) }))],
       };
     });
-    draw("cumulative", { type: "line", legend: true, timeAxis: bounds(report.velocity), step: MINUTE, data: { datasets } });
+    draw("cumulative", { type: "line", legend: true, timeAxis: bounds(report.velocity), step: MINUTE,
+      empty: datasets.length === 0, data: { datasets } });
     $("c-cumulative").setAttribute("aria-label", "Cumulative tickets sold per tier: "
       + report.sales.by_tier.map((t) => `${t.name} ${num(t.sold)}`).join(", "));
   }
@@ -135,7 +140,7 @@
     const ck = report.checkin;
     const rows = ck.by_quarter_hour;
     draw("checkins", {
-      type: "bar", timeAxis: bounds(rows), step: 15 * MINUTE,
+      type: "bar", timeAxis: bounds(rows), step: 15 * MINUTE, empty: rows.length === 0,
       data: { datasets: [{ label: "Check-ins", data: points(rows, (r) => r.count, 15 * MINUTE),
         backgroundColor: PALETTE[2], barPercentage: 1, categoryPercentage: 1 }] },
     });
@@ -152,7 +157,11 @@
   function showSales(report) {
     const s = report.sales;
     const money = (n) => c.money(n, report.currency);
-    const set = (key, text, unit = "") => { $(`s-${key}`).textContent = text; $(`s-${key}-unit`).textContent = unit; };
+    const set = (key, text, unit = "") => {
+      $(`s-${key}`).textContent = text;
+      $(`s-${key}`).title = text; // the whole figure, should a narrow box cut it short
+      $(`s-${key}-unit`).textContent = unit;
+    };
     set("tickets_sold", num(s.tickets_sold));
     set("orders", num(s.orders));
     set("revenue", money(s.revenue), report.currency);
