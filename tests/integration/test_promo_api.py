@@ -8,12 +8,15 @@ from typing import Any
 
 import asyncpg
 import pytest
+from litestar.testing import AsyncTestClient
 
 from onsale import keys
 from onsale.checkout.committer import Committer, CommitterOptions
+from onsale.config import Settings
+from onsale.gateway.app import create_app
 from onsale.inventory import Inventory, ReleaseOutcome
 from tests.integration.accounts_support import signed_in
-from tests.integration.api_support import Client, bearer, checkout, iso
+from tests.integration.api_support import Client, admitted, bearer, checkout, iso
 from tests.integration.commit_support import drained, running
 from tests.integration.promo_support import (
     GA_PRICE,
@@ -292,3 +295,82 @@ async def test_a_lost_redis_rearms_codes_with_their_confirmed_uses(
 async def _committed(redis: Any, database_url: str, event_id: str) -> None:
     async with running(Committer(redis, database_url, CommitterOptions(events=(event_id,)))):
         await drained(redis, event_id)
+
+
+async def _paid_late(
+    client: Client, admin: dict[str, str], stripe_url: str, *, taken_meanwhile: bool
+) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """A buyer holds with the code's one use and checks out; the hold is released before the
+    payment arrives; with ``taken_meanwhile`` another buyer takes the use first. Returns
+    (event, the late order as GET shows it, the GA tier id)."""
+    event = await promo_event(client, admin)
+    ga = tier(event, "GA")
+    await make_code(client, admin, event["id"], code="LAST", percent_off=10, max_uses=1)
+    token = (await admitted(client, event["id"]))["admission_token"]
+    body = {"items": [{"tier_id": ga, "quantity": 1}], "promo_code": "last"}
+    r = await client.post(f"/api/events/{event['id']}/holds", json=body, headers=bearer(token))
+    assert r.status_code == 201, r.text
+    h = r.json()
+    order = (await checkout(client, h["hold_id"], f"late-{taken_meanwhile}")).json()
+    assert order["amount"] == GA_PRICE - GA_PRICE // 10
+    r = await client.delete(f"/api/holds/{h['hold_id']}", headers=bearer(token))
+    assert r.status_code == 204, r.text
+    assert await uses(client, admin, event["id"]) == {"LAST": 0}
+    if taken_meanwhile:
+        assert (await hold(client, event["id"], {ga: 1}, code="LAST")).status_code == 201
+    assert await pay(stripe_url, order["payment"]["payment_intent_id"]) == "succeeded"
+    payload, headers = signed("payment_intent.succeeded", intent_of(event["id"], order))
+    assert (await client.post("/api/webhooks/stripe", content=payload, headers=headers)).is_success
+    r = await client.get(f"/api/orders/{order['order_id']}", headers=bearer(order["order_token"]))
+    return event, r.json(), ga
+
+
+async def test_a_late_payment_takes_the_use_again(
+    client: Client, admin: dict[str, str], redis: Any, stripe_url: str
+) -> None:
+    event, order, ga = await _paid_late(client, admin, stripe_url, taken_meanwhile=False)
+    assert order["status"] == "confirmed" and order["promo_code"] == "LAST"
+    assert await uses(client, admin, event["id"]) == {"LAST": 1}
+    assert int(await redis.hget(keys.inventory(event["id"]), f"{ga}:sold")) == 1
+
+
+async def test_a_late_payment_without_a_use_left_is_refunded(
+    client: Client, admin: dict[str, str], redis: Any, stripe_url: str
+) -> None:
+    event, order, ga = await _paid_late(client, admin, stripe_url, taken_meanwhile=True)
+    assert order["status"] == "refunded"
+    # The other buyer's hold keeps the one use; nothing was sold to the late payer.
+    assert await uses(client, admin, event["id"]) == {"LAST": 1}
+    assert int(await redis.hget(keys.inventory(event["id"]), f"{ga}:sold")) == 0
+
+
+async def test_the_fast_path_and_the_litestar_route_answer_promo_holds_alike(
+    client: Client, admin: dict[str, str], settings: Settings
+) -> None:
+    event = await promo_event(client, admin)
+    ga = tier(event, "GA")
+    await make_code(client, admin, event["id"], code="SAME", amount_off=700, max_uses=2)
+    answers = []
+    async with AsyncTestClient(app=create_app(settings, hot_paths=False)) as litestar:
+        for c in (client, litestar):
+            token = (await admitted(client, event["id"]))["admission_token"]
+            path = f"/api/events/{event['id']}/holds"
+            seen = []
+            for code in ("same", "nope", "x", 5):
+                body = {"items": [{"tier_id": ga, "quantity": 2}], "promo_code": code}
+                r = await c.post(path, json=body, headers=bearer(token))
+                out = r.json()
+                for fresh in ("hold_id", "expires_at"):
+                    out.pop(fresh, None)
+                seen.append((r.status_code, out))
+            answers.append(seen)
+    assert answers[0] == answers[1]
+    assert answers[0][0] == (201, {
+        "items": [{"tier_id": ga, "quantity": 2}], "amount": 2 * GA_PRICE - 700,
+        "currency": "USD", "discount": 700, "promo_code": "SAME",
+    })  # fmt: skip
+    assert [a[0] for a in answers[0][1:]] == [422, 422, 422]
+    assert [a[1]["code"] for a in answers[0][1:]] == [
+        "promo_invalid", "promo_invalid", "invalid_request",
+    ]  # fmt: skip
+    assert await uses(client, admin, event["id"]) == {"SAME": 2}
