@@ -1,10 +1,11 @@
-"""The two hottest routes, answered without Litestar's machinery.
+"""The hottest routes, answered without Litestar's machinery.
 
-In a launch nearly every request is a waiting buyer's status poll or an admitted buyer's
-hold. Routing, dependency injection, parameter parsing and the response object cost as
-much as the work itself (py-spy, ``bench queue``), so ``GET /api/events/{id}/queue`` and
-``POST /api/events/{id}/holds`` are answered here, by the same functions as their Litestar
-routes (``routes.queue.poll``, ``routes.holds.place``) and with the same errors (domain
+In a launch nearly every request is a waiting buyer's status poll, a join, or an admitted
+buyer's hold. Routing, dependency injection, parameter parsing and the response object cost
+as much as the work itself (py-spy, ``bench queue``), so ``GET /api/events/{id}/queue``,
+``POST /api/events/{id}/queue`` and ``POST /api/events/{id}/holds`` are answered here, by
+the same functions as their Litestar routes (``routes.queue.poll``, ``routes.queue.enter``,
+``routes.holds.place``) and with the same errors (domain
 errors mapped by ``gateway.errors.to_api``, as Litestar's handler does). Anything else
 passes through to Litestar.
 """
@@ -34,27 +35,36 @@ _JSON = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")
 _encode = msgspec.json.Encoder().encode
 
 Headers = dict[bytes, str]
-#: (services, event id, headers, body, client address) -> the answer's body.
-Handler = Callable[[Services, str, Headers, bytes, str], Awaitable[bytes]]
+#: (services, event id, headers, body, client address) -> the answer's body and any
+#: headers of its own.
+Handler = Callable[[Services, str, Headers, bytes, str], Awaitable[tuple[bytes, dict[str, str]]]]
 
 
 async def _poll(
     services: Services, event_id: str, headers: Headers, _: bytes, address: str
-) -> bytes:
-    return await queue.poll(services, event_id, headers.get(b"x-visitor-token"), address)
+) -> tuple[bytes, dict[str, str]]:
+    return await queue.poll(services, event_id, headers.get(b"x-visitor-token"), address), {}
+
+
+async def _join(
+    services: Services, event_id: str, headers: Headers, body: bytes, address: str
+) -> tuple[bytes, dict[str, str]]:
+    token, altcha = headers.get(b"x-visitor-token"), headers.get(b"x-altcha")
+    return await queue.enter(services, event_id, token, body, address, altcha)
 
 
 async def _hold(
     services: Services, event_id: str, headers: Headers, body: bytes, _address: str
-) -> bytes:
+) -> tuple[bytes, dict[str, str]]:
     scheme, _, token = headers.get(b"authorization", "").partition(" ")
     token = token.strip() if scheme.lower() == "bearer" else ""
-    return await holds.place(services, event_id, token, body)
+    return await holds.place(services, event_id, token, body), {}
 
 
 #: (method, last path segment) -> (route template, success status, handler)
 ROUTES: dict[tuple[str, str], tuple[str, int, Handler]] = {
     ("GET", "/queue"): ("/api/events/{event_id}/queue", 200, _poll),
+    ("POST", "/queue"): ("/api/events/{event_id}/queue", 200, _join),
     ("POST", "/holds"): ("/api/events/{event_id}/holds", 201, _hold),
 }
 
@@ -87,12 +97,15 @@ class HotPaths:
             return
         template, status, handler = route
         scope["path_template"] = template  # the latency histogram's label
-        wanted = (b"x-visitor-token", b"authorization")
+        wanted = (b"x-visitor-token", b"authorization", b"x-altcha")
         headers = {k: v.decode("latin-1") for k, v in scope["headers"] if k in wanted}
         extra: list[tuple[bytes, bytes]] = []
         try:
             payload = await _body(receive) if scope["method"] == "POST" else b""
-            body = await handler(self.services(), event_id, headers, payload, scope_address(scope))
+            body, own = await handler(
+                self.services(), event_id, headers, payload, scope_address(scope)
+            )
+            extra = [(k.lower().encode(), v.encode()) for k, v in own.items()]
         except (ApiError, DomainError) as exc:
             error = to_api(exc) if isinstance(exc, DomainError) else exc
             status, body = error.status, _encode(error.body())

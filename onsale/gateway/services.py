@@ -150,6 +150,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await ticker
+        with contextlib.suppress(aioredis.RedisError, OSError):
+            await room.lobby.close()  # the waiting rooms' refreshes, and their last marks
         await pool.close()
         if payments:
             await payments.aclose()

@@ -259,11 +259,21 @@ local function requeue(st, vid)
   return st.seq
 end
 
+-- The numbering a sequence number belongs to: the first freeze's time (ms; 0 before any).
+-- A room rebuilt after Redis lost it numbers again from 1: a token's number from before is
+-- then not trusted (the gateway asks the room instead).
+local function epoch()
+  local e = redis.call('HMGET', ST, 'pfrozen_ms', 'frozen_ms')
+  return num(e[1] or e[2])
+end
+
 -- One visitor's answer: {state, position, eta_s, poll_after_s, admission_expires_ms, note,
--- line, tiers}. position and eta_s are -1 when unknown; note is 'held_only' while every
--- unsold ticket is in a cart (some may come back); line is 'presale' for a place in the
--- presale's line or an admission it gave; tiers, for such an admission, the tier ids its
--- access code allows (space-separated; '' for every tier).
+-- line, tiers, place, epoch}. position and eta_s are -1 when unknown; note is 'held_only'
+-- while every unsold ticket is in a cart (some may come back); line is 'presale' for a
+-- place in the presale's line or an admission it gave; tiers, for such an admission, the
+-- tier ids its access code allows (space-separated; '' for every tier); place (for the visitor's token)
+-- is a waiting visitor's sequence number, '0' or 'p' for one in the general or the
+-- presale's pre-queue, else '' (with the number's epoch()).
 local function status(now, cfg, st, vid, available, unsold)
   local rec = redis.call('HGET', VIS, vid)
   local expires = rec and redis.call('ZSCORE', ACTIVE, vid)
@@ -297,7 +307,7 @@ local function status(now, cfg, st, vid, available, unsold)
     local wait = math.max(0, math.ceil((at - now) / 1000))
     local every = math.max(1, math.min(30, math.floor(wait / 2)))
     redis.call('ZADD', FORGET, seen(vid, now, every) + FORGET_AFTER_MS, vid)
-    return {'prequeue', -1, wait, every, 0, note, line, ''}
+    return {'prequeue', -1, wait, every, 0, note, line, '', rec, 0}
   end
   local seq = seq_of(st, vid, rec)
   -- Passed over while away, or an admission that ended: the place has ended. Joining again
@@ -307,7 +317,8 @@ local function status(now, cfg, st, vid, available, unsold)
   local wait = eta(now, cfg, st, position, available)
   local every = poll_after(wait)
   seen(vid, now, every)
-  return {'waiting', position, wait, every, 0, note, line_of(st, vid, rec), ''}
+  return {'waiting', position, wait, every, 0, note, line_of(st, vid, rec), '', tostring(seq),
+    epoch()}
 end
 
 -- What one tick may clean up: visitors whose state is due to go, client lists to check.

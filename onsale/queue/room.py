@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from onsale import keys
 from onsale.queue import shuffle
 from onsale.scripts import ScriptClient
+
+if TYPE_CHECKING:
+    from onsale.queue.lobby import Lobby
 
 
 class State(StrEnum):
@@ -45,6 +48,38 @@ class Place(msgspec.Struct, frozen=True):
     line: str = ""
     #: A presale admission's tiers, as its access code allows (empty: every tier).
     tiers: tuple[str, ...] = ()
+    #: The place for the visitor's token (:class:`onsale.queue.tokens.Pass`); ``""`` when
+    #: the answer names none (the token stays as it was).
+    number: str = ""
+    #: The numbering ``number`` belongs to (:class:`onsale.queue.tokens.Pass`).
+    epoch: int = 0
+
+
+class Board(msgspec.Struct, frozen=True):
+    """The event's public state (``queue_board.lua``): the same for every waiting visitor."""
+
+    #: Redis's clock (or the injected one) when read, epoch ms.
+    now: int
+    opens: int
+    closes: int
+    #: The presale's opening (epoch ms); 0 for none.
+    presale: int
+    paused: bool
+    frozen: bool
+    pfrozen: bool
+    #: The general pre-queue's ranks follow this many presale numbers.
+    pbase: int
+    #: How many ranks the presale's pre-queue drew.
+    ppre: int
+    seq: int
+    cursor: int
+    #: Admissions per second (the last minute's, or the configured rate).
+    rate: float
+    admitted: int
+    skipped: int
+    available: int
+    unsold: int
+    epoch: int
 
 
 class Counts(msgspec.Struct, frozen=True):
@@ -68,6 +103,7 @@ class Counts(msgspec.Struct, frozen=True):
 def _place(reply: list[Any]) -> Place:
     state, position, eta, every, expires, note = reply[:6]
     line, tiers = (reply[6], reply[7]) if len(reply) > 7 else ("", "")
+    number, epoch = (str(reply[8]), int(reply[9])) if len(reply) > 9 else ("", 0)
     return Place(
         state=State(state),
         position=int(position) if int(position) >= 0 else None,
@@ -77,11 +113,24 @@ def _place(reply: list[Any]) -> Place:
         note=note,
         line=line,
         tiers=tuple(tiers.split()),
+        number=number,
+        epoch=epoch,
     )
 
 
 class WaitingRoom(ScriptClient):
     """Every decision is one script on the event's slot: any number of gateways agree."""
+
+    _lobby: Lobby | None = None
+
+    @property
+    def lobby(self) -> Lobby:
+        """This process's polls answered from the public state (:mod:`onsale.queue.lobby`)."""
+        if self._lobby is None:
+            from onsale.queue.lobby import Lobby
+
+            self._lobby = Lobby(self)
+        return self._lobby
 
     async def join(
         self,
@@ -142,6 +191,46 @@ class WaitingRoom(ScriptClient):
             noshow=noshow,
             claimed=claimed,
         )
+
+    async def board(self, event_id: str) -> Board | None:
+        """The event's public state (moving the cursor, as a poll did); ``None`` for an
+        unknown event."""
+        reply = await self._scripts.run("queue_board", keys.queue_keys(event_id), [self.now()])
+        if not reply:
+            return None
+        now, opens, closes, presale, paused, frozen, pfrozen, pbase, ppre = map(int, reply[:9])
+        seq, cursor = int(reply[9]), int(reply[10])
+        admitted, skipped, available, unsold, epoch = map(int, reply[12:17])
+        return Board(
+            now=now,
+            opens=opens,
+            closes=closes,
+            presale=presale,
+            paused=bool(paused),
+            frozen=bool(frozen),
+            pfrozen=bool(pfrozen),
+            pbase=pbase,
+            ppre=ppre,
+            seq=seq,
+            cursor=cursor,
+            rate=float(reply[11]),
+            admitted=admitted,
+            skipped=skipped,
+            available=available,
+            unsold=unsold,
+            epoch=epoch,
+        )
+
+    async def mark_seen(self, event_id: str, alive: dict[str, int], forget: dict[str, int]) -> None:
+        """Many polls' "still here" marks in one write (one command per key): ``alive``
+        visitor -> alive-until (ms, what the cursor checks), ``forget`` pre-queue visitor ->
+        when the tick may drop them (as ``seen()`` in ``_queue.lua`` writes them)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            if alive:
+                pipe.hset(keys.queue_seen(event_id), mapping=alive)
+            if forget:
+                pipe.zadd(keys.queue_forget(event_id), forget)
+            await pipe.execute()
 
     async def seed(self, event_id: str, seed: str) -> str:
         """Set the fair-start seed (and the presale's, derived from it) once, before anyone

@@ -1,4 +1,4 @@
-"""The fast path (``gateway/fastpath.py``) answers queue polls and holds exactly as their
+"""The fast path (``gateway/fastpath.py``) answers queue polls, joins and holds exactly as their
 Litestar routes would: the same status, body and headers for every answer the endpoints
 can give, Redis down and an unexpected exception included.
 
@@ -59,6 +59,9 @@ class Req:
     #: A request that changes what the next one sees (a hold taken): set up afresh for the
     #: second gateway rather than sent again.
     fresh: bool = False
+    #: Made through each gateway just before the request (what a gateway process keeps in
+    #: its own memory: the throttle of the polls it answered, the visitors it saw leave).
+    before: Callable[[Client], Awaitable[Any]] | None = None
 
 
 @dataclass
@@ -165,9 +168,25 @@ async def poll_waiting(w: World) -> Req:
 
 async def poll_too_fast(w: World) -> Req:
     token = (await w.client.post(f"/api/events/{w.slow['id']}/queue")).json()["visitor_token"]
-    r = await w.client.get(f"/api/events/{w.slow['id']}/queue", headers={"X-Visitor-Token": token})
-    assert r.status_code in (200, 429), r.text
-    return poll(str(w.slow["id"]), token)
+    await _wait_poll_allowed(w, token, str(w.slow["id"]))
+    req = poll(str(w.slow["id"]), token)
+
+    async def first(gateway: Client) -> None:
+        r = await gateway.get(req.path, headers=req.headers)
+        assert r.status_code == 200, r.text
+
+    req.before = first  # the gateway answered a poll just now: the next is too fast
+    return req
+
+
+async def poll_old_token(w: World) -> Req:
+    """A waiting visitor's token of the first shape (``v1``: no place in it), as held during
+    an upgrade: Redis answers (with a token of the new shape)."""
+    slow = str(w.slow["id"])
+    token = (await w.client.post(f"/api/events/{slow}/queue")).json()["visitor_token"]
+    visitor = w.services.visitors.verify(slow, token)
+    old = f"v1.{visitor}.{w.services.visitors._mac(slow, visitor)}"
+    return await _repeatable(w, poll(slow, old), token, slow)
 
 
 async def poll_too_many_places(w: World) -> Req:
@@ -188,7 +207,14 @@ async def poll_left(w: World) -> Req:
     headers = {"X-Visitor-Token": token}
     r = await w.client.delete(f"/api/events/{w.slow['id']}/queue", headers=headers)
     assert r.status_code == 204, r.text
-    return await _repeatable(w, poll(str(w.slow["id"]), token), token, str(w.slow["id"]))
+    req = await _repeatable(w, poll(str(w.slow["id"]), token), token, str(w.slow["id"]))
+
+    async def leave(gateway: Client) -> None:  # (again: a leave is idempotent)
+        r = await gateway.delete(req.path, headers=headers)
+        assert r.status_code == 204, r.text
+
+    req.before = leave  # the gateway saw the leave (one that did not: see lobby.py)
+    return req
 
 
 async def poll_no_event_id(w: World) -> Req:
@@ -213,6 +239,64 @@ async def _wait_poll_allowed(w: World, token: str, event_id: str | None = None) 
     event_id = event_id or w.event_id
     visitor = w.services.visitors.verify(event_id, token)
     await w.redis.hset(keys.queue_seen(event_id), visitor + ":n", 0)
+
+
+# -- joins ----------------------------------------------------------------------------------
+
+
+def join(event_id: str, token: str | None = None, body: bytes = b"") -> Req:
+    headers = {"X-Visitor-Token": token} if token is not None else {}
+    return Req("POST", f"/api/events/{event_id}/queue", headers | (CT if body else {}), body)
+
+
+async def join_prequeue(w: World) -> Req:
+    """A new place (in the pre-queue: the same answer twice; a new place in a moving line
+    would be one further back)."""
+    return join(str(w.later["id"]))
+
+
+async def join_again(w: World) -> Req:
+    """Joining again with one's token gives one's place back (a poll, past the throttle)."""
+    slow = str(w.slow["id"])
+    token = (await w.client.post(f"/api/events/{slow}/queue")).json()["visitor_token"]
+    return await _repeatable(w, join(slow, token), token, slow)
+
+
+async def join_too_fast(w: World) -> Req:
+    token = (await w.client.post(f"/api/events/{w.later['id']}/queue")).json()["visitor_token"]
+    return join(str(w.later["id"]), token)
+
+
+async def join_garbage_token(w: World) -> Req:
+    return join(w.event_id, "v2.nobody.1.0.0000")
+
+
+async def join_garbage_json(w: World) -> Req:
+    return join(str(w.later["id"]), body=b'{"access_code": ')
+
+
+async def join_unknown_field(w: World) -> Req:
+    return join(str(w.later["id"]), body=b'{"coupon": "x"}')
+
+
+async def join_oversize(w: World) -> Req:
+    return join(str(w.later["id"]), body=b" " * (MAX_BODY + 1))
+
+
+async def join_unknown_event(w: World) -> Req:
+    return join(uuid.uuid4().hex)
+
+
+async def join_too_many_places(w: World) -> Req:
+    address, slow = w.address(), str(w.slow["id"])
+    room = WaitingRoom(w.redis)
+    for _ in range(PLACES):
+        other, _ = w.services.visitors.issue(slow)
+        place = await room.join(slow, other, client=address, cap=PLACES)
+        assert place.state is State.WAITING, place
+    req = join(slow)
+    req.client = address
+    return req
 
 
 # -- holds ----------------------------------------------------------------------------------
@@ -357,6 +441,7 @@ def redis_down(services: Services, mp: pytest.MonkeyPatch) -> None:
 def bug(services: Services, mp: pytest.MonkeyPatch) -> None:
     """A bug deep in the engine: an exception nobody expected."""
     mp.setattr(services.room, "status", _raise(ZeroDivisionError("a bug")))
+    mp.setattr(services.room, "join", _raise(ZeroDivisionError("a bug")))
     mp.setattr(services.inventory, "hold", _raise(ZeroDivisionError("a bug")))
 
 
@@ -375,8 +460,22 @@ CASES: dict[str, tuple[Setup, Fault | None, int, str]] = {
     "poll_too_many_places": (poll_too_many_places, None, 429, "too_many_places"),
     "poll_no_event_id": (poll_no_event_id, None, 404, "event_not_found"),
     "poll_waiting": (poll_waiting, None, 200, "waiting"),
-    "poll_redis_down": (poll_waiting, redis_down, 503, "unavailable"),
-    "poll_unexpected_exception": (poll_waiting, bug, 500, "internal_error"),
+    "poll_old_token": (poll_old_token, None, 200, "waiting"),
+    # (A poll the gateway answers from its last read of the room's state does not see Redis
+    # go for a few seconds, nor reach the room's code: one that Redis answers does.)
+    "poll_redis_down": (poll_old_token, redis_down, 503, "unavailable"),
+    "poll_unexpected_exception": (poll_old_token, bug, 500, "internal_error"),
+    "join_prequeue": (join_prequeue, None, 200, "prequeue"),
+    "join_again": (join_again, None, 200, "waiting"),
+    "join_too_fast": (join_too_fast, None, 429, "rate_limited"),
+    "join_garbage_token": (join_garbage_token, None, 401, "visitor_token_invalid"),
+    "join_garbage_json": (join_garbage_json, None, 400, "invalid_request"),
+    "join_unknown_field": (join_unknown_field, None, 422, "invalid_request"),
+    "join_oversize": (join_oversize, None, 413, "payload_too_large"),
+    "join_unknown_event": (join_unknown_event, None, 404, "event_not_found"),
+    "join_too_many_places": (join_too_many_places, None, 429, "too_many_places"),
+    "join_redis_down": (join_prequeue, redis_down, 503, "unavailable"),
+    "join_unexpected_exception": (join_prequeue, bug, 500, "internal_error"),
     "hold_ok": (hold_ok, None, 201, ""),
     "hold_no_authorization": (hold_no_authorization, None, 401, "admission_required"),
     "hold_basic_scheme": (hold_basic_scheme, None, 401, "admission_required"),
@@ -524,6 +623,8 @@ async def test_fast_path_answers_as_the_routes(
                 req = await setup(world)
             elif req.again is not None:
                 await req.again()
+        if req.before is not None:
+            await req.before(gateway)
         mp = monkeypatch_factory()
         if fault is not None:
             fault(gateway.app.state.services, mp)

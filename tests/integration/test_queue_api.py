@@ -27,10 +27,13 @@ from tests.integration.api_support import (
 Client = AsyncTestClient[Litestar]
 
 
-async def poll_due(redis: Any, event_id: str, token: str) -> None:
-    """As if poll_after_seconds had passed since the visitor's last poll."""
+async def poll_due(redis: Any, event_id: str, token: str, client: Client | None = None) -> None:
+    """As if poll_after_seconds had passed since the visitor's last poll: in Redis (a join,
+    or a poll Redis answered) and in the gateway's memory (a poll it answered itself)."""
     visitor = token.split(".")[1]
     await redis.hdel(keys.queue_keys(event_id)[6], f"{visitor}:n")
+    if client is not None:
+        client.app.state.services.room.lobby.forget_poll(event_id, visitor)
 
 
 async def test_join_gives_a_signed_token_and_one_place(
@@ -54,10 +57,13 @@ async def test_join_gives_a_signed_token_and_one_place(
     "forge",
     [
         lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"),  # altered MAC
-        lambda t: t.replace("v1.", "v1.x", 1),  # altered visitor id
-        lambda t: "v2" + t[2:],
+        lambda t: t.replace("v2.", "v2.x", 1),  # altered visitor id
+        lambda t: ".".join([*t.split(".")[:2], "99999", *t.split(".")[3:]]),  # not its place
+        lambda t: "v1." + t.split(".")[1] + "." + t.split(".")[-1],  # an old token's shape
+        lambda t: "v9" + t[2:],
         lambda t: "garbage",
         lambda t: "v1..",
+        lambda t: "v2....",
     ],
 )
 async def test_forged_visitor_tokens_are_rejected(

@@ -12,11 +12,12 @@ from litestar.params import FromPath
 
 from onsale import keys
 from onsale.errors import ApiError, Code
-from onsale.gateway.body import decode
+from onsale.gateway.body import MAX_BODY, decode
 from onsale.gateway.ratelimit import client_address, limit_headers
 from onsale.gateway.routes.challenge import require_pow
 from onsale.gateway.types import AnyRequest, Deps
 from onsale.queue import access
+from onsale.queue.lobby import answer
 from onsale.queue.room import Place, State
 
 
@@ -49,14 +50,12 @@ HEADERS = {"Cache-Control": "no-store"}
 
 
 def _body(services: Deps, event_id: str, visitor: str, token: str, place: Place) -> bytes:
+    """The answer's body; its token is the one given, or, when the answer names the
+    visitor's place (:attr:`Place.number`), the token carrying that place."""
     if place.state is State.UNKNOWN_EVENT:
         raise ApiError(Code.EVENT_NOT_FOUND)
     if place.state is State.TOO_FAST:
-        raise ApiError(
-            Code.RATE_LIMITED,
-            f"poll again in {place.poll_after_seconds} s (as poll_after_seconds said)",
-            headers={"Retry-After": str(place.poll_after_seconds)},
-        )
+        raise too_fast(place.poll_after_seconds)
     if place.state is State.TOO_MANY:
         raise ApiError(Code.TOO_MANY_PLACES, headers={"Retry-After": str(place.poll_after_seconds)})
     if place.state is State.CODE_INVALID:
@@ -67,6 +66,8 @@ def _body(services: Deps, event_id: str, visitor: str, token: str, place: Place)
         admission = services.admissions.issue(
             event_id, visitor, place.admission_expires_ms, int(time.time()), place.tiers
         )
+    if place.number:
+        token = services.visitors.token(event_id, visitor, place.number, place.epoch)
     state = "closed" if place.state is State.LEFT else str(place.state)
     body = QueueOut(
         visitor_token=token,
@@ -82,16 +83,12 @@ def _body(services: Deps, event_id: str, visitor: str, token: str, place: Place)
     return _encode(body)
 
 
-def _answer(
-    services: Deps,
-    event_id: str,
-    visitor: str,
-    token: str,
-    place: Place,
-    headers: dict[str, str] | None = None,
-) -> Response[bytes]:
-    body = _body(services, event_id, visitor, token, place)
-    return Response(body, media_type=MediaType.JSON, headers=HEADERS | (headers or {}))
+def too_fast(retry_after: int) -> ApiError:
+    return ApiError(
+        Code.RATE_LIMITED,
+        f"poll again in {retry_after} s (as poll_after_seconds said)",
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 async def take_place(
@@ -116,19 +113,30 @@ async def take_place(
     )
 
 
-@post("/api/events/{event_id:str}/queue", status_code=200)
-async def join(event_id: FromPath[str], request: AnyRequest, services: Deps) -> Response[bytes]:
-    token = request.headers.get("x-visitor-token")
-    address = client_address(request)
+async def enter(
+    services: Deps,
+    event_id: str,
+    token: str | None,
+    raw: bytes,
+    address: str,
+    altcha: str | None = None,
+) -> tuple[bytes, dict[str, str]]:
+    """A join's answer (``POST .../queue``) and its rate-limit headers, or :class:`ApiError`:
+    for the Litestar route and the fast path alike. ``altcha``: header ``X-Altcha``."""
     limits: dict[str, str] = {}
-    raw = await request.body()
+    if len(raw) > MAX_BODY:  # (blank or not: the fast path stops reading there)
+        raise ApiError(Code.PAYLOAD_TOO_LARGE)
     joined = decode(raw, JoinIn) if raw.strip() else JoinIn()
     if not token:  # a new place pays the bot tax first (onsale/botgate), if the event asks
-        await require_pow(services, event_id, request.headers.get("x-altcha"), joined.altcha)
+        await require_pow(services, event_id, altcha, joined.altcha)
     code = joined.access_code
     code_hash = access.digest(event_id, code) if code and code.strip() else ""
+    lobby = services.room.lobby
     if token:
         visitor = services.visitors.verify(event_id, token)
+        _, now = await lobby.view(event_id)
+        # Joining again while holding a place is a poll, which the room refuses when it
+        # comes too fast after the last answer Redis gave (a join, or a poll it answered).
         place = await take_place(
             services, event_id, visitor, address, strict=True, code_hash=code_hash
         )
@@ -138,19 +146,45 @@ async def join(event_id: FromPath[str], request: AnyRequest, services: Deps) -> 
         limits = limit_headers(limit, left)
         visitor, token = services.visitors.issue(event_id)
         place = await take_place(services, event_id, visitor, address, code_hash=code_hash)
-    return _answer(services, event_id, visitor, token, place, limits)
+        _, now = await lobby.view(event_id)
+    lobby.answered(event_id, visitor, place, now)
+    return _body(services, event_id, visitor, token, place), limits
+
+
+@post("/api/events/{event_id:str}/queue", status_code=200)
+async def join(event_id: FromPath[str], request: AnyRequest, services: Deps) -> Response[bytes]:
+    """Served by :class:`onsale.gateway.fastpath.HotPaths` first; the same answer here."""
+    token = request.headers.get("x-visitor-token")
+    raw = await request.body()
+    altcha = request.headers.get("x-altcha")
+    body, limits = await enter(services, event_id, token, raw, client_address(request), altcha)
+    return Response(body, media_type=MediaType.JSON, headers=HEADERS | limits)
 
 
 async def poll(services: Deps, event_id: str, token: str | None, address: str) -> bytes:
-    """A status poll's answer (``GET .../queue``), or :class:`ApiError`."""
+    """A status poll's answer (``GET .../queue``), or :class:`ApiError`: from the event's
+    public state and the place the token carries when they tell (no Redis), else from the
+    room (:mod:`onsale.queue.lobby`)."""
     if not token:
         raise ApiError(Code.VISITOR_TOKEN_INVALID, "send the X-Visitor-Token from your join")
-    visitor = services.visitors.verify(event_id, token)
-    place = await services.room.status(event_id, visitor, strict=True)
-    if place.state is State.UNKNOWN:
-        # A valid token without a live place (Redis lost it, or it ended): a new one, if the
-        # client's network may take one more.
-        place = await take_place(services, event_id, visitor, address)
+    signed = services.visitors.check(event_id, token)
+    visitor, lobby = signed.visitor_id, services.room.lobby
+    board, now = await lobby.view(event_id)
+    wait = lobby.too_fast(event_id, visitor, now)
+    if wait:
+        raise too_fast(wait)
+    place = None
+    if board is not None and not lobby.has_left(event_id, visitor):
+        place = answer(board, now, signed)
+    if place is not None:
+        lobby.seen(event_id, visitor, place, now)
+    else:
+        place = await services.room.status(event_id, visitor, strict=True)
+        if place.state is State.UNKNOWN:
+            # A valid token without a live place (Redis lost it, or it ended): a new one, if
+            # the client's network may take one more.
+            place = await take_place(services, event_id, visitor, address)
+    lobby.answered(event_id, visitor, place, now)
     return _body(services, event_id, visitor, token, place)
 
 
@@ -166,6 +200,7 @@ async def status(event_id: FromPath[str], request: AnyRequest, services: Deps) -
 async def leave(event_id: FromPath[str], request: AnyRequest, services: Deps) -> None:
     token = request.headers.get("x-visitor-token") or ""
     visitor = services.visitors.verify(event_id, token)
+    services.room.lobby.left(event_id, visitor)
     await services.room.leave(event_id, visitor)
 
 
