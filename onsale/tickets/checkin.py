@@ -34,6 +34,9 @@ MANIFEST_CHUNK = 1000
 
 QrText = Annotated[str, Meta(min_length=1, max_length=200)]
 Scanner = Annotated[str, Meta(max_length=100)]
+#: A door's name ("North gate") and a scanning device's own id, as the scanner app sends them.
+Gate = Annotated[str, Meta(max_length=60)]
+Device = Annotated[str, Meta(max_length=64)]
 
 
 class Outcome(StrEnum):
@@ -51,6 +54,8 @@ class CheckInIn(msgspec.Struct, forbid_unknown_fields=True):
     event_id: Annotated[str, Meta(max_length=64)]
     qr: QrText
     scanner: Scanner | None = None
+    gate: Gate | None = None
+    device: Device | None = None
 
 
 class CheckedIn(msgspec.Struct):
@@ -59,12 +64,15 @@ class CheckedIn(msgspec.Struct):
     attendee_name: str
     checked_in_at: datetime
     checked_in_by: str | None
+    gate: str | None = None
 
 
 class Scan(msgspec.Struct, forbid_unknown_fields=True):
     qr: QrText
     scanned_at: Annotated[datetime, Meta(tz=True)]
     scanner: Scanner | None = None
+    gate: Gate | None = None
+    device: Device | None = None
 
 
 class SyncIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -79,6 +87,8 @@ class ScanResult(msgspec.Struct):
     #: The ticket's check-in (the earliest scan) after this sync, when it has one.
     checked_in_at: datetime | None = None
     checked_in_by: str | None = None
+    #: The gate of that check-in.
+    gate: str | None = None
 
 
 class SyncOut(msgspec.Struct):
@@ -92,6 +102,7 @@ class ManifestTicket(msgspec.Struct):
     attendee_name: str
     status: str
     checked_in_at: datetime | None
+    checked_in_gate: str | None
 
 
 def event_uuid(value: str) -> str:
@@ -114,12 +125,14 @@ def _genuine_elsewhere(public: Ed25519PublicKey, payload: str, event_id: str, ot
 
 
 _CHECK_IN = """
-UPDATE tickets SET status = 'used', checked_in_at = now(), checked_in_by = $3
+UPDATE tickets SET status = 'used', checked_in_at = now(), checked_in_by = $3,
+                   checked_in_gate = $4
 WHERE id = $1 AND event_id = $2 AND status = 'valid' AND checked_in_at IS NULL
-RETURNING id, tier_id, attendee_name, checked_in_at, checked_in_by
+RETURNING id, tier_id, attendee_name, checked_in_at, checked_in_by, checked_in_gate
 """
 _TICKET = """
-SELECT id, event_id, tier_id, status::text AS status, checked_in_at, checked_in_by
+SELECT id, event_id, tier_id, status::text AS status, checked_in_at, checked_in_by,
+       checked_in_gate
 FROM tickets WHERE id = $1
 """
 
@@ -132,6 +145,7 @@ async def check_in(
     scanner: str | None = None,
     *,
     redis: RedisClient = None,
+    gate: str | None = None,
 ) -> CheckedIn:
     """Check a ticket in, or say exactly why not (:class:`TicketRejected`).
 
@@ -158,7 +172,7 @@ async def check_in(
     # between our statements is tried again.
     looked_in_redis = redis is None
     for _ in range(3):
-        row = await pool.fetchrow(_CHECK_IN, ticket, event_id, scanner)
+        row = await pool.fetchrow(_CHECK_IN, ticket, event_id, scanner, gate)
         if row is not None:
             return CheckedIn(
                 str(row["id"]),
@@ -166,6 +180,7 @@ async def check_in(
                 row["attendee_name"],
                 row["checked_in_at"],
                 row["checked_in_by"],
+                row["checked_in_gate"],
             )
         # Read after the UPDATE: a concurrent first scan has committed by now (the UPDATE
         # waited for its row lock), so this shows who won.
@@ -196,6 +211,7 @@ def _refuse(row: asyncpg.Record | None, event_id: str) -> None:
                 "ticket_id": str(row["id"]),
                 "checked_in_at": row["checked_in_at"],
                 "checked_in_by": row["checked_in_by"],
+                "gate": row["checked_in_gate"],
             },
         )
     if row["status"] != "valid":
@@ -227,12 +243,13 @@ def _identify(
 
 _KNOWN = "SELECT id FROM tickets WHERE id = ANY($1::uuid[])"
 _LOCK = """
-SELECT id, event_id, status::text AS status, checked_in_at, checked_in_by
+SELECT id, event_id, status::text AS status, checked_in_at, checked_in_by, checked_in_gate
 FROM tickets WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE
 """
 _RECORD = """
-UPDATE tickets AS t SET status = 'used', checked_in_at = v.at, checked_in_by = v.by
-FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS v(id, at, by)
+UPDATE tickets AS t SET status = 'used', checked_in_at = v.at, checked_in_by = v.by,
+                        checked_in_gate = v.gate
+FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[]) AS v(id, at, by, gate)
 WHERE t.id = v.id
 """
 
@@ -240,24 +257,26 @@ WHERE t.id = v.id
 class _Ticket:
     """A ticket's state while a sync is applied to it."""
 
-    __slots__ = ("at", "by", "changed", "event_id", "status")
+    __slots__ = ("at", "by", "changed", "event_id", "gate", "status")
 
     def __init__(self, row: asyncpg.Record) -> None:
         self.event_id = str(row["event_id"])
         self.status: str = row["status"]
         self.at: datetime | None = row["checked_in_at"]
         self.by: str | None = row["checked_in_by"]
+        self.gate: str | None = row["checked_in_gate"]
         self.changed = False
 
 
-def _apply(ticket: _Ticket, at: datetime, by: str | None) -> Outcome:
+def _apply(ticket: _Ticket, at: datetime, by: str | None, gate: str | None) -> Outcome:
     """One scan, in scan-time order: the earliest scan of a ticket is its check-in."""
     if ticket.status in ("refunded", "cancelled"):
         return Outcome.NOT_VALID
     if ticket.at is not None and ticket.at <= at:
         return Outcome.ALREADY_CHECKED_IN
     # Unused, or used later than this scan happened: this scan was the true first.
-    ticket.status, ticket.at, ticket.by, ticket.changed = "used", at, by, True
+    ticket.status, ticket.at, ticket.by, ticket.gate = "used", at, by, gate
+    ticket.changed = True
     return Outcome.CHECKED_IN
 
 
@@ -280,7 +299,7 @@ def _outcome(
         return Outcome.WRONG_EVENT if elsewhere else Outcome.INVALID_TICKET
     if not genuine:
         return Outcome.INVALID_TICKET
-    return _apply(ticket, at, scan.scanner)
+    return _apply(ticket, at, scan.scanner, scan.gate)
 
 
 async def sync(
@@ -320,6 +339,7 @@ async def sync(
                 [tid for tid, _ in changed],
                 [t.at for _, t in changed],
                 [t.by for _, t in changed],
+                [t.gate for _, t in changed],
             )
     results = []
     for scan, (ticket_id, _), outcome in zip(scans, identified, outcomes, strict=True):
@@ -327,13 +347,14 @@ async def sync(
         if outcome in (Outcome.CHECKED_IN, Outcome.ALREADY_CHECKED_IN) and ticket_id:
             final = tickets[ticket_id]
             result.checked_in_at, result.checked_in_by = final.at, final.by
+            result.gate = final.gate
         results.append(result)
     return results
 
 
 _MANIFEST = """
 SELECT id::text AS ticket_id, tier_id::text AS tier_id, attendee_name,
-       status::text AS status, checked_in_at
+       status::text AS status, checked_in_at, checked_in_gate
 FROM tickets WHERE event_id = $1
 """
 _encode = msgspec.json.Encoder().encode

@@ -173,6 +173,7 @@ async def test_manifest_lists_every_ticket_with_the_keys(
         "attendee_name": "Ada",
         "status": "valid",
         "checked_in_at": None,
+        "checked_in_gate": None,
     }
     assert rows[refunded.tickets[0]["ticket_id"]]["status"] == "refunded"
 

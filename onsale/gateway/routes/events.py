@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 import msgspec
@@ -15,7 +15,7 @@ from onsale.accounts.listing import owned_page
 from onsale.accounts.staff import set_owner
 from onsale.checkout.refunds import Refunds
 from onsale.events import cancel, catalog, changes
-from onsale.events.live import LiveHub
+from onsale.events.live import LiveHub, with_member
 from onsale.events.models import (
     Cancelled,
     Event,
@@ -31,6 +31,7 @@ from onsale.gateway.auth import caller_of, event_guard, organizer_guard
 from onsale.gateway.body import decode
 from onsale.gateway.services import Services
 from onsale.gateway.types import AnyRequest, Deps
+from onsale.tickets import scans
 
 _encode = msgspec.json.Encoder().encode
 
@@ -139,7 +140,10 @@ def live_hub(services: Services) -> LiveHub:
     """The process's hub of live feeds, reading ``/stats`` once a second per watched event."""
 
     async def snapshot(event_id: str) -> bytes:
-        return _encode(await stats_of(services, event_id))
+        stats = _encode(await stats_of(services, event_id))
+        # The door's fraud signals ride along (the body of /checkin/alerts).
+        found = await scans.alerts(services.pool, event_id, datetime.now(UTC))
+        return with_member(stats, "checkin_alerts", _encode(found))
 
     return LiveHub(snapshot)
 

@@ -13,12 +13,14 @@ from litestar.response import Stream
 from onsale import keys, signing
 from onsale.errors import ApiError, Code
 from onsale.events import catalog
-from onsale.gateway.auth import bearer, checkin_guard
+from onsale.gateway.auth import account_guard, bearer, caller_of, checkin_guard, event_guard
 from onsale.gateway.body import decode
 from onsale.gateway.ratelimit import client_address
 from onsale.gateway.types import AnyRequest, Deps
-from onsale.tickets import checkin, render
+from onsale.tickets import checkin, render, scans
 from onsale.tickets.checkin import CheckedIn, CheckInIn, SyncIn, SyncOut
+from onsale.tickets.errors import TicketRejected
+from onsale.tickets.scans import Alert, DoorStats, ScanEvent, ScanRow
 
 #: A ticket's image never changes; only its buyer (who holds the order token) may keep it.
 IMAGE_CACHE = "private, max-age=86400"
@@ -77,9 +79,26 @@ async def check_in(request: AnyRequest, services: Deps) -> CheckedIn:
     event_id = checkin.event_uuid(data.event_id)
     await _limit(request, services, event_id, "checkin")
     public = services.signing_key.public_key()
-    return await checkin.check_in(
-        services.pool, public, event_id, data.qr, data.scanner, redis=services.redis
-    )
+    try:
+        done = await checkin.check_in(
+            services.pool,
+            public,
+            event_id,
+            data.qr,
+            data.scanner,
+            redis=services.redis,
+            gate=data.gate,
+        )
+    except TicketRejected as exc:
+        await _log(services, event_id, data, exc.reason.value)
+        raise
+    await _log(services, event_id, data, checkin.Outcome.CHECKED_IN.value)
+    return done
+
+
+async def _log(services: Deps, event_id: str, data: CheckInIn, result: str) -> None:
+    row = ScanRow(data.qr, result, datetime.now(UTC), data.gate, data.device)
+    await scans.record(services.pool, event_id, [row])
 
 
 @post("/api/checkin/sync", guards=[checkin_guard], status_code=200)
@@ -92,6 +111,11 @@ async def checkin_sync(request: AnyRequest, services: Deps) -> SyncOut:
     results = await checkin.sync(
         services.pool, public, event_id, data.scans, now, redis=services.redis
     )
+    rows = [
+        ScanRow(s.qr, r.result.value, min(s.scanned_at, now), s.gate, s.device, offline=True)
+        for s, r in zip(data.scans, results, strict=True)
+    ]
+    await scans.record(services.pool, event_id, rows)
     return SyncOut(event_id, results)
 
 
@@ -105,4 +129,35 @@ async def checkin_manifest(event_id: FromPath[str], request: AnyRequest, service
     return Stream(chunks, media_type=MediaType.JSON, headers={"Cache-Control": "no-store"})
 
 
-ROUTES = [ticket_png, ticket_svg, check_in, checkin_sync, checkin_manifest]
+@get("/api/checkin/events", guards=[account_guard])
+async def checkin_events(request: AnyRequest, services: Deps) -> list[ScanEvent]:
+    """The events the caller may scan at (the scanner's choice of event)."""
+    return await scans.events_for(services.pool, caller_of(request), datetime.now(UTC))
+
+
+@get("/api/events/{event_id:str}/checkin/stats", guards=[checkin_guard])
+async def checkin_stats(event_id: FromPath[str], services: Deps) -> DoorStats:
+    """The door's live counts: checked in, expected, check-ins in the last minute."""
+    event = str(catalog.parse_id(event_id))
+    await catalog.get(services.pool, event)  # an unknown event is a 404
+    return await scans.stats(services.pool, event, datetime.now(UTC))
+
+
+@get("/api/events/{event_id:str}/checkin/alerts", guards=[event_guard])
+async def checkin_alerts(event_id: FromPath[str], services: Deps) -> list[Alert]:
+    """Fraud signals at the door (the organizer's dashboard shows them)."""
+    event = str(catalog.parse_id(event_id))
+    await catalog.get(services.pool, event)
+    return await scans.alerts(services.pool, event, datetime.now(UTC))
+
+
+ROUTES = [
+    ticket_png,
+    ticket_svg,
+    check_in,
+    checkin_sync,
+    checkin_manifest,
+    checkin_events,
+    checkin_stats,
+    checkin_alerts,
+]
