@@ -30,6 +30,7 @@ from onsale.gateway.routes import (
     queue,
     refunds,
     reports,
+    scan,
     tickets,
 )
 from onsale.gateway.services import Services, open_services
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, *, hot_paths: bool = True) -> L
             *mail.ROUTES,
             *pages.ROUTES,
             *console.ROUTES,
+            *scan.ROUTES,
             *metrics.ROUTES,
         ],
         lifespan=[lifespan],
