@@ -109,6 +109,7 @@ def test_an_organizer_reads_the_report_and_exports(
     event: dict[str, Any] = r.json()
     launched(database_url, event["id"])
     report = owner.get(f"/api/events/{event['id']}/report").json()
+    owner.close()
     target = f"/organizer/events/{event['id']}/report"
 
     page = new_page(browser, viewport=LAPTOP, accept_downloads=True)
