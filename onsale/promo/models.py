@@ -21,7 +21,7 @@ Money = Annotated[int, Meta(ge=1, le=1_000_000_000_00)]
 
 def normal(code: str) -> str:
     """A code as it is stored and matched (upper case), or ``""`` when it cannot be one."""
-    return code.upper() if _CODE.match(code) else ""
+    return code.upper() if _CODE.fullmatch(code) else ""
 
 
 class PromoIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -38,6 +38,8 @@ class PromoIn(msgspec.Struct, forbid_unknown_fields=True):
     def problems(self) -> list[str]:
         """Rules across fields, that msgspec's per-field checks cannot see."""
         out = []
+        if not normal(self.code):  # the pattern's "$" lets a final newline through
+            out.append(f"code: must match {CODE_PATTERN}")
         if (self.percent_off is None) == (self.amount_off is None):
             out.append("give exactly one of percent_off and amount_off")
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:

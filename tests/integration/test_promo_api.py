@@ -90,6 +90,7 @@ def _event_body() -> dict[str, Any]:
         ({"code": "a b c", "percent_off": 10}, "code"),
         ({"code": "ab", "percent_off": 10}, "code"),
         ({"code": "X" * 41, "percent_off": 10}, "code"),
+        ({"code": "NEWLINE\n", "percent_off": 10}, "code"),
         ({"code": "ZERO", "percent_off": 10, "max_uses": 0}, "max_uses"),
         ({"code": "TIER", "percent_off": 10, "tier_ids": [str(uuid.uuid4())]}, "not tiers"),
         ({"code": "TIERS", "percent_off": 10, "tier_ids": []}, "tier_ids"),
