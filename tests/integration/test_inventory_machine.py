@@ -363,6 +363,19 @@ class InventoryMachine(RuleBasedStateMachine):
                 assert not limit or qty <= limit, f"{owner} has {qty} of {tier}, limit {limit}"
             total, limit = sum(tiers.values()), self.owner_limits.get(owner, 0)
             assert not limit or total <= limit, f"{owner} has {total} in all, limit {limit}"
+        # The owners hash, which the scripts check limits against, counts exactly that.
+        counted = {
+            field: value
+            for owner, tiers in self._taken_by_owner().items()
+            if owner
+            for field, value in (
+                (owner, sum(tiers.values())),
+                *((f"{owner} {tier}", qty) for tier, qty in tiers.items()),
+            )
+            if value
+        }
+        owners = self.run(self.client.hgetall(keys.owners(self.event)))
+        assert {f: int(n) for f, n in owners.items()} == counted
         # Every ticket sold is in exactly the orders on the stream.
         sold: dict[str, int] = {}
         for order in self._orders():
