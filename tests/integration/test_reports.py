@@ -12,9 +12,12 @@ import asyncpg
 import pytest
 
 from onsale.accounts.staff import assign, set_owner
+from onsale.checkout.committer import Committer, CommitterOptions
+from onsale.db import connect
 from onsale.reports import rollup
 from onsale.reports.exports import ATTENDEE_HEADER, ORDER_HEADER
 from tests.integration.accounts_support import Client, login, make_user
+from tests.integration.commit_support import create_event, drained, running, sell, until
 from tests.integration.report_support import parse_csv, plain_sales, sold_and_committed
 
 FAR = datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC)
@@ -290,3 +293,65 @@ async def test_every_route_refuses_other_organizers_and_staff(
         uuid.UUID(event.id),
     )
     assert {(a["u"], a["actor"]) for a in audit} == {(owner_user["id"], owner_user["email"])}
+
+
+async def test_two_committers_keep_the_rollups_exact(
+    pool: asyncpg.Pool, redis: Any, database_url: str
+) -> None:
+    """Two committers share a launch in small batches, each recounting the minutes it wrote:
+    the rollups end equal to the orders (the per-event lock orders their recounts)."""
+    event = await create_event(pool, redis)
+    options = CommitterOptions(events=(event.id,), batch=15, block_ms=20)
+    committers = [Committer(redis, database_url, options) for _ in range(2)]
+    for committer in committers:
+        committer.rollups.every_s = 0.0  # a recount after every batch: the most contention
+    async with running(committers[0]), running(committers[1]):
+        await sell(redis, event, 300, seed=21)
+        await drained(redis, event.id)
+
+        async def settled() -> bool:
+            n = await pool.fetchval(
+                "SELECT coalesce(sum(orders), 0) FROM report_sales WHERE event_id = $1",
+                uuid.UUID(event.id),
+            )
+            return bool(n == 300)
+
+        await until(settled, "both committers' rollups")
+    assert all(c.committed for c in committers), [c.committed for c in committers]
+    async with pool.acquire() as conn:
+        want = await plain_sales(conn, event.id, *FAR)
+        tiers = await conn.fetch(
+            "SELECT tier_id::text AS t, sum(tickets) AS n, sum(revenue) AS r "
+            "FROM report_tier_sales WHERE event_id = $1 GROUP BY tier_id",
+            uuid.UUID(event.id),
+        )
+        got = await conn.fetchrow(
+            "SELECT sum(orders) AS o, sum(tickets) AS t, sum(revenue) AS r FROM report_sales "
+            "WHERE event_id = $1",
+            uuid.UUID(event.id),
+        )
+    assert got is not None
+    assert (got["o"], got["t"], got["r"]) == (300, want["tickets_sold"], want["revenue"])
+    assert {r["t"]: [r["n"], r["r"]] for r in tiers} == want["by_tier"]
+
+
+async def test_a_failed_rollup_is_kept_for_the_next_round(
+    pool: asyncpg.Pool, redis: Any, database_url: str
+) -> None:
+    """A recount that fails (here: a closed connection) never raises into the committer;
+    what it had is recounted by the next one."""
+    event = await sold_and_committed(pool, redis, database_url, 10, seed=4)
+    eid = uuid.UUID(event.id)
+    await pool.execute("DELETE FROM report_sales WHERE event_id = $1", eid)
+    ids = [str(r["id"]) for r in await pool.fetch("SELECT id FROM orders WHERE event_id = $1", eid)]
+    rollups = rollup.Rollups(redis, every_s=0.0)
+    rollups.note([event.id], ids)
+    closed = await connect(database_url)
+    await closed.close()
+    assert await rollups.maybe_flush(closed) is False
+    assert rollups.pending
+    async with pool.acquire() as conn:
+        assert await rollups.maybe_flush(conn) is True
+    assert not rollups.pending
+    orders = "SELECT coalesce(sum(orders), 0) FROM report_sales WHERE event_id = $1"
+    assert await pool.fetchval(orders, eid) == 10
