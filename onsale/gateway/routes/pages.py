@@ -56,6 +56,11 @@ ASSETS = {
     "presale_js": _asset("presale.js"),
     "presale_css": _asset("presale.css"),
     "promo_js": _asset("buyer_promo.js"),
+    # The bot tax: the ALTCHA widget (npm altcha 3.2.2, vendored) and its SHA-256 worker,
+    # loaded by buyer_pow.js only when the event asks for a proof-of-work.
+    "pow_js": _asset("buyer_pow.js"),
+    "altcha_js": _asset("vendor/altcha.min.js"),
+    "altcha_worker": _asset("vendor/altcha-sha.worker.js"),
 }
 
 #: Stripe.js must be loaded from Stripe itself (never bundled or self-hosted).
@@ -199,6 +204,11 @@ def _page(body: bytes, status: int = 200, headers: dict[str, str] | None = None)
     return Response(body, status_code=status, media_type=MediaType.HTML, headers=headers)
 
 
+def _pow_on(event: Event, default: int) -> bool:
+    own = event.onsale.pow_difficulty
+    return (default if own is None else own) > 0
+
+
 async def _event_page(services: Deps, event_id: str) -> bytes:
     now = time.monotonic()
     hit = _cache.get(event_id)
@@ -207,12 +217,14 @@ async def _event_page(services: Deps, event_id: str) -> bytes:
     stripe = services.settings.stripe
     body = render(
         "event.html",
-        **_context(await catalog.get(services.pool, event_id)),
+        **_context(event := await catalog.get(services.pool, event_id)),
         # Without a publishable key the page says card payment is unavailable.
         stripe_js=stripe_js(stripe) if stripe.publishable_key else "",
         stripe_key=stripe.publishable_key,
         # The emulator's Stripe.js cannot take a card alone: this completes it (dev only).
         stripe_bridge="/static/stripe-emulator.js" if stripe.emulated else "",
+        # Solve the proof-of-work before the first join (a 403 pow_required says it too).
+        pow=_pow_on(event, services.settings.pow.difficulty),
     )
     if len(_cache) >= _MAX_CACHED:
         _cache.clear()

@@ -121,15 +121,31 @@
   }
 
   // ---- the waiting room --------------------------------------------------------------
+  // A new place (no token yet) may cost a proof-of-work (buyer_pow.js): solved first.
+  async function taxed(method) {
+    if (method !== "POST" || saved.token || !pow.wanted()) return {};
+    announce("Joining the line…", "");
+    try {
+      return { "X-Altcha": await pow.solve() };
+    } catch {
+      return {}; // the join says what is missing, and is retried
+    }
+  }
+  const powRefused = (r) => r.status === 403 && r.data && /^pow_/.test(r.data.code || "");
+
   async function queue(method) {
     clearTimeout(pollTimer);
     let r;
     try {
-      r = await api(method, queuePath, { token: saved.token });
+      r = await api(method, queuePath, { token: saved.token, headers: await taxed(method) });
     } catch {
       return retry(method, backoff(), "Connection lost. Retrying…");
     }
     if (r.status === 200) return onPlace(r.data);
+    if (powRefused(r) && !saved.token) {
+      pow.require();
+      return retry(method, Math.min(5, backoff()), "One more check. Retrying…");
+    }
     if (r.status === 429) return retry(method, Math.max(1, r.retryAfter));
     if (r.status === 401 && saved.token) {
       saved = {}; // a token this event no longer accepts: take a new place
@@ -319,13 +335,16 @@
   async function joinWith(code) {
     clearTimeout(pollTimer);
     const body = { access_code: code };
-    const r = await api("POST", queuePath, { token: saved.token, body }).catch(() => null);
+    const headers = await taxed("POST");
+    const r = await api("POST", queuePath, { token: saved.token, body, headers }).catch(() => null);
+    if (r && powRefused(r)) pow.require();
     if (r && r.status === 200) onPlace(r.data);
     else retry(saved.token ? "GET" : "POST", Math.max(2, (r && r.retryAfter) || 0));
     return r;
   }
 
   // ---- start -------------------------------------------------------------------------
+  const pow = window.onsalePow({ $, show });
   const presale = window.onsalePresale({ $, show, problem, join: joinWith });
   const promo = window.onsalePromo({ $, show, money });
   const checkout = window.onsaleCheckout({

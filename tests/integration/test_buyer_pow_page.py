@@ -1,0 +1,115 @@
+"""The bot tax on the buyer's page: headless Chromium solves the event's proof-of-work with
+the vendored ALTCHA widget, with no click, says so while it works, then joins."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Request, expect
+
+from onsale import signing
+from tests.conftest import ADMIN_TOKEN
+from tests.integration.api_support import iso
+from tests.integration.page_support import (
+    chromium,
+    create_event,
+    new_page,
+    no_horizontal_scroll,
+    screenshot,
+    stored,
+)
+from tests.integration.process_support import serving
+
+VIEWPORTS = {"phone": (390, 844), "tablet": (820, 1180), "laptop": (1366, 900)}
+
+
+@pytest.fixture(scope="module")
+def server(
+    redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    with serving(
+        tmp_path_factory.mktemp("serve") / "serve.log",
+        ONSALE_REDIS_URL=redis_url,
+        ONSALE_DATABASE_URL=database_url,
+        ONSALE_ADMIN_TOKEN=ADMIN_TOKEN,
+        ONSALE_SIGNING_KEY=signing.generate_pem(),
+    ) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as b:
+        yield b
+
+
+@pytest.mark.parametrize("size", list(VIEWPORTS))
+def test_the_page_solves_the_proof_of_work_without_a_click_and_joins(
+    server: str, browser: Browser, size: str
+) -> None:
+    width, height = VIEWPORTS[size]
+    # Hard enough that solving shows (a second or more in headless Chromium), never minutes.
+    onsale = {"opens_at": iso(-1), "admit_per_minute": 1, "pow_difficulty": 1_500_000}
+    event_id = create_event(server, onsale=onsale)["id"]
+    page = new_page(browser, viewport={"width": width, "height": height})
+    problems: list[str] = []
+    # No script error, no CSP refusal (the widget's worker and module come from our origin).
+    page.on(
+        "console",
+        lambda m: (
+            problems.append(m.text)
+            if "Failed to load" not in m.text and m.type == "error"
+            else None
+        ),
+    )
+    page.on(
+        "response",
+        lambda r: problems.append(r.url) if r.status >= 400 and "favicon" not in r.url else None,
+    )
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    joins: list[Request] = []
+    page.on("request", lambda r: joins.append(r) if r.method == "POST" else None)
+
+    if size == "phone":
+        # The page's clock in the test's hands (the workers' is not): a phone that has
+        # been solving for a few seconds, however fast this machine finds the counter.
+        page.clock.install()
+    page.goto(f"{server}/e/{event_id}")
+    pow_box = page.locator("#pow")
+    expect(pow_box).to_be_visible()
+    expect(pow_box).to_contain_text("no click needed")
+    expect(page.locator("main")).to_have_attribute("data-pow", "solving")
+    no_horizontal_scroll(page)
+    screenshot(page, f"pow-solving-{size}")
+    # Slow phones are told it is still going (after 3 s), with the seconds so far.
+    if size == "phone":
+        page.clock.run_for(4_000)
+        expect(page.locator("#pow-time")).to_have_text(
+            re.compile(r"^\d+ s so far: older phones can take a little longer")
+        )
+        screenshot(page, "pow-slow-phone")
+        page.clock.resume()
+
+    expect(page.locator("#status-title")).to_have_text("You're in line", timeout=60_000)
+    expect(pow_box).to_be_hidden()
+    assert stored(page, event_id)["token"]
+    posted = [r for r in joins if r.url.endswith(f"/api/events/{event_id}/queue")]
+    assert posted and posted[0].headers.get("x-altcha"), "the join carried no solution"
+    assert posted[0].response() is not None and posted[0].response().status == 200  # type: ignore[union-attr]
+    assert not problems, problems
+    screenshot(page, f"pow-joined-{size}")
+    page.context.close()
+
+
+def test_an_event_without_a_bot_tax_loads_no_widget(server: str, browser: Browser) -> None:
+    event_id = create_event(server, onsale={"opens_at": iso(-1), "admit_per_minute": 1})["id"]
+    page = new_page(browser, viewport={"width": 390, "height": 844})
+    scripts: list[str] = []
+    page.on("request", lambda r: scripts.append(r.url) if "altcha" in r.url else None)
+    page.goto(f"{server}/e/{event_id}")
+    expect(page.locator("#status-title")).to_have_text("You're in line")
+    expect(page.locator("#pow")).to_be_hidden()
+    assert scripts == []
+    page.context.close()
