@@ -184,7 +184,7 @@ async def test_from_and_to_filter_reports_and_exports(
 @pytest.mark.parametrize(
     "query",
     ["from=yesterday", "to=2026-13-45T00:00:00Z", "from=2030-01-02T00:00Z&to=2030-01-01T00:00Z",
-     "from=2030-01-01T00:00Z&to=2030-01-01T00:00Z"],
+     "from=2030-01-01T00:00Z&to=2030-01-01T00:00Z", "to=" + "9" * 5000],
 )  # fmt: skip
 async def test_bad_ranges_are_refused(
     client: Client, pool: asyncpg.Pool, redis: Any, admin: dict[str, str], query: str
