@@ -39,7 +39,7 @@ async def scan_page(request: AnyRequest) -> Response[bytes] | Redirect:
     else signs in first. Whether the credentials are good is the API's answer to the page."""
     if not request.cookies.get(COOKIE) and not request.headers.get("authorization"):
         return Redirect(f"/login?next={quote('/scan', safe='/')}", status_code=303)
-    body = render("scan.html", scan=ASSETS, assets=ASSETS)
+    body = render("scan.html", scan=ASSETS)
     return Response(body, media_type=MediaType.HTML, headers=_HEADERS)
 
 
