@@ -120,6 +120,8 @@ def queue_keys(event_id: str) -> list[str]:
         queue_presale(event_id),
         access_codes(event_id),
         access_visitors(event_id),
+        queue_line(event_id),
+        queue_alive(event_id),
     ]
 
 
@@ -158,12 +160,27 @@ def queue_visitors(event_id: str) -> str:
 
 
 def queue_by_seq(event_id: str) -> str:
-    """Hash: sequence number -> visitor, for those who joined after opening."""
+    """Hash: sequence number -> visitor, for those who joined after opening, as rooms of an
+    earlier version kept it (now ``q:line``): still read, and emptied, by the cursor."""
     return tag(event_id) + ":q:byseq"
 
 
+def queue_line(event_id: str) -> str:
+    """List: the visitors ahead of the cursor who took a numbered place (not a pre-queue's
+    rank), in sequence order; the cursor pops its head. (Was the hash ``q:byseq``.)"""
+    return tag(event_id) + ":q:line"
+
+
+def queue_alive(event_id: str) -> str:
+    """String (BITFIELD): per sequence number ``s``, two i64 at ``#2s`` and ``#2s+1``: the
+    visitor's alive-until and earliest next poll (ms). 16 bytes a place, no per-visitor key;
+    dropped once the cursor has passed every number."""
+    return tag(event_id) + ":q:alive"
+
+
 def queue_seen(event_id: str) -> str:
-    """Hash: visitor -> alive-until (ms); past it the visitor has abandoned."""
+    """Hash: pre-queue visitor -> alive-until (ms), and ``<visitor>:n`` -> their earliest next
+    poll; past alive-until the visitor has abandoned. (Numbered places: ``q:alive``.)"""
     return tag(event_id) + ":q:seen"
 
 

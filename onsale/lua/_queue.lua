@@ -1,10 +1,14 @@
 -- Prepended to every waiting-room script (see onsale/keys.py queue_keys for each key).
 -- KEYS: 1 onsale schedule hash, 2 inventory hash, 3 q:state, 4 q:pre, 5 q:vis, 6 q:byseq,
 --       7 q:seen, 8 q:active, 9 q:adm, 10 q:rate, 11 q:places, 12 q:forget, 13 q:ppre,
---       14 ac (access codes), 15 ac:vis (visitor -> the code they used).
+--       14 ac (access codes), 15 ac:vis (visitor -> the code they used), 16 q:line,
+--       17 q:alive.
 local CFG, INV, ST, PRE, VIS, BYSEQ = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local SEEN, ACTIVE, ADM, RATE = KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local PLACES, FORGET, PPRE, CODES, CODEVIS = KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15]
+-- A numbered place costs one q:vis entry, one q:line item and 16 bytes of q:alive: the
+-- "still here" marks of numbered places are kept by number, not per visitor.
+local LINE, ALIVE = KEYS[16], KEYS[17]
 -- Credit for one admission: admit_per_minute accrues once per elapsed millisecond.
 local UNIT = 60000
 local BUCKET_MS = 10000
@@ -76,12 +80,26 @@ end
 -- The visitor holding sequence number s and the q:vis entry a live holder has: the
 -- presale's pre-queue ranks come first, then its later joiners, then the general
 -- pre-queue's ranks (from pbase), all in shuffled order, then everyone else.
+-- The cursor calls it once per number, in order: a numbered place's visitor is popped
+-- from the line (a room of an earlier version may still hold it in q:byseq).
 local function visitor_at(st, s)
   if s <= st.ppre then return redis.call('ZRANGE', PPRE, s - 1, s - 1)[1], 'p' end
   if st.frozen and s > st.pbase and s <= st.pbase + st.pre then
     return redis.call('ZRANGE', PRE, s - st.pbase - 1, s - st.pbase - 1)[1], '0'
   end
-  return redis.call('HGET', BYSEQ, s), tostring(s)
+  local old = redis.call('HGET', BYSEQ, s)
+  if old then
+    redis.call('HDEL', BYSEQ, s)
+    return old, tostring(s)
+  end
+  return redis.call('LPOP', LINE), tostring(s)
+end
+
+-- Until when the visitor holding number s counts as here (ms): their marks by number, or
+-- those by name (a pre-queue's rank's before it was drawn; a room of an earlier version's).
+local function alive_at(s, vid)
+  local t = redis.call('BITFIELD_RO', ALIVE, 'GET', 'i64', '#' .. (2 * s))[1]
+  return math.max(t, num(redis.call('HGET', SEEN, vid)))
 end
 
 -- The sequence number of a visitor's place (rec: their q:vis entry); 0 once a pre-queue's
@@ -180,10 +198,8 @@ local function advance(now, cfg, st, force)
     local s = st.cursor + 1
     st.cursor = s
     local vid, expect = visitor_at(st, s)
-    -- behind the cursor: never read again
-    if expect ~= '0' and expect ~= 'p' then redis.call('HDEL', BYSEQ, s) end
     local here = vid and redis.call('HGET', VIS, vid) == expect
-    if here and num(redis.call('HGET', SEEN, vid)) >= now then
+    if here and alive_at(s, vid) >= now then
       local expires = now + admit_ms
       redis.call('ZADD', ACTIVE, expires, vid)
       redis.call('HSET', ADM, vid, now .. '|' .. expires .. '|0')
@@ -199,6 +215,8 @@ local function advance(now, cfg, st, force)
     if s == st.ppre then redis.call('UNLINK', PPRE) end
     if st.frozen and st.pre > 0 and s == st.pbase + st.pre then redis.call('UNLINK', PRE) end
   end
+  -- Every number passed: the marks kept by number are of no more use.
+  if admitted + skipped > 0 and st.cursor >= st.seq then redis.call('UNLINK', ALIVE) end
   -- Credit builds up only while it can be spent: a stall is not followed by a burst.
   if stalled and st.credit > UNIT then st.credit = UNIT end
   -- The measured rate is kept with the state: every poll's ETA needs it.
@@ -231,17 +249,29 @@ local function poll_after(wait)
 end
 
 -- A visitor that misses about three polls has abandoned; the cursor will skip them.
--- Polling again before half the advised interval is too fast (field <visitor>:n).
--- Returns the alive-until (ms).
-local function seen(vid, now, every)
-  local alive = now + (3 * every + 15) * 1000
-  redis.call('HSET', SEEN, vid, alive, vid .. ':n', now + every * 500)
+-- Polling again before half the advised interval is too fast. The marks of a numbered place
+-- (seq > 0) are kept in q:alive by number, a pre-queue place's in q:seen (fields <visitor>
+-- and <visitor>:n). Returns the alive-until (ms).
+local function seen(vid, seq, now, every)
+  local alive, earliest = now + (3 * every + 15) * 1000, now + every * 500
+  if seq > 0 then
+    redis.call('BITFIELD', ALIVE, 'SET', 'i64', '#' .. (2 * seq), alive,
+      'SET', 'i64', '#' .. (2 * seq + 1), earliest)
+  else
+    redis.call('HSET', SEEN, vid, alive, vid .. ':n', earliest)
+  end
   return alive
 end
 
--- Seconds until the visitor may poll again; 0 if now.
-local function too_fast(now, vid)
+-- Seconds until the visitor (their q:vis entry: rec) may poll again; 0 if now.
+local function too_fast(now, st, vid, rec)
+  if not rec then return 0 end
   local earliest = num(redis.call('HGET', SEEN, vid .. ':n'))
+  local seq = (not unranked(st, rec)) and seq_of(st, vid, rec) or 0
+  if seq > 0 then
+    earliest = math.max(earliest,
+      redis.call('BITFIELD_RO', ALIVE, 'GET', 'i64', '#' .. (2 * seq + 1))[1])
+  end
   if now < earliest then return math.ceil((earliest - now) / 1000) end
   return 0
 end
@@ -254,7 +284,7 @@ local FORGET_AFTER_MS = 600000
 local function requeue(st, vid)
   st.seq = redis.call('HINCRBY', ST, 'seq', 1)
   redis.call('HSET', VIS, vid, st.seq)
-  redis.call('HSET', BYSEQ, st.seq, vid)
+  redis.call('RPUSH', LINE, vid)
   redis.call('HDEL', ADM, vid)
   return st.seq
 end
@@ -306,7 +336,7 @@ local function status(now, cfg, st, vid, available, unsold)
     if rec == 'p' then at, line = cfg.presale, 'presale' end
     local wait = math.max(0, math.ceil((at - now) / 1000))
     local every = math.max(1, math.min(30, math.floor(wait / 2)))
-    redis.call('ZADD', FORGET, seen(vid, now, every) + FORGET_AFTER_MS, vid)
+    redis.call('ZADD', FORGET, seen(vid, 0, now, every) + FORGET_AFTER_MS, vid)
     return {'prequeue', -1, wait, every, 0, note, line, '', rec, 0}
   end
   local seq = seq_of(st, vid, rec)
@@ -316,7 +346,7 @@ local function status(now, cfg, st, vid, available, unsold)
   local position = seq - st.cursor
   local wait = eta(now, cfg, st, position, available)
   local every = poll_after(wait)
-  seen(vid, now, every)
+  seen(vid, seq, now, every)
   return {'waiting', position, wait, every, 0, note, line_of(st, vid, rec), '', tostring(seq),
     epoch()}
 end

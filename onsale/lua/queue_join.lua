@@ -25,7 +25,7 @@ local presale = cfg.presale > 0 and now < cfg.opens and (cfg.closes == 0 or now 
 local bound = presale and redis.call('HGET', CODEVIS, vid)
 -- A first code, typed just after a poll, is not a poll: it is answered at once.
 if ARGV[5] == '1' and live(st, vid) and not (presale and code ~= '' and not bound) then
-  local wait = too_fast(now, vid)
+  local wait = too_fast(now, st, vid, redis.call('HGET', VIS, vid))
   if wait > 0 then return {'too_fast', -1, -1, wait, 0, ''} end
 end
 local available, unsold = advance(now, cfg, st, false)

@@ -5,10 +5,10 @@
 local now, vid = clock(ARGV[1]), ARGV[2]
 local cfg = config()
 if not cfg then return {'unknown_event', -1, -1, 0, 0, ''} end
+local st = load_state()
 if ARGV[3] == '1' then
-  local wait = too_fast(now, vid)
+  local wait = too_fast(now, st, vid, redis.call('HGET', VIS, vid))
   if wait > 0 then return {'too_fast', -1, -1, wait, 0, ''} end
 end
-local st = load_state()
 local available, unsold = advance(now, cfg, st, false)
 return status(now, cfg, st, vid, available, unsold)

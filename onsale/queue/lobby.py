@@ -47,8 +47,6 @@ log = logging.getLogger("onsale.queue")
 REFRESH_S = 0.25
 #: An event nobody has polled for this long is no longer refreshed (s).
 IDLE_S = 15.0
-#: A read this old (s) is not answered from: refreshing has failed for that long.
-STALE_S = 5.0
 #: How often the batched "still here" marks are written (s). A mark's alive-until is three
 #: advised intervals and 15 s ahead, so a second's delay costs nobody their place.
 FLUSH_S = 1.0
@@ -136,7 +134,8 @@ class Lobby:
     def __init__(self, room: WaitingRoom) -> None:
         self.room = room
         self._watches: dict[str, _Watch] = {}
-        # event -> visitor -> alive-until (ms); pre-queue visitor -> forget-at (ms)
+        # event -> number -> alive-until (ms); pre-queue visitor -> alive-until, forget-at
+        self._numbered: dict[str, dict[int, int]] = {}
         self._alive: dict[str, dict[str, int]] = {}
         self._forget: dict[str, dict[str, int]] = {}
         self._flusher: asyncio.Task[None] | None = None
@@ -165,9 +164,7 @@ class Lobby:
             await watch.ready.wait()
         board, age = watch.board, time.monotonic() - watch.read_at
         now = self.room.now() or (board.now + int(age * 1000) if board else 0)
-        # Refreshes failing (Redis away): a while on the last read, then Redis is asked
-        # again (and the poll fails as it would have).
-        return (board if age < STALE_S else None), now
+        return board, now
 
     async def _refresh(self, event_id: str, watch: _Watch) -> None:
         try:
@@ -178,8 +175,8 @@ class Lobby:
                     watch.read_at = began
                 except (RedisError, OSError) as exc:
                     log.warning("waiting room %s: could not read its state: %s", event_id, exc)
-                    if not watch.ready.is_set():
-                        watch.board = None  # this poll asks Redis itself, and fails as it does
+                    # Not answered from an old read: polls ask Redis, and fail as they did.
+                    watch.board = None
                 watch.ready.set()
                 await asyncio.sleep(REFRESH_S)
         finally:
@@ -212,26 +209,32 @@ class Lobby:
     def seen(self, event_id: str, visitor_id: str, place: Place, now: int) -> None:
         """Queue the visitor's "still here" mark (a poll this process answered)."""
         alive = now + (3 * place.poll_after_seconds + 15) * 1000
-        self._alive.setdefault(event_id, {})[visitor_id] = alive
         if place.state is State.PREQUEUE:
+            self._alive.setdefault(event_id, {})[visitor_id] = alive
             self._forget.setdefault(event_id, {})[visitor_id] = alive + FORGET_AFTER_MS
+        else:
+            self._numbered.setdefault(event_id, {})[int(place.number)] = alive
         if self._flusher is None or self._flusher.done() or self._loop is None:
             self._flusher = asyncio.create_task(self._flush_forever())
 
     async def flush(self) -> None:
         """Write the marks queued so far: one batch per event."""
+        numbered, self._numbered = self._numbered, {}
         alive, self._alive = self._alive, {}
         forget, self._forget = self._forget, {}
-        for event_id in alive.keys() | forget.keys():
+        for event_id in numbered.keys() | alive.keys() | forget.keys():
             try:
                 await self.room.mark_seen(
-                    event_id, alive.get(event_id, {}), forget.get(event_id, {})
+                    event_id,
+                    numbered.get(event_id, {}),
+                    alive.get(event_id, {}),
+                    forget.get(event_id, {}),
                 )
             except (RedisError, OSError) as exc:
                 log.warning("waiting room %s: could not write seen marks: %s", event_id, exc)
 
     async def _flush_forever(self) -> None:
-        while self._alive or self._forget:
+        while self._numbered or self._alive or self._forget:
             await asyncio.sleep(FLUSH_S)
             await self.flush()
 

@@ -118,6 +118,10 @@ def _place(reply: list[Any]) -> Place:
     )
 
 
+#: Seen marks written by one BITFIELD command (a few hundred KB of arguments at most).
+MARKS_PER_COMMAND = 10_000
+
+
 class WaitingRoom(ScriptClient):
     """Every decision is one script on the event's slot: any number of gateways agree."""
 
@@ -221,11 +225,25 @@ class WaitingRoom(ScriptClient):
             epoch=epoch,
         )
 
-    async def mark_seen(self, event_id: str, alive: dict[str, int], forget: dict[str, int]) -> None:
-        """Many polls' "still here" marks in one write (one command per key): ``alive``
-        visitor -> alive-until (ms, what the cursor checks), ``forget`` pre-queue visitor ->
-        when the tick may drop them (as ``seen()`` in ``_queue.lua`` writes them)."""
+    async def mark_seen(
+        self,
+        event_id: str,
+        numbered: dict[int, int],
+        alive: dict[str, int],
+        forget: dict[str, int],
+    ) -> None:
+        """Many polls' "still here" marks in a few commands, as ``seen()`` in ``_queue.lua``
+        writes them one by one: ``numbered`` sequence number -> alive-until (ms, what the
+        cursor checks; ``q:alive``, :data:`MARKS_PER_COMMAND` to a command), ``alive``
+        pre-queue visitor -> alive-until (``q:seen``), ``forget`` pre-queue visitor -> when
+        the tick may drop them (``q:forget``)."""
         async with self.redis.pipeline(transaction=False) as pipe:
+            marks = sorted(numbered.items())
+            for i in range(0, len(marks), MARKS_PER_COMMAND):
+                args: list[Any] = []
+                for seq, until in marks[i : i + MARKS_PER_COMMAND]:
+                    args += ["SET", "i64", f"#{2 * seq}", until]
+                pipe.execute_command("BITFIELD", keys.queue_alive(event_id), *args)
             if alive:
                 pipe.hset(keys.queue_seen(event_id), mapping=alive)
             if forget:

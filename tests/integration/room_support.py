@@ -55,3 +55,15 @@ async def room_for(
 
 async def poll_all(room: WaitingRoom, event_id: str, visitors: list[str]) -> dict[str, Any]:
     return {v: await room.status(event_id, v) for v in visitors}
+
+
+async def make_poll_due(redis: Any, event_id: str, visitor: str) -> None:
+    """As if half the advised interval had passed since the room last answered the visitor:
+    their earliest next poll (``<visitor>:n`` in ``q:seen`` for a pre-queue place, by number
+    in ``q:alive`` for a numbered one) is now."""
+    await redis.hdel(keys.queue_seen(event_id), f"{visitor}:n")
+    rec = await redis.hget(keys.queue_visitors(event_id), visitor)
+    if rec and rec.isdigit() and int(rec) > 0:
+        await redis.execute_command(
+            "BITFIELD", keys.queue_alive(event_id), "SET", "i64", f"#{2 * int(rec) + 1}", 0
+        )

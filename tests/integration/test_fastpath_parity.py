@@ -35,6 +35,7 @@ from onsale.gateway.services import Services
 from onsale.queue.room import State, WaitingRoom
 from tests.integration.api_support import admitted, create, iso
 from tests.integration.inventory_support import CREATED, forget
+from tests.integration.room_support import make_poll_due
 
 Client = AsyncTestClient[Litestar]
 
@@ -222,6 +223,18 @@ async def poll_no_event_id(w: World) -> Req:
     return poll("", token)
 
 
+async def poll_path_without_event(w: World) -> Req:
+    """``/api/events/queue``: no event id at all (the event ``queue``, to Litestar)."""
+    return Req("GET", "/api/events/queue", {"X-Visitor-Token": "garbage"})
+
+
+async def hold_path_without_event(w: World) -> Req:
+    _, admission = await w.admission()
+    req = hold(w.event_id, admission, items((w.tier("GA"), 1)))
+    req.path = "/api/events/holds"
+    return req
+
+
 async def _repeatable(w: World, req: Req, token: str, event_id: str) -> Req:
     """A poll past the throttle now, and again before the second gateway's turn."""
 
@@ -235,10 +248,10 @@ async def _repeatable(w: World, req: Req, token: str, event_id: str) -> Req:
 
 async def _wait_poll_allowed(w: World, token: str, event_id: str | None = None) -> None:
     """Past the visitor's poll throttle (half the advised interval) without sleeping it:
-    the earliest next poll the room recorded (``<visitor>:n`` in the seen hash) is now."""
+    the earliest next poll the room recorded is now (room_support.make_poll_due)."""
     event_id = event_id or w.event_id
     visitor = w.services.visitors.verify(event_id, token)
-    await w.redis.hset(keys.queue_seen(event_id), visitor + ":n", 0)
+    await make_poll_due(w.redis, event_id, visitor)
 
 
 # -- joins ----------------------------------------------------------------------------------
@@ -459,6 +472,8 @@ CASES: dict[str, tuple[Setup, Fault | None, int, str]] = {
     "poll_too_fast": (poll_too_fast, None, 429, "rate_limited"),
     "poll_too_many_places": (poll_too_many_places, None, 429, "too_many_places"),
     "poll_no_event_id": (poll_no_event_id, None, 404, "event_not_found"),
+    "poll_path_without_event": (poll_path_without_event, None, 404, "event_not_found"),
+    "hold_path_without_event": (hold_path_without_event, None, 405, "method_not_allowed"),
     "poll_waiting": (poll_waiting, None, 200, "waiting"),
     "poll_old_token": (poll_old_token, None, 200, "waiting"),
     # (A poll the gateway answers from its last read of the room's state does not see Redis

@@ -23,6 +23,7 @@ from tests.integration.api_support import (
     join,
     open_event,
 )
+from tests.integration.room_support import make_poll_due
 
 Client = AsyncTestClient[Litestar]
 
@@ -31,7 +32,7 @@ async def poll_due(redis: Any, event_id: str, token: str, client: Client | None 
     """As if poll_after_seconds had passed since the visitor's last poll: in Redis (a join,
     or a poll Redis answered) and in the gateway's memory (a poll it answered itself)."""
     visitor = token.split(".")[1]
-    await redis.hdel(keys.queue_keys(event_id)[6], f"{visitor}:n")
+    await make_poll_due(redis, event_id, visitor)
     if client is not None:
         client.app.state.services.room.lobby.forget_poll(event_id, visitor)
 

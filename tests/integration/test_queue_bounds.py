@@ -29,6 +29,8 @@ async def per_visitor_state(redis: Any, event_id: str) -> dict[str, int]:
         sizes[name] = await redis.zcard(key(event_id, name))
     for name in ("vis", "byseq", "seen", "adm", "places"):
         sizes[name] = await redis.hlen(key(event_id, name))
+    sizes["line"] = await redis.llen(key(event_id, "line"))
+    sizes["alive"] = await redis.strlen(key(event_id, "alive"))  # (bytes)
     return sizes
 
 
@@ -198,7 +200,19 @@ def test_once_everyone_has_gone_the_room_holds_nothing_of_them(
                 clock.now = max(clock.now, OPENS) + 3_600_000
                 await room.advance(event_id)
             assert await per_visitor_state(client, event_id) == dict.fromkeys(
-                ("pre", "active", "forget", "vis", "byseq", "seen", "adm", "places"), 0
+                (
+                    "pre",
+                    "active",
+                    "forget",
+                    "vis",
+                    "byseq",
+                    "seen",
+                    "adm",
+                    "places",
+                    "line",
+                    "alive",
+                ),
+                0,
             )
         finally:
             await client.aclose()

@@ -68,7 +68,7 @@ async def settled_room(redis: aioredis.Redis, event_id: str) -> None:
     """Nobody left waiting in the line (the join above admitted): the gateways' ticks have
     nothing to move while the refusals are sent."""
     room, deadline = WaitingRoom(redis), time.monotonic() + 20
-    while await redis.hlen(keys.queue_by_seq(event_id)):
+    while await redis.llen(keys.queue_line(event_id)):
         assert time.monotonic() < deadline, "the line never emptied"
         await room.advance(event_id)
         await asyncio.sleep(0.05)

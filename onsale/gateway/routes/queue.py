@@ -170,12 +170,13 @@ async def poll(services: Deps, event_id: str, token: str | None, address: str) -
     signed = services.visitors.check(event_id, token)
     visitor, lobby = signed.visitor_id, services.room.lobby
     board, now = await lobby.view(event_id)
-    wait = lobby.too_fast(event_id, visitor, now)
-    if wait:
-        raise too_fast(wait)
     place = None
-    if board is not None and not lobby.has_left(event_id, visitor):
-        place = answer(board, now, signed)
+    if board is not None:  # (else Redis is away, or the event unknown: Redis says which)
+        wait = lobby.too_fast(event_id, visitor, now)
+        if wait:
+            raise too_fast(wait)
+        if not lobby.has_left(event_id, visitor):
+            place = answer(board, now, signed)
     if place is not None:
         lobby.seen(event_id, visitor, place, now)
     else:
