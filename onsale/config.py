@@ -99,7 +99,7 @@ class PowSettings(msgspec.Struct, frozen=True):
     #: an event's difficulty; 0 = the difficulty never rises by itself.
     rate_step: Annotated[int, msgspec.Meta(ge=0)] = 200
     #: The automatic rise stops here (never below the event's own difficulty).
-    max_difficulty: Annotated[int, msgspec.Meta(ge=0, le=100_000_000)] = 5_000_000
+    max_difficulty: Annotated[int, msgspec.Meta(ge=0, le=100_000_000)] = 1_000_000
 
 
 class Settings(msgspec.Struct, frozen=True):
