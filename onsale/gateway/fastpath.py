@@ -92,7 +92,9 @@ class HotPaths:
         cut = path.rfind("/")
         route = ROUTES.get((scope.get("method", ""), path[cut:])) if cut > 0 else None
         event_id = path[len(PREFIX) : cut]
-        if route is None or not path.startswith(PREFIX) or "/" in event_id:
+        # No event id (``/api/events/queue``): not a poll nor a hold; Litestar's routes say
+        # what it is (the event ``queue``, or a method not allowed), as without this path.
+        if route is None or not path.startswith(PREFIX) or not event_id or "/" in event_id:
             await self.app(scope, receive, send)
             return
         template, status, handler = route
