@@ -48,7 +48,14 @@ DEMO_EVENT = {
         {"name": "General Admission", "price": 4500, "capacity": 500, "per_order_limit": 6},
         {"name": "VIP", "price": 15000, "capacity": 50, "per_order_limit": 2},
     ],
-    "onsale": {"admit_per_minute": 120, "max_active": 100, "hold_seconds": 600},
+    # The bot tax on (docs/bot-tax.md): the buyer's page solves a proof-of-work of about a
+    # second before joining, as a real launch should have it.
+    "onsale": {
+        "admit_per_minute": 120,
+        "max_active": 100,
+        "hold_seconds": 600,
+        "pow_difficulty": 100_000,
+    },
 }
 #: Seconds between the gateway listening and the preflight: the committer's first read
 #: of the streams (every half second) makes it a live consumer of the demo event's.
