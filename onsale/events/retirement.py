@@ -34,6 +34,7 @@ import msgspec
 
 from onsale import keys, scripts
 from onsale.connections import RedisClient
+from onsale.queue.room import expire_rooms
 
 log = logging.getLogger("onsale.retirement")
 
@@ -164,6 +165,9 @@ async def retire_ended(redis: RedisClient, pool: asyncpg.Pool | None = None) -> 
     busy = [a.event_id for a in await activities(redis, ended) if not a.idle]
     await revive(redis, busy)
     retired = [e for e in ended if e not in set(busy)]
+    # Their waiting rooms are over: the visitors' state goes in a day (a revived event's
+    # room has nothing left to do either).
+    await expire_rooms(redis, retired)
     if retired:
         log.info("retired %d ended event(s) from the armed set: %s", len(retired),
                  ", ".join(retired[:10]) + (" ..." if len(retired) > 10 else ""))  # fmt: skip

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from onsale import keys
+from onsale.connections import RedisClient
 from onsale.queue import shuffle
 from onsale.scripts import ScriptClient
 
@@ -116,6 +117,44 @@ def _place(reply: list[Any]) -> Place:
         number=number,
         epoch=epoch,
     )
+
+
+#: How long an ended event's waiting room keeps its visitors' state once the event is
+#: retired (onsale/events/retirement.py): a day to look into it, then Redis drops it.
+ENDED_ROOM_TTL_S = 86_400
+
+
+def per_visitor_keys(event_id: str) -> list[str]:
+    """The room's keys that grow with its visitors (what an ended room lets expire); its
+    counters (``q:state``), the schedule, the stock and the access codes stay."""
+    return [
+        keys.queue_pre(event_id),
+        keys.queue_presale(event_id),
+        keys.queue_visitors(event_id),
+        keys.queue_by_seq(event_id),
+        keys.queue_line(event_id),
+        keys.queue_alive(event_id),
+        keys.queue_seen(event_id),
+        keys.queue_active(event_id),
+        keys.queue_admissions(event_id),
+        keys.queue_rate(event_id),
+        keys.queue_places(event_id),
+        keys.queue_forget(event_id),
+        keys.access_visitors(event_id),
+    ]
+
+
+async def expire_rooms(
+    redis: RedisClient, event_ids: Sequence[str], seconds: int = ENDED_ROOM_TTL_S
+) -> None:
+    """Let the per-visitor state of these (ended) events' rooms expire in ``seconds``."""
+    if not event_ids:
+        return
+    async with redis.pipeline(transaction=False) as pipe:
+        for event_id in event_ids:
+            for key in per_visitor_keys(event_id):
+                pipe.expire(key, seconds)
+        await pipe.execute()
 
 
 #: Seen marks written by one BITFIELD command (a few hundred KB of arguments at most).

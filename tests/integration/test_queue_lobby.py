@@ -160,3 +160,25 @@ async def test_http_polls_of_a_waiting_line_make_no_redis_call_each(
         del services.room.scripts.run
     assert "queue_status" not in calls and "queue_join" not in calls, calls
     assert calls.count("queue_board") <= 5  # the refreshes, a few a second
+
+
+async def test_an_ended_rooms_visitor_state_expires_when_retired(redis_url: str, pool: Any) -> None:
+    from onsale.events import retirement
+    from onsale.queue.room import ENDED_ROOM_TTL_S, WaitingRoom, per_visitor_keys
+    from tests.integration.commit_support import create_event, own_redis
+
+    async with own_redis(redis_url) as mine:
+        event = await create_event(pool, mine)
+        room = WaitingRoom(mine)
+        for i in range(5):
+            await room.join(event.id, f"v{i}")
+        await mine.hset(keys.onsale(event.id), "closes_ms", 1)  # the sale has closed
+        assert await mine.ttl(keys.queue_visitors(event.id)) == -1
+        assert event.id in await retirement.retire_ended(mine, pool)
+        present = [k for k in per_visitor_keys(event.id) if await mine.exists(k)]
+        assert keys.queue_visitors(event.id) in present
+        for key in present:
+            assert 0 < await mine.ttl(key) <= ENDED_ROOM_TTL_S, key
+        # Its counters, schedule and stock stay (reports, a revived event's holds).
+        for key in (keys.queue_state(event.id), keys.onsale(event.id)):
+            assert await mine.ttl(key) == -1, key
