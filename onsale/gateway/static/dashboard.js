@@ -149,6 +149,27 @@
     points.push({ t, stats });
     while (points.length && points[0].t < t - HOUR_MS) points.shift();
     render(t, stats);
+    if (stats.checkin_alerts) doorAlerts(stats.checkin_alerts);
+  }
+
+  // The door's fraud signals (repeated scans of one ticket, bursts from one device), which
+  // the live feed carries; polling asks /checkin/alerts.
+  let alertKey = "";
+  function doorAlerts(alerts) {
+    const key = JSON.stringify(alerts);
+    if (key === alertKey) return;
+    alertKey = key;
+    const list = $("door-alerts");
+    if (!list) return;
+    list.textContent = "";
+    for (const a of alerts) {
+      const li = document.createElement("li");
+      li.dataset.kind = a.kind;
+      li.textContent = `${new Date(a.last_seen).toLocaleTimeString()} · ${a.detail}`;
+      list.append(li);
+    }
+    c.say("door-alerts-none", alerts.length ? "" : "No alerts in the last 15 minutes.");
+    $("door-alerts-none").hidden = alerts.length > 0;
   }
 
   // ---- the feed: SSE, or polling /stats while the stream cannot be had -------------------
@@ -183,6 +204,8 @@
     clearTimeout(pollTimer);
     const r = await c.api("GET", `${path}/stats`);
     if (r.status === 200) receive(r.data);
+    const door = await c.api("GET", `${path}/checkin/alerts`);
+    if (door.status === 200) doorAlerts(door.data);
     else if (r.status === 404 || r.status === 403) return gone(r);
     pollTimer = setTimeout(poll, 2000);
   }
