@@ -504,7 +504,7 @@
     $("sign-out").addEventListener("click", signOut);
     if (me.role === "staff") { // the door, not the sale: nothing here is theirs
       for (const part of main.querySelectorAll("section, form, .page-head a")) part.hidden = true;
-      return showError("You're signed in as staff: checking tickets in at the door is all your role does. Ask an organizer or an admin if you need more.");
+      return showError("You're signed in as staff: checking tickets in at the door is all your role does: the door scanner is at /scan. Ask an organizer or an admin if you need more.");
     }
     if (page === "events") return loadEvents();
     if (page === "event-form") return eventFormPage();
