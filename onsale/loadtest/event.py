@@ -10,9 +10,10 @@ import httpx
 
 
 def event_body(
-    scenario: str, tickets: int, users: int, spawn_rate: float, admit: int
+    scenario: str, tickets: int, users: int, spawn_rate: float, admit: int, pow_difficulty: int = 0
 ) -> tuple[dict[str, Any], float]:
-    """The event to create for a scenario, and its opening as epoch seconds."""
+    """The event to create for a scenario, and its opening as epoch seconds; with
+    ``pow_difficulty``, the bot tax on (the buyers solve it: scenarios/common.py)."""
     now = datetime.now(UTC)
     if scenario == "stampede":
         # Opens once every buyer has been started: they all arrive in its second.
@@ -38,6 +39,8 @@ def event_body(
         "tiers": tiers,
         "onsale": {"opens_at": opens.isoformat(), **onsale},
     }
+    if pow_difficulty:
+        body["onsale"]["pow_difficulty"] = pow_difficulty  # type: ignore[index]
     return body, opens.timestamp()
 
 

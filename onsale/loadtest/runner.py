@@ -64,6 +64,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=0,
         help="the on-sale's admission rate (default: the scenario's)",
     )
+    p.add_argument(
+        "--pow-difficulty",
+        type=int,
+        default=0,
+        help="the bot tax (docs/bot-tax.md): each buyer solves a proof-of-work of this "
+        "difficulty before joining, reported as 'POW solve' (default 0: none)",
+    )
     p.add_argument("--workers", type=int, default=2, help="gateway processes")
     p.add_argument("--committers", type=int, default=1, help="committer processes")
     p.add_argument("--out", default="loadtest-out", help="reports directory")
@@ -417,7 +424,12 @@ def run(args: argparse.Namespace) -> int:
         deployment = local(args.workers)
     with deployment as d:
         body, opens_at = event_body(
-            args.scenario, args.tickets, args.users, args.spawn_rate, args.admit_per_minute
+            args.scenario,
+            args.tickets,
+            args.users,
+            args.spawn_rate,
+            args.admit_per_minute,
+            args.pow_difficulty,
         )
         event = create(d.base, d.admin, body)
         progress(

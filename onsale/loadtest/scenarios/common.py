@@ -24,6 +24,13 @@ and each worker reports what its buyers saw back to the master, which writes
 ``codes.json`` for the whole run.
 
 Requests are named by route template (``/api/events/[id]/queue``) so the stats group.
+
+An event with the bot tax on (``pow_difficulty``, docs/bot-tax.md) answers a tokenless join
+``403 pow_required``: the buyer then fetches a challenge, solves it with the ``altcha``
+package's solver and joins with ``X-Altcha``, as the buyer's page does with the widget. Each
+solve is reported to Locust as a ``POW solve`` entry (its time is the tax). The solve runs
+on the worker's one thread: it holds up the worker's other buyers meanwhile, so measure the
+tax with enough workers (``--expect-workers``) for the difficulty.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import altcha
 import gevent  # type: ignore[import-untyped]  # with locust; only Locust runs this
 from locust import FastHttpUser, events, task
 from locust.exception import StopUser
@@ -71,6 +79,7 @@ RETRY_FOR_S = float(os.environ.get("LOADTEST_RETRY_FOR", "90") or 90)
 RETRY = (0, 502, 503, 504)
 
 QUEUE = "/api/events/[id]/queue"
+CHALLENGE = "/api/events/[id]/challenge"
 HOLDS = "/api/events/[id]/holds"
 CHECKOUT = "/api/holds/[id]/checkout"
 ORDER = "/api/orders/[id]"
@@ -180,16 +189,22 @@ class Buyer(FastHttpUser):
         """Join, then poll as told until admitted; ``Done`` when sold out or closed."""
         queue = f"/api/events/{CONFIG.event_id}/queue"
         token: str | None = None
+        taxed = False
         while True:
             headers = {"X-Visitor-Token": token} if token else {}
             if token is None:
+                if taxed:
+                    headers["X-Altcha"] = self.proof_of_work()
                 status, (body, answer) = self.call(
-                    "POST", queue, f"POST {QUEUE}", (200, 429), headers=headers
+                    "POST", queue, f"POST {QUEUE}", (200, 429, 403), headers=headers
                 )
             else:
                 status, (body, answer) = self.call(
                     "GET", queue, f"GET {QUEUE}", (200, 429), headers=headers
                 )
+            if status == 403 and str((body or {}).get("code", "")).startswith("pow_"):
+                taxed = True  # the bot tax: solve one before the next join
+                continue
             if status == 429:
                 time.sleep(float(answer.get("Retry-After") or 1))
                 continue
@@ -202,6 +217,28 @@ class Buyer(FastHttpUser):
             if body["state"] in ("sold_out", "closed"):
                 raise Done(body["state"])
             time.sleep(max(float(body["poll_after_seconds"]), 0.2))
+
+    def proof_of_work(self) -> str:
+        """A solved challenge of the event (ALTCHA payload), or "" when none is to be had
+        (the join then says why). The solve's time is reported as ``POW solve``."""
+        path = f"/api/events/{CONFIG.event_id}/challenge"
+        status, (made, _) = self.call("GET", path, f"GET {CHALLENGE}", (200,))
+        if status != 200 or not made or not made.get("required"):
+            return ""
+        started = time.perf_counter()
+        challenge = altcha.Challenge.from_dict(made)
+        solution = altcha.solve_challenge(challenge, timeout=RETRY_FOR_S)
+        events.request.fire(  # type: ignore[no-untyped-call]  # Locust's
+            request_type="POW",
+            name="solve",
+            response_time=(time.perf_counter() - started) * 1000,
+            response_length=int(made.get("difficulty", 0)),
+            response=None,
+            exception=None if solution else TimeoutError("no solution in time"),
+            context={},
+        )
+        OUTCOMES["pow_solved" if solution else "pow_timeouts"] += 1
+        return altcha.Payload(challenge, solution).to_base64() if solution else ""
 
     def hold(self, admission: str) -> dict[str, Any]:
         status, (body, _) = self.call(
