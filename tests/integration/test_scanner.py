@@ -294,3 +294,15 @@ def test_fraud_signals_reach_the_organizers_alerts(
                 kinds = {a["kind"] for a in json.loads(line[5:])["checkin_alerts"]}
                 assert kinds == {"duplicate_scans", "scan_burst"}
                 break
+
+
+def test_the_page_wants_a_session_or_a_bearer_token(server: str) -> None:
+    r = httpx.get(f"{server}/scan")
+    assert (r.status_code, r.headers["location"]) == (303, "/login?next=/scan")
+    page = httpx.get(f"{server}/scan", headers=ADMIN)  # a kiosk sending its token
+    assert page.status_code == 200 and 'id="camera"' in page.text
+    assert "camera=(self)" in page.headers["permissions-policy"]
+    worker = httpx.get(f"{server}/scan/sw.js")
+    assert worker.status_code == 200 and worker.headers["service-worker-allowed"] == "/scan"
+    for asset in ("/static/vendor/jsQR.js", "/static/scan.js", "/static/scan-sw.js"):
+        assert httpx.get(f"{server}{asset}").status_code == 200, asset
