@@ -22,6 +22,8 @@ class StripeProxy:
         self.failures: dict[str, list[int]] = {}
         self.broken: dict[str, int] = {}
         self.url = ""
+        #: One client for every forwarded request (a new one per request churns sockets).
+        self.session: aiohttp.ClientSession | None = None
 
     @property
     def total(self) -> int:
@@ -39,15 +41,10 @@ class StripeProxy:
             return web.json_response(body, status=status)
         body_bytes = await request.read()
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host",)}
-        async with (
-            aiohttp.ClientSession() as session,
-            session.request(
-                request.method,
-                self.upstream + request.path_qs,
-                data=body_bytes,
-                headers=headers,
-            ) as answer,
-        ):
+        assert self.session is not None
+        async with self.session.request(
+            request.method, self.upstream + request.path_qs, data=body_bytes, headers=headers
+        ) as answer:
             payload = await answer.read()
             return web.Response(
                 body=payload,
@@ -67,7 +64,9 @@ async def stripe_proxy(upstream: str) -> AsyncIterator[StripeProxy]:
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     proxy.url = f"http://127.0.0.1:{port}"
+    proxy.session = aiohttp.ClientSession()
     try:
         yield proxy
     finally:
+        await proxy.session.close()
         await runner.cleanup()
