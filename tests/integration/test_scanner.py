@@ -24,7 +24,9 @@ from tests.integration.page_support import (
     PHONE,
     SHOTS,
     add_user,
+    chromium,
     create_event,
+    new_page,
     no_horizontal_scroll,
     signed_in,
 )
@@ -294,6 +296,19 @@ def test_fraud_signals_reach_the_organizers_alerts(
                 kinds = {a["kind"] for a in json.loads(line[5:])["checkin_alerts"]}
                 assert kinds == {"duplicate_scans", "scan_burst"}
                 break
+    # And the organizer's live dashboard shows them.
+    email, password = add_user(server, "admin")
+    with chromium() as browser:
+        page = new_page(browser, viewport={"width": 1366, "height": 900})
+        page.goto(f"{server}/login?next=/organizer/events/{event['id']}")
+        page.fill("#login-email", email)
+        page.fill("#login-password", password)
+        page.click("#login-button")
+        alerts_shown = page.locator("#door-alerts li")
+        expect(alerts_shown).to_have_count(2, timeout=15_000)
+        expect(alerts_shown.nth(0)).to_contain_text("faster than a person")
+        expect(alerts_shown.nth(1)).to_contain_text("West gate")
+        expect(page.locator("#door-alerts-none")).to_be_hidden()
 
 
 def test_the_page_wants_a_session_or_a_bearer_token(server: str) -> None:
