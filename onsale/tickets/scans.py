@@ -9,7 +9,7 @@ person at a door can (a script replaying codes).
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -20,6 +20,8 @@ import msgspec
 from onsale.accounts.models import Caller, Role
 from onsale.tickets import qr
 from onsale.tickets.qr import InvalidTicket
+
+log = logging.getLogger("onsale.tickets")
 
 #: How far back the alerts look.
 ALERT_WINDOW = timedelta(minutes=15)
@@ -90,10 +92,11 @@ SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::boo
 
 
 async def record(pool: asyncpg.Pool, event_id: str, rows: Sequence[ScanRow]) -> None:
-    """Log scans of an event (an event id known to be a UUID)."""
+    """Log scans of an event (an event id known to be a UUID). Best effort: the scans are
+    decided already, so a log that cannot be written is a warning, never a failed scan."""
     if not rows:
         return
-    with contextlib.suppress(asyncpg.ForeignKeyViolationError):  # no such event: no log
+    try:
         await pool.execute(
             _RECORD,
             uuid.UUID(event_id),
@@ -104,6 +107,10 @@ async def record(pool: asyncpg.Pool, event_id: str, rows: Sequence[ScanRow]) -> 
             [r.offline for r in rows],
             [r.scanned_at for r in rows],
         )
+    except asyncpg.ForeignKeyViolationError:
+        pass  # no such event (an admin's typo): nothing to log against
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        log.warning("scan log of event %s not written: %s", event_id, type(exc).__name__)
 
 
 _STATS = """
