@@ -168,13 +168,13 @@ class BotGate:
         if len(payload) > MAX_PAYLOAD:
             raise PowRejected(PowRejection.POW_INVALID, "not an ALTCHA payload")
         try:
-            result = altcha.verify_solution(payload, self._secret, hmac_key_secret=self._key_secret)
-            parsed = altcha.Payload.from_base64(payload) if result.verified else None
+            parsed = altcha.Payload.from_base64(payload)
+            result = altcha.verify_solution(parsed, self._secret, hmac_key_secret=self._key_secret)
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError, binascii.Error):
             raise PowRejected(PowRejection.POW_INVALID, "not an ALTCHA payload") from None
         if result.expired:
             raise PowRejected(PowRejection.POW_INVALID, "this challenge has expired")
-        if parsed is None:
+        if not result.verified:
             raise PowRejected(PowRejection.POW_INVALID, "this proof-of-work does not verify")
         params = parsed.challenge.parameters
         data = params.data if isinstance(params.data, dict) else {}

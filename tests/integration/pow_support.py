@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import altcha
+import redis.asyncio as aioredis
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -33,19 +34,17 @@ async def solved(client: Client, event_id: str) -> str:
     return solve(await challenge(client, event_id))
 
 
-async def snapshot(redis: Any, event_id: str) -> dict[str, Any]:
-    """Every Redis key of an event with its content: what a refused join must not change."""
-    out: dict[str, Any] = {}
-    async for key in redis.scan_iter(match=keys.tag(event_id) + "*"):
-        kind = await redis.type(key)
-        if kind == "string":
-            out[key] = await redis.get(key)
-        elif kind == "hash":
-            out[key] = await redis.hgetall(key)
-        elif kind == "set":
-            out[key] = await redis.smembers(key)
-        elif kind == "zset":
-            out[key] = await redis.zrange(key, 0, -1, withscores=True)
-        else:
-            out[key] = kind
-    return out
+async def snapshot(redis: Any, event_id: str) -> dict[bytes, bytes]:
+    """Every Redis key of an event with its serialized value (``DUMP``): what a refused join
+    must not change. Read by a client of its own that leaves values as bytes (the room may
+    keep binary ones)."""
+    pool = redis.connection_pool
+    kwargs = {**pool.connection_kwargs, "decode_responses": False}
+    raw = aioredis.Redis.from_pool(aioredis.ConnectionPool(pool.connection_class, **kwargs))
+    try:
+        out: dict[bytes, bytes] = {}
+        async for key in raw.scan_iter(match=keys.tag(event_id) + "*", count=1000):
+            out[key] = await raw.dump(key)
+        return out
+    finally:
+        await raw.aclose()

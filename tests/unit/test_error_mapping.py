@@ -7,6 +7,7 @@ from enum import StrEnum
 
 import pytest
 
+from onsale.botgate import PowRejected, PowRejection
 from onsale.checkout.errors import CheckoutRejected, CheckoutRejection
 from onsale.domain import DomainError
 from onsale.errors import Code
@@ -24,6 +25,7 @@ from onsale.tickets.errors import TicketRejected, TicketRejection
         (CheckoutRejected, CheckoutRejection),
         (TicketRejected, TicketRejection),
         (EventRejected, EventRejection),
+        (PowRejected, PowRejection),
     ],
 )
 def test_every_reason_has_a_code(error: type[DomainError], reasons: type[StrEnum]) -> None:

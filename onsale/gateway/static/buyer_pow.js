@@ -34,7 +34,7 @@
     function progress(started) {
       const seconds = Math.floor((Date.now() - started) / 1000);
       $("pow-time").textContent = seconds < 3 ? "" :
-        `${seconds} s so far: older phones can take a little longer. Keep this page open.`;
+        `${seconds} s so far: older phones can take a little longer.`;
     }
 
     function finish() {
