@@ -101,6 +101,14 @@
 
   // ---- the answer: colour, words, a beep or a buzz ---------------------------------------
   let audio = null;
+  // Browsers start sound only after a tap: the first tap (camera, a typed code) opens it.
+  function unlockAudio() {
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      if (audio.state === "suspended") audio.resume();
+    } catch { audio = null; }
+  }
+
   function beep(kind) {
     try {
       audio = audio || new (window.AudioContext || window.webkitAudioContext)();
@@ -140,11 +148,14 @@
     recent.prepend(item);
     while (recent.children.length > 8) recent.lastChild.remove();
     // Frame to answer: from the start of decoding to the answer painted.
+    const fromCamera = source === "camera";
     requestAnimationFrame(() => {
       const ms = performance.now() - started;
+      if (!fromCamera) return; // typed codes: no frame to time
       timings.push(ms);
       el.dataset.ms = ms.toFixed(1);
       el.dataset.count = String(timings.length);
+      el.dataset.timings = timings.map((t) => t.toFixed(1)).join(" "); // for tests and the curious
     });
   }
 
@@ -191,6 +202,11 @@
     }
     const row = event.tickets.get(ticketId);
     const name = row ? row.attendee_name : "";
+    if (ok === null && !row) {
+      // No way to check the signature here, and not in the list: it could be made up.
+      await queue(code, ticketId, "refused");
+      return answer("offline-no", "Cannot check", "", "Not in the downloaded list, and this browser cannot verify signatures offline.", started);
+    }
     if (row && (row.status === "refunded" || row.status === "cancelled")) {
       await queue(code, ticketId, "refused");
       return answer("offline-no", "Not valid", name, `This ticket was ${row.status}: do not let it in.`, started);
@@ -220,19 +236,21 @@
 
   // ---- deciding: the server first -------------------------------------------------------
   let busy = false;
+  let source = ""; // what the scan being decided came from: camera, manual or test
   //: After an online scan got no answer, scans are decided here for a while (then the
   //: server is tried again), so that a dead link costs one slow answer, not every one.
   const QUIET_MS = 10000;
   let quietUntil = 0;
-  async function handle(code, started, source) {
+  async function handle(code, started, from) {
     if (!event || busy) return;
     busy = true;
+    source = from;
     try {
       await decide(code.trim(), started);
     } finally {
       busy = false;
     }
-    if (source === "manual") $("manual-code").value = "";
+    if (from === "manual") $("manual-code").value = "";
   }
 
   async function decide(code, started) {
@@ -260,6 +278,9 @@
     }
     if (r.status === 422 || r.status === 400) {
       return answer("no", "Not a ticket", "", d.detail || "This code is not an onsale ticket.", started);
+    }
+    if (r.status === 404 && d.code === "ticket_not_found") {
+      return decideHere(code, started, "Genuine, but the server has not recorded it yet; decided on this device.");
     }
     if (r.status === 401) showError("Your sign-in has ended: scans are decided here until you sign in again.");
     if (r.status === 403) return answer("no", "Not allowed", "", d.detail || "You are not on this event's staff.", started);
@@ -299,6 +320,7 @@
     if (!items.length) return showQueue();
     syncing = true;
     try {
+      if (!me.user) await whoAmI(); // opened offline: the session's CSRF token first
       const byEvent = new Map();
       for (const item of items) {
         if (!byEvent.has(item.event_id)) byEvent.set(item.event_id, []);
@@ -525,6 +547,13 @@
   }
 
   // ---- start ---------------------------------------------------------------------------------
+  // The signed-in person and the session's CSRF token (a page opened offline asks later).
+  async function whoAmI() {
+    const r = await api("GET", "/api/me");
+    if (r.status === 200) { me.user = r.data.user; me.csrf = r.data.csrf_token || ""; }
+    return r.status;
+  }
+
   async function start() {
     window.addEventListener("online", () => setOnline(true));
     window.addEventListener("offline", () => setOnline(false));
@@ -540,10 +569,11 @@
       open($("event").value);
     });
     $("change").addEventListener("click", () => { stopCamera(); setup(); });
-    $("camera").addEventListener("click", () => (stream ? stopCamera() : startCamera()));
+    $("camera").addEventListener("click", () => { unlockAudio(); return stream ? stopCamera() : startCamera(); });
     $("manual").addEventListener("submit", (e) => {
       e.preventDefault();
       const code = $("manual-code").value.trim();
+      unlockAudio();
       if (code) handle(code, performance.now(), "manual");
     });
     $("sync-now").addEventListener("click", () => syncSoon(0));
@@ -553,14 +583,10 @@
       location.assign("/login?next=%2Fscan");
     });
 
-    if (online) {
-      const r = await api("GET", "/api/me");
-      if (r.status === 200) { me.user = r.data.user; me.csrf = r.data.csrf_token || ""; }
-      else if (r.status === 401) {
-        // A bearer token (a kiosk's header) is not a session: the event list says whether it works.
-        const probe = await api("GET", "/api/checkin/events");
-        if (probe.status === 401) return toLogin();
-      }
+    if (online && (await whoAmI()) === 401) {
+      // A bearer token (a kiosk's header) is not a session: the event list says whether it works.
+      const probe = await api("GET", "/api/checkin/events");
+      if (probe.status === 401) return toLogin();
     }
     say("who", me.user ? `Signed in as ${me.user.email}.` : online ? "Signed in with an API token." : "Offline.");
     keepShell();
