@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+import functools
 import hashlib
 import hmac
 import secrets
@@ -89,28 +90,28 @@ class BotGate:
     # ---- the event's difficulty -----------------------------------------------------------
     async def state(self, event_id: str) -> PowState:
         """The event's difficulty now; read from Redis at most once per :data:`REFRESH_S`
-        per process, whatever the number of joins asking at once."""
-        now = time.monotonic()
+        per process, whatever the number of joins asking at once (one read in flight, in a
+        task of its own: a caller that goes away does not cancel it for the others)."""
         hit = self._cache.get(event_id)
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > time.monotonic():
             return hit[1]
         reading = self._reading.get(event_id)
-        if reading is not None:
-            return await asyncio.shield(reading)
-        future: asyncio.Future[PowState] = asyncio.get_running_loop().create_future()
-        self._reading[event_id] = future
-        try:
-            state = await self._read(event_id)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: no "never retrieved" warning when nobody waits
-            raise
-        finally:
-            del self._reading[event_id]
-        future.set_result(state)
+        if reading is None:
+            reading = self._reading[event_id] = asyncio.ensure_future(self._refresh(event_id))
+            reading.add_done_callback(functools.partial(self._done, event_id))
+        return await asyncio.shield(reading)
+
+    def _done(self, event_id: str, reading: asyncio.Future[PowState]) -> None:
+        self._reading.pop(event_id, None)
+        if not reading.cancelled():
+            reading.exception()  # retrieved: a failed read is the waiters' to raise, or no one's
+
+    async def _refresh(self, event_id: str) -> PowState:
+        started = time.monotonic()
+        state = await self._read(event_id)
         if len(self._cache) >= MAX_CACHED:
             self._cache.clear()
-        self._cache[event_id] = (now + REFRESH_S, state)
+        self._cache[event_id] = (started + REFRESH_S, state)
         return state
 
     async def _read(self, event_id: str) -> PowState:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -200,3 +201,26 @@ async def test_the_default_difficulty_comes_from_the_environment(
     # The session's gateway has no default: the same event asks nothing of it.
     assert await challenge(client, eid) == {"required": False, "difficulty": 0}
     assert (await join(client, eid))["state"] in ("waiting", "admitted")
+
+
+async def test_a_process_reads_an_event_s_difficulty_once_whatever_the_joins(
+    client: Client, admin: dict[str, str], redis: Any, app_services: Services
+) -> None:
+    eid = (await taxed(client, admin))["id"]
+    gate = BotGate(redis, PowSettings(), app_services.signing_key)
+    calls = []
+    real = gate.scripts.run
+
+    async def counted(name: str, names: Any, args: Any) -> Any:
+        calls.append(name)
+        await asyncio.sleep(0.05)  # a slow Redis: everyone arrives while the read is out
+        return await real(name, names, args)
+
+    gate.scripts.run = counted  # type: ignore[method-assign]
+    first = asyncio.ensure_future(gate.state(eid))
+    await asyncio.sleep(0.01)
+    first.cancel()  # the first asker goes away; the read goes on for the others
+    states = await asyncio.gather(*(gate.state(eid) for _ in range(50)))
+    assert calls == ["pow_state"]
+    assert {(s.base, s.difficulty) for s in states} == {(2000, 2000)}
+    assert (await gate.state(eid)) is states[0] and calls == ["pow_state"]
