@@ -46,18 +46,32 @@ def _verdict(name: str, what: str, offset: float, rtt: float) -> Check:
     return passed(name, detail)
 
 
-async def redis_clock(redis: RedisClient, clock: Clock = time.time) -> Check:
+async def redis_clock(redis: RedisClient, clock: Clock = time.time) -> tuple[Check, float]:
+    """The verdict, and Redis's offset from this host in seconds."""
+
     async def read() -> float:
         seconds, micros = await redis.time()
         return float(seconds) + float(micros) / 1e6
 
     offset, rtt = await _offset(clock, read)
-    return _verdict("clock.redis", "Redis's clock", offset, rtt)
+    return _verdict("clock.redis", "Redis's clock", offset, rtt), offset
 
 
-async def postgres_clock(conn: asyncpg.Connection, clock: Clock = time.time) -> Check:
+async def postgres_clock(conn: asyncpg.Connection, clock: Clock = time.time) -> tuple[Check, float]:
+    """The verdict, and Postgres's offset from this host in seconds."""
+
     async def read() -> float:
         return float(await conn.fetchval("SELECT extract(epoch FROM clock_timestamp())"))
 
     offset, rtt = await _offset(clock, read)
-    return _verdict("clock.postgres", "Postgres's clock", offset, rtt)
+    return _verdict("clock.postgres", "Postgres's clock", offset, rtt), offset
+
+
+def between(redis_offset: float, postgres_offset: float) -> Check:
+    """Redis against Postgres, from their offsets to this host: each may be within a second
+    of it and still two apart."""
+    gap = redis_offset - postgres_offset
+    detail = f"Redis and Postgres are {abs(gap):.3f} s apart"
+    if abs(gap) > MAX_SKEW_S:
+        return fail("clock.agree", detail, "run NTP on the Redis and Postgres hosts")
+    return passed("clock.agree", detail)

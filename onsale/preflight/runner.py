@@ -87,85 +87,113 @@ def _config(settings: Settings) -> Check:
     return passed("config", f"as for `onsale serve`; public URL {settings.mail.public_url}")
 
 
-async def run(
-    settings: Settings, options: Options | None = None, *, clock: clocks.Clock | None = None
-) -> Report:
-    """Every check; read-only, and done within :data:`DEADLINE_S`."""
-    options = options or Options()
-    started = time.monotonic()
-    deadline = started + DEADLINE_S
-    now = clock or host_clock()
-    redis: RedisClient | None = None
-    if settings.redis.url:
-        redis = redis_client(settings.redis.url, cluster=settings.redis.cluster, max_connections=4)
+class _Run:
+    """One run's shared state: the settings, the deadline, one Redis client, the clocks'
+    offsets from this host."""
 
-    async def redis_group() -> list[Check]:
-        if redis is None:
+    def __init__(self, settings: Settings, options: Options, now: clocks.Clock) -> None:
+        self.settings = settings
+        self.options = options
+        self.now = now
+        self.started = time.monotonic()
+        self.deadline = self.started + DEADLINE_S
+        self.offsets: dict[str, float] = {}
+        self.redis: RedisClient | None = None
+        if settings.redis.url:
+            self.redis = redis_client(
+                settings.redis.url, cluster=settings.redis.cluster, max_connections=4
+            )
+
+    async def redis_group(self) -> list[Check]:
+        if self.redis is None:
             return [fail("redis.reachable", "ONSALE_REDIS_URL is not set", "set it")]
         found = await redis_checks.checks(
-            redis,
-            cluster=settings.redis.cluster,
-            expect_visitors=options.expect_visitors,
-            url=redact(settings.redis.url),
+            self.redis,
+            cluster=self.settings.redis.cluster,
+            expect_visitors=self.options.expect_visitors,
+            url=redact(self.settings.redis.url),
         )
         if found[0].status.value == "PASS":
-            found.append(await clocks.redis_clock(redis, now))
+            check, self.offsets["redis"] = await clocks.redis_clock(self.redis, self.now)
+            found.append(check)
         return found
 
-    async def postgres_group() -> list[Check]:
-        if not settings.database.url:
+    async def postgres_group(self) -> list[Check]:
+        url = self.settings.database.url
+        if not url:
             return [fail("postgres.reachable", "ONSALE_DATABASE_URL is not set", "set it")]
         try:
-            conn = await asyncpg.connect(settings.database.url, timeout=3)
+            conn = await asyncpg.connect(url, timeout=3)
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             return [
                 fail(
                     "postgres.reachable",
-                    f"{redact(settings.database.url)}: {type(exc).__name__}: {exc}",
+                    f"{redact(url)}: {type(exc).__name__}: {exc}",
                     "start Postgres or fix ONSALE_DATABASE_URL",
                 )
             ]
         try:
             found = await postgres_checks.checks(
                 conn,
-                pool_max=settings.database.pool_max,
-                gateways=options.gateways,
-                workers=options.workers,
+                pool_max=self.settings.database.pool_max,
+                gateways=self.options.gateways,
+                workers=self.options.workers,
             )
-            found.append(await clocks.postgres_clock(conn, now))
-            if options.event and redis is not None:
-                # Done before the group's own deadline: a hung Redis must not cost the
-                # Postgres lines above.
-                found += await _bounded(
-                    "event.armed",
-                    lambda: event_checks.checks(conn, redis, options.event or ""),
-                    deadline - INNER_MARGIN_S,
-                )
-            elif options.event:
-                found.append(fail("event.armed", "no Redis to check it in", "set ONSALE_REDIS_URL"))
+            check, self.offsets["postgres"] = await clocks.postgres_clock(conn, self.now)
+            found.append(check)
+            if self.options.event:
+                found += await self._event(conn, self.options.event)
             return found
         finally:
             await conn.close(timeout=1)
 
-    # Named by the check a hang or an error in the group stands for.
-    groups: list[tuple[str, Group]] = [
-        ("redis.reachable", redis_group),
-        ("postgres.reachable", postgres_group),
-        ("stripe.keys", lambda: stripe_checks.checks(settings.stripe, settings.mail.public_url)),
-        (
-            "keys",
-            lambda: signing_checks.checks(settings.security.signing_key, settings.mail.public_url),
-        ),
-        ("smtp", lambda: mail_checks.checks(settings.mail.smtp_url)),
-    ]
-    try:
-        results = await asyncio.gather(*(_bounded(n, g, deadline) for n, g in groups))
-    finally:
-        if redis is not None:
-            await redis.aclose()
-    checks = [_config(settings)]
-    for found in results:
-        checks += found
-    order = ("config", "redis", "postgres", "clock", "stripe", "keys", "event", "smtp")
-    checks.sort(key=lambda c: order.index(c.name.split(".")[0]))
-    return Report(checks, seconds=time.monotonic() - started)
+    async def _event(self, conn: asyncpg.Connection, event_id: str) -> list[Check]:
+        redis = self.redis
+        if redis is None:
+            return [fail("event.armed", "no Redis to check it in", "set ONSALE_REDIS_URL")]
+        # Done before the group's own deadline: a hung Redis must not cost the Postgres
+        # lines before it.
+        return await _bounded(
+            "event.armed",
+            lambda: event_checks.checks(conn, redis, event_id),
+            self.deadline - INNER_MARGIN_S,
+        )
+
+    async def all(self) -> Report:
+        settings = self.settings
+        # Named by the check a hang or an error in the group stands for.
+        groups: list[tuple[str, Group]] = [
+            ("redis.reachable", self.redis_group),
+            ("postgres.reachable", self.postgres_group),
+            (
+                "stripe.keys",
+                lambda: stripe_checks.checks(settings.stripe, settings.mail.public_url),
+            ),
+            (
+                "keys.jwks",
+                lambda: signing_checks.checks(
+                    settings.security.signing_key, settings.mail.public_url
+                ),
+            ),
+            ("smtp", lambda: mail_checks.checks(settings.mail.smtp_url)),
+        ]
+        try:
+            results = await asyncio.gather(*(_bounded(n, g, self.deadline) for n, g in groups))
+        finally:
+            if self.redis is not None:
+                await self.redis.aclose()
+        checks = [_config(settings)]
+        for found in results:
+            checks += found
+        if len(self.offsets) == 2:
+            checks.append(clocks.between(self.offsets["redis"], self.offsets["postgres"]))
+        order = ("config", "redis", "postgres", "clock", "stripe", "keys", "event", "smtp")
+        checks.sort(key=lambda c: order.index(c.name.split(".")[0]))
+        return Report(checks, seconds=time.monotonic() - self.started)
+
+
+async def run(
+    settings: Settings, options: Options | None = None, *, clock: clocks.Clock | None = None
+) -> Report:
+    """Every check; read-only, and done within :data:`DEADLINE_S`."""
+    return await _Run(settings, options or Options(), clock or host_clock()).all()

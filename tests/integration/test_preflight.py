@@ -107,6 +107,8 @@ async def test_each_misconfiguration_is_a_named_fail(
         detail = failing[name].detail  # "Redis's clock is 40.001 s behind this host (...)"
         assert "s behind this host" in detail, detail
         assert abs(float(detail.split(" is ")[1].split(" s ")[0]) - SKEW_S) < 1, detail
+    # Only this host is off: Redis and Postgres still agree with each other.
+    assert report.by_name("clock.agree").status is Status.PASS  # type: ignore[union-attr]
     assert "not armed in Redis" in failing["event.armed"].detail
     assert f"onsale recover --event {event['id']}" in failing["event.armed"].fix
     # What is right is said so: the keys, the migrations, the Postgres connections.
@@ -144,7 +146,7 @@ async def test_a_sound_stack_passes_and_an_event_is_checked(
     report = await runner.run(settings, runner.Options(event=event["id"]))
     got = {c.name: c.status for c in report.checks}
     for name in ("event.armed", "event.tiers", "event.schedule", "event.admission",
-                 "event.hold", "event.dead_letters", "clock.redis", "clock.postgres",
+                 "event.hold", "event.dead_letters", "clock.redis", "clock.postgres", "clock.agree",
                  "stripe.keys", "stripe.webhook_secret"):  # fmt: skip
         assert got[name] is Status.PASS, report.text()
     # A dead-lettered order and a closed sale are FAILs naming them.

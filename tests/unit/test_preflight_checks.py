@@ -11,7 +11,7 @@ import pytest
 
 from onsale.checkout.stripe_calls import StripeCalls
 from onsale.config import StripeSettings
-from onsale.preflight import redis_checks, stripe_checks
+from onsale.preflight import clocks, redis_checks, stripe_checks
 from onsale.preflight.result import Check, Report, Status, fail, passed, warn
 
 PUBLIC = "https://tickets.example.com"
@@ -118,3 +118,8 @@ def test_report_lines_and_summary() -> None:
     assert lines[2] == "FAIL  redis.eviction           allkeys-lru -> set noeviction"
     assert lines[-1] == "preflight: 1 PASS, 1 WARN, 1 FAIL in 0.2 s; failing: redis.eviction"
     assert report.failed and not Report(checks[:2]).failed
+
+
+def test_redis_and_postgres_may_each_be_near_this_host_and_far_apart() -> None:
+    assert clocks.between(0.8, -0.8).status is Status.FAIL
+    assert clocks.between(40.2, 40.0).status is Status.PASS
