@@ -145,13 +145,13 @@ class BotGate:
         return {**made.to_dict(), "required": True, "difficulty": state.difficulty}
 
     # ---- solutions --------------------------------------------------------------------
-    async def check(self, event_id: str, payload: str | None) -> None:
-        """Pass a join that may take a place: the event asks for no proof-of-work, or this
-        one is valid for it and is now spent. Else :class:`PowRejected`, and nothing was
-        written."""
+    async def check(self, event_id: str, payload: str | None) -> bool:
+        """Pass a join that may take a place: the event asks for no proof-of-work (False),
+        or this one is valid for it and is now spent (True). Else :class:`PowRejected`, and
+        nothing was written."""
         state = await self.state(event_id)
         if state.base <= 0:
-            return
+            return False
         if not payload:
             raise PowRejected(PowRejection.POW_REQUIRED)
         params = self._verified(event_id, payload, state)
@@ -162,6 +162,7 @@ class BotGate:
         args = [params.salt, (minute + 2) * 60, WINDOW_S + 5]
         if await self.scripts.run("pow_spend", [spent, joins], args) != 1:
             raise PowRejected(PowRejection.POW_INVALID, "this proof-of-work was used already")
+        return True
 
     def _verified(self, event_id: str, payload: str, state: PowState) -> Any:
         """The challenge's parameters if ``payload`` solves a challenge of ours for this

@@ -64,6 +64,10 @@ for _outcome in (
     WEBHOOKS.labels(_outcome)
 for _reason in ("sold_out", "insufficient_inventory", "limit_exceeded", "admission_required"):
     HOLD_FAILURES.labels(_reason)
+#: The bot tax (onsale/botgate): new joins whose proof-of-work was spent, or refused why.
+POW_JOINS = Counter("onsale_pow_joins", "New queue joins checked for a proof-of-work", ("outcome",))
+for _outcome in ("spent", "pow_required", "pow_invalid"):
+    POW_JOINS.labels(_outcome)
 
 #: Routes not matched (404s, scanners) share one label: the raw path is never a label.
 UNMATCHED = "<unmatched>"

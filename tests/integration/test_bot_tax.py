@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import time
 from typing import Any
 
@@ -97,6 +98,27 @@ async def test_a_solution_buys_one_join_and_a_replay_is_refused(
     spent = keys.pow_spent(eid, minute)
     assert await redis.scard(spent) >= 1
     assert 0 < await redis.ttl(spent) <= 3 * 60 + 300 + 5
+
+
+def pow_joins(metrics: str) -> dict[str, float]:
+    found = re.findall(r'^onsale_pow_joins_total\{outcome="(\w+)"\} (\S+)$', metrics, re.M)
+    return {outcome: float(value) for outcome, value in found}
+
+
+async def test_the_tax_is_counted_for_prometheus(client: Client, admin: dict[str, str]) -> None:
+    eid = (await taxed(client, admin))["id"]
+    before = pow_joins((await client.get("/metrics")).text)
+    assert set(before) == {"spent", "pow_required", "pow_invalid"}
+    await client.post(queue(eid))
+    await client.post(queue(eid), headers={"X-Altcha": "x"})
+    r = await client.post(queue(eid), headers={"X-Altcha": await solved(client, eid)})
+    assert r.status_code == 200
+    after = pow_joins((await client.get("/metrics")).text)
+    assert {k: after[k] - before[k] for k in after} == {
+        "spent": 1,
+        "pow_required": 1,
+        "pow_invalid": 1,
+    }
 
 
 def forge(payload: str, change: Any) -> str:

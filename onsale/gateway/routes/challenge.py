@@ -14,6 +14,7 @@ from litestar.params import FromPath
 from onsale.botgate import PowRejected
 from onsale.errors import ApiError
 from onsale.gateway.errors import to_api
+from onsale.gateway.metrics import POW_JOINS
 from onsale.gateway.types import Deps
 
 _encode = msgspec.json.Encoder().encode
@@ -39,13 +40,16 @@ async def require_pow(services: Deps, event_id: str, header: str | None, field: 
     one (header ``X-Altcha`` or body field ``altcha``), now spent; else ``403 pow_required``
     or ``pow_invalid`` naming the challenge URL (body ``challenge``, ``WWW-Authenticate``)."""
     try:
-        await services.botgate.check(event_id, header or field)
+        spent = await services.botgate.check(event_id, header or field)
     except PowRejected as exc:
+        POW_JOINS.labels(str(exc.reason)).inc()
         err: ApiError = to_api(exc)
         url = challenge_url(event_id)
         err.extra["challenge"] = url
         err.headers["WWW-Authenticate"] = f'Altcha challenge="{url}"'
         raise err from None
+    if spent:
+        POW_JOINS.labels("spent").inc()
 
 
 ROUTES = [challenge]
