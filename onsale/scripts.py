@@ -37,6 +37,7 @@ PRELUDES: dict[str, tuple[str, ...]] = {
     "queue_leave": ("_clock", "_queue"),
     "queue_advance": ("_clock", "_queue"),
     "queue_board": ("_clock", "_queue"),
+    "queue_fill": ("_clock", "_queue"),
     "commit_ack": (),
     "commit_dead": (),
     "commit_lag": (),

@@ -44,7 +44,7 @@ log = logging.getLogger("onsale.queue")
 
 #: How often each process reads each polled event's public state (s): the most a
 #: position lags.
-REFRESH_S = 0.25
+REFRESH_S = 0.5
 #: An event nobody has polled for this long is no longer refreshed (s).
 IDLE_S = 15.0
 #: How often the batched "still here" marks are written (s). A mark's alive-until is three

@@ -235,6 +235,16 @@ class WaitingRoom(ScriptClient):
             claimed=claimed,
         )
 
+    async def fill(self, event_id: str, visitor_ids: Sequence[str]) -> tuple[list[str], int]:
+        """Many new visitors take a place, as joins from an uncounted client would (a
+        benchmark's room): their places (:attr:`Place.number`) and the numbering's epoch."""
+        reply = await self._scripts.run(
+            "queue_fill", keys.queue_keys(event_id), [self.now(), *visitor_ids]
+        )
+        if not reply:
+            return [], 0
+        return [str(p) for p in reply[1:]], int(reply[0])
+
     async def board(self, event_id: str) -> Board | None:
         """The event's public state (moving the cursor, as a poll did); ``None`` for an
         unknown event."""
