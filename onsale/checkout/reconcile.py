@@ -285,10 +285,11 @@ async def _orders(
         elif row["status"] not in ("confirmed", "refunded"):
             say(f"order {order_id}: {paid_text}, the order is {row['status']} in Postgres")
     for order_id, row in sorted(orders.items()):
-        if row["payment_intent_id"] in found.unchecked:
-            continue  # said above; its other problems wait for a run that can ask Stripe
+        # An order Stripe could not be asked about (said above) is still checked against
+        # its tickets; its payment waits for a run that can ask.
+        unchecked = row["payment_intent_id"] in found.unchecked
         try:
-            problems = await _order_problems(api, row, intents.get(order_id))
+            problems = await _order_problems(api, row, intents.get(order_id), unchecked)
         except stripe.StripeError as exc:
             problems = [f"could not check its refund: {describe(exc)}"]
         for problem in problems:
@@ -296,15 +297,18 @@ async def _orders(
             say(f"{label}: {problem}")
 
 
-async def _order_problems(api: Stripe, row: asyncpg.Record, intent: Any) -> list[str]:
-    """What is wrong with one order in Postgres, given its succeeded PaymentIntent if any."""
+async def _order_problems(
+    api: Stripe, row: asyncpg.Record, intent: Any, unchecked: bool = False
+) -> list[str]:
+    """What is wrong with one order in Postgres, given its succeeded PaymentIntent if any
+    (``unchecked``: Stripe could not be asked, so only its tickets are checked)."""
     status, pi, found = row["status"], row["payment_intent_id"], []
     if status == "confirmed" and row["tickets"] != row["ordered"]:
         found.append(f"{row['ordered']} tickets ordered, {row['tickets']} valid or used "
                      "tickets in Postgres")  # fmt: skip
     if status == "refunded" and row["tickets"]:
         found.append(f"refunded, yet {row['tickets']} of its tickets are valid or used")
-    if status not in ("confirmed", "refunded"):
+    if status not in ("confirmed", "refunded") or unchecked:
         return found
     if pi is None:
         if row["amount"]:
