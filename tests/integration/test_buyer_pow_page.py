@@ -6,18 +6,21 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Request, expect
 
 from onsale import signing
 from tests.conftest import ADMIN_TOKEN
-from tests.integration.api_support import iso
+from tests.integration.api_support import event, iso
 from tests.integration.page_support import (
+    add_user,
     chromium,
     create_event,
     new_page,
     no_horizontal_scroll,
     screenshot,
+    signed_in,
     stored,
 )
 from tests.integration.process_support import serving
@@ -112,4 +115,44 @@ def test_an_event_without_a_bot_tax_loads_no_widget(server: str, browser: Browse
     expect(page.locator("#status-title")).to_have_text("You're in line")
     expect(page.locator("#pow")).to_be_hidden()
     assert scripts == []
+    page.context.close()
+
+
+def test_an_organizer_sets_the_bot_tax_in_the_console(server: str, browser: Browser) -> None:
+    email, password = add_user(server, "organizer")
+    api = signed_in(server, email, password)
+    onsale = {"opens_at": iso(3600), "admit_per_minute": 60}
+    r = api.post("/api/events", json=event(title="Tax Night", onsale=onsale))
+    api.close()
+    assert r.status_code == 201, r.text
+    event_id = r.json()["id"]
+    assert r.json()["onsale"]["pow_difficulty"] is None  # the server's default
+    page = new_page(browser, viewport={"width": 820, "height": 1180})
+    page.goto(f"{server}/organizer")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{server}/organizer")
+    page.goto(f"{server}/organizer/events/{event_id}/edit")
+    field = page.get_by_label("Bot tax (proof-of-work)")
+    expect(field).to_have_value("")
+    expect(field).to_have_accessible_description(re.compile("about a second on a phone"))
+    field.fill("-5")
+    page.get_by_role("button", name="Save changes").click()
+    expect(field).to_have_attribute("aria-invalid", "true")
+    field.fill("80000")
+    no_horizontal_scroll(page)
+    page.get_by_role("button", name="Save changes").click()
+    expect(page).to_have_url(f"{server}/organizer/events/{event_id}")
+    assert httpx.get(f"{server}/api/events/{event_id}").json()["onsale"]["pow_difficulty"] == 80000
+    # Once set it can change (0: off), not go back to the default.
+    page.goto(f"{server}/organizer/events/{event_id}/edit")
+    expect(field).to_have_value("80000")
+    field.fill("")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.locator("#f-pow-error")).to_have_text("It can be changed, not removed, once set.")
+    field.fill("0")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page).to_have_url(f"{server}/organizer/events/{event_id}")
+    assert httpx.get(f"{server}/api/events/{event_id}").json()["onsale"]["pow_difficulty"] == 0
     page.context.close()

@@ -308,6 +308,7 @@
       intField(f("f-rate"), 1, 1000000, false),
       intField(f("f-max-active"), 1, 10000000, true),
       f("f-hold").disabled || intField(f("f-hold"), 30, 3600, false),
+      intField(f("f-pow"), 0, 100000000, true),
     ];
     const starts = fromLocalInput(f("f-starts").value);
     const opens = fromLocalInput(f("f-opens").value);
@@ -320,6 +321,7 @@
     const kept = "It can be changed, not removed, once set.";
     if (loaded && loaded.onsale.max_active && !f("f-max-active").value.trim()) checks.push(fieldError(f("f-max-active"), kept));
     if (loaded && loaded.onsale.closes_at && !f("f-closes").disabled && !closes) checks.push(fieldError(f("f-closes"), kept));
+    if (loaded && loaded.onsale.pow_difficulty != null && !f("f-pow").value.trim()) checks.push(fieldError(f("f-pow"), kept));
     const tiers = validTiers(currency);
     if (!checks.every(Boolean) || !tiers) return null;
     const venueName = f("f-venue").value.trim();
@@ -333,6 +335,7 @@
     if (venue) event.venue = venue;
     const onsale = { admit_per_minute: Number(f("f-rate").value) };
     if (f("f-max-active").value.trim()) onsale.max_active = Number(f("f-max-active").value);
+    if (f("f-pow").value.trim()) onsale.pow_difficulty = Number(f("f-pow").value);
     if (!f("f-opens").disabled) {
       onsale.opens_at = opens;
       onsale.hold_seconds = Number(f("f-hold").value);
@@ -346,6 +349,7 @@
     [/closes_at/, "f-closes"], [/opens_at/, "f-opens"], [/starts_at/, "f-starts"],
     [/currency/, "f-currency"], [/country/, "f-country"], [/title/, "f-title"],
     [/admit_per_minute/, "f-rate"], [/max_active/, "f-max-active"], [/hold_seconds/, "f-hold"],
+    [/pow_difficulty/, "f-pow"],
   ];
 
   function refused(r) {
@@ -392,6 +396,7 @@
       $("f-rate").value = ev.onsale.admit_per_minute;
       $("f-max-active").value = ev.onsale.max_active || "";
       $("f-hold").value = ev.onsale.hold_seconds;
+      $("f-pow").value = ev.onsale.pow_difficulty ?? "";
       for (const id of ["f-opens", "f-closes", "f-hold"]) $(id).disabled = opened;
       show($("schedule-locked"), opened);
       document.title = `Edit ${ev.title} · onsale console`;
