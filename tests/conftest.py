@@ -47,25 +47,44 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report.longrepr = f"skipped, and this suite does not skip ({ALLOW_SKIPS}=1 allows it): {reason}"
 
 
+def _armed(url: str) -> set[str]:
+    """The events the gateways' ticks and the committers walk: armed, or retired."""
+    with _sync_redis(url) as r:
+        members = r.smembers(keys.ARMED_EVENTS) | set(r.zrange(keys.RETIRED_EVENTS, 0, -1))
+    return {m.decode() for m in members}
+
+
+def _sync_redis(url: str) -> SyncRedis:
+    if url.startswith("unix:/") and not url.startswith("unix://"):
+        url = "unix://" + url.removeprefix("unix:")  # as urlunsplit writes a socket's
+    return SyncRedis.from_url(url)
+
+
 @pytest.fixture(autouse=True)
 def forget_created_events(request: pytest.FixtureRequest) -> Iterator[None]:
     """Tests remove the events they arm: every gateway's periodic tick walks all armed
     events (admitting, sweeping, retiring), so one test's events would otherwise be work,
-    and state, in every later test. After each test, the events it created through the
-    API leave the armed and retired sets and lose their Redis keys."""
+    and state, in every later test. After each test, the events it armed leave the armed
+    and retired sets and lose their Redis keys: those it created through the API helpers
+    (on whichever Redis), and any other that appeared in the session's own Redis while it
+    ran (not in a Redis named by ONSALE_TEST_REDIS_URL: others' runs may share that one).
+    Events of module fixtures are armed before this runs, and stay."""
     # Imported here, not above: the support modules must be imported after
     # register_assert_rewrite has named them.
     from tests.integration.inventory_support import CREATED, event_keys
 
+    own = "redis_url" in request.fixturenames and not os.environ.get("ONSALE_TEST_REDIS_URL")
+    session_url: str | None = request.getfixturevalue("redis_url") if own else None
+    before = _armed(session_url) if session_url else set()
     yield
     created, CREATED[:] = list(CREATED), []
-    by_url: dict[str, list[str]] = {}
+    by_url: dict[str, set[str]] = {}
     for url, event_id in created:
-        by_url.setdefault(url or request.getfixturevalue("redis_url"), []).append(event_id)
+        by_url.setdefault(url or request.getfixturevalue("redis_url"), set()).add(event_id)
+    if session_url:
+        by_url.setdefault(session_url, set()).update(_armed(session_url) - before)
     for url, ids in by_url.items():
-        if url.startswith("unix:/") and not url.startswith("unix://"):
-            url = "unix://" + url.removeprefix("unix:")  # as urlunsplit writes a socket's
-        with SyncRedis.from_url(url) as r, r.pipeline(transaction=False) as pipe:
+        with _sync_redis(url) as r, r.pipeline(transaction=False) as pipe:
             for event_id in ids:
                 pipe.srem(keys.ARMED_EVENTS, event_id)
                 pipe.zrem(keys.RETIRED_EVENTS, event_id)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +16,7 @@ from tests.integration.api_support import iso
 from tests.integration.page_support import (
     ADMIN,
     PHONE,
+    admission,
     chromium,
     create_event,
     new_page,
@@ -134,19 +134,6 @@ def held(server: str, event_id: str) -> int:
     return sum(int(t["held"]) for t in r.json()["tiers"])
 
 
-def admitted_visitor(server: str, event_id: str) -> str:
-    """Another buyer, through the API: joins and polls as told until admitted."""
-    url = f"{server}/api/events/{event_id}/queue"
-    place = httpx.post(url).json()
-    deadline = time.monotonic() + 30
-    while place["state"] != "admitted":
-        assert place["state"] == "waiting" and time.monotonic() < deadline, place
-        time.sleep(place["poll_after_seconds"])
-        place = httpx.get(url, headers={"X-Visitor-Token": place["visitor_token"]}).json()
-    token: str = place["admission_token"]
-    return token
-
-
 def test_hold_errors_show_their_detail(server: str, browser: Browser) -> None:
     # Opening now: the first seconds' ETAs come from the configured rate, so polls are quick.
     created = create_event(
@@ -155,7 +142,7 @@ def test_hold_errors_show_their_detail(server: str, browser: Browser) -> None:
         onsale={"opens_at": iso(datetime.now(UTC)), "admit_per_minute": 60_000},
     )
     event_id, tier_id = created["id"], created["tiers"][0]["id"]
-    rival = admitted_visitor(server, event_id)
+    rival = admission(server, event_id)
     page = new_page(browser)
     page.goto(f"{server}/e/{event_id}")
     expect(page.locator("#status-title")).to_have_text("It's your turn")
@@ -187,7 +174,7 @@ def test_every_ticket_in_a_cart_is_said_honestly(server: str, browser: Browser) 
     r = httpx.post(
         f"{server}/api/events/{created['id']}/holds",
         json={"items": [{"tier_id": created["tiers"][0]["id"], "quantity": 1}]},
-        headers={"Authorization": f"Bearer {admitted_visitor(server, created['id'])}"},
+        headers={"Authorization": f"Bearer {admission(server, created['id'])}"},
     )
     assert r.status_code == 201, r.text
     page = new_page(browser)
