@@ -23,6 +23,7 @@ from msgspec import Meta
 
 from onsale.connections import RedisClient
 from onsale.events.errors import EventRejected, EventRejection
+from onsale.text import LINE
 from onsale.tickets import qr, uncommitted
 from onsale.tickets.errors import TicketRejected, TicketRejection
 from onsale.tickets.qr import InvalidTicket
@@ -33,10 +34,11 @@ MAX_SYNC_SCANS = 1000
 MANIFEST_CHUNK = 1000
 
 QrText = Annotated[str, Meta(min_length=1, max_length=200)]
-Scanner = Annotated[str, Meta(max_length=100)]
+#: Names that are stored as text: one line, no control character (Postgres refuses U+0000).
+Scanner = Annotated[str, Meta(max_length=100), LINE]
 #: A door's name ("North gate") and a scanning device's own id, as the scanner app sends them.
-Gate = Annotated[str, Meta(max_length=60)]
-Device = Annotated[str, Meta(max_length=64)]
+Gate = Annotated[str, Meta(max_length=60), LINE]
+Device = Annotated[str, Meta(max_length=64), LINE]
 
 
 class Outcome(StrEnum):

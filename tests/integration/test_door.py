@@ -165,3 +165,27 @@ async def test_hostile_input_is_refused_cleanly(
     # A scan naming an event that does not exist is refused, and logs nothing (no 500).
     ghost = await _scan(client, admin, "00000000-0000-0000-0000-000000000001", qr, gate="X")
     assert ghost.status_code in (403, 404, 422)
+
+
+async def test_control_characters_in_gate_device_or_scanner_are_refused(
+    client: Client, admin: dict[str, str], pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """Postgres refuses U+0000 in text: such a gate, device or scanner name is a 422 from
+    the request's own check, never a 500 from the database, and checks nothing in."""
+    order = await issue(client, admin, pool, settings, count=1)
+    qr = order.tickets[0]["qr"]
+    for field in ("gate", "device", "scanner"):
+        r = await _scan(client, admin, order.event_id, qr, **{field: "North\x00gate"})
+        assert (r.status_code, r.json()["code"]) == (422, "invalid_request"), (field, r.text)
+        scan = {"qr": qr, "scanned_at": _ago(1), field: "dev\x00ice"}
+        r = await client.post(
+            "/api/checkin/sync", json={"event_id": order.event_id, "scans": [scan]}, headers=admin
+        )
+        assert (r.status_code, r.json()["code"]) == (422, "invalid_request"), (field, r.text)
+    status = await pool.fetchval("SELECT status::text FROM tickets WHERE id = $1",
+                                 order.tickets[0]["ticket_id"])  # fmt: skip
+    assert status == "valid"
+    logged = await pool.fetchval(
+        "SELECT count(*) FROM checkin_scans WHERE event_id = $1", order.event_id
+    )
+    assert logged == 0
