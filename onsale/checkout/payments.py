@@ -71,17 +71,6 @@ class Payments:
             raise CheckoutRejected(CheckoutRejection.PAYMENT_FAILED, _safe(exc)) from None
         return str(refund.id)
 
-    async def succeeded_intents(self, event_id: str) -> list[tuple[Any, dict[str, str]]]:
-        """Every succeeded PaymentIntent of an event, with its metadata (for reconcile)."""
-        found = []
-        page = await self.client.v1.payment_intents.list_async(params={"limit": 100})
-        async for intent in page.auto_paging_iter():
-            # The library's objects are not dicts (no .get): convert the metadata.
-            metadata = intent.metadata.to_dict() if intent.metadata else {}
-            if intent.status == "succeeded" and metadata.get("event_id") == event_id:
-                found.append((intent, metadata))
-        return found
-
     def verify(self, payload: bytes, header: str | None) -> Any:
         """The event if ``Stripe-Signature`` verifies and is fresh, else ``invalid_signature``."""
         try:

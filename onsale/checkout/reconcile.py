@@ -25,7 +25,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -38,7 +38,14 @@ from onsale import keys
 from onsale.checkout.models import decode_order
 from onsale.checkout.payments import Payments
 from onsale.checkout.stream import lag
-from onsale.checkout.stripe_calls import StripeCalls, client, describe
+from onsale.checkout.stripe_calls import (
+    Stripe,
+    StripeCalls,
+    client,
+    describe,
+    refunded,
+    search_succeeded,
+)
 from onsale.config import Settings
 from onsale.connections import RedisClient, redis_client
 from onsale.events import retirement
@@ -97,16 +104,6 @@ class EventReport(msgspec.Struct):
 
 
 @dataclass
-class Stripe:
-    """One run's way to Stripe: the client, its paced calls, and whether Search works."""
-
-    client: stripe.StripeClient
-    calls: StripeCalls = field(default_factory=StripeCalls)
-    #: None until the first search answers; False once the account refused it.
-    search: bool | None = None
-
-
-@dataclass
 class _Found:
     """What Stripe said about one event's PaymentIntents."""
 
@@ -125,18 +122,6 @@ def _money(amount: int, currency: str) -> str:
 def _metadata(intent: Any) -> dict[str, str]:
     # The library's objects are not dicts (no .get): convert the metadata.
     return intent.metadata.to_dict() if intent.metadata else {}
-
-
-async def _refunded(api: Stripe, intent: Any) -> bool:
-    """Whether Stripe refunded (or is refunding) the intent: its expanded charge says so;
-    a charge left as an id (not expanded) costs one more call."""
-    charge = intent.latest_charge
-    if charge is not None and not isinstance(charge, str):
-        return int(charge.amount_refunded or 0) > 0
-    page = await api.calls(
-        lambda: api.client.v1.refunds.list_async(params={"payment_intent": intent.id, "limit": 100})
-    )
-    return any(r.status in ("succeeded", "pending") for r in page.data)
 
 
 async def _tiers(
@@ -182,42 +167,13 @@ async def _named(
     return named
 
 
-async def _search(api: Stripe, event_id: str) -> list[Any] | None:
-    """The event's succeeded PaymentIntents by Search; None where the account has none."""
-    if api.search is False:
-        return None
-    query = f"metadata['event_id']:'{event_id}' AND status:'succeeded'"
-    found: list[Any] = []
-    page: str | None = None
-    while True:
-        params: Any = {"query": query, "limit": 100, "expand": ["data.latest_charge"]}
-        if page:
-            params["page"] = page
-
-        def ask(p: Any = params) -> Awaitable[Any]:
-            return api.client.v1.payment_intents.search_async(params=p)
-
-        try:
-            result = await api.calls(ask)
-        except (stripe.InvalidRequestError, stripe.PermissionError):
-            if api.search:
-                raise  # it worked before: this is an error, not a missing feature
-            api.search = False  # the emulator (404), or an account without Search
-            return None
-        api.search = True
-        found.extend(result.data)
-        page = getattr(result, "next_page", None)
-        if not getattr(result, "has_more", False) or not page:
-            return found
-
-
 async def _stripe_side(
     api: Stripe, event_id: str, named: dict[str, str], report: EventReport
 ) -> _Found:
     found = _Found()
     seen: dict[str, Any] = {}
     try:
-        searched = await _search(api, event_id)
+        searched = await search_succeeded(api, event_id)
     except stripe.StripeError as exc:
         report.differences.append(f"could not search Stripe: {describe(exc)}")
         searched = None
@@ -320,7 +276,7 @@ async def _order_problems(
         found.append(f"Postgres names PaymentIntent {pi}, Stripe's is {intent.id}")
     if intent.amount != row["amount"]:
         found.append(f"Stripe was paid {_money(intent.amount, intent.currency)}")
-    if status == "refunded" and not await _refunded(api, intent):
+    if status == "refunded" and not await refunded(api, intent):
         found.append(f"refunded in Postgres, but Stripe has no refund of {pi}")
     return found
 

@@ -14,6 +14,17 @@ Rebuilt, per event:
 - the waiting room, empty: a pre-queue before ``opens_at``, an open queue after it,
   closed after ``closes_at`` (the scripts read that from the schedule).
 
+The event's payments are found without scanning the Stripe account where it can be helped
+(a real one holds millions of PaymentIntents): the PaymentIntents its orders in Postgres
+name but Postgres has not seen paid (pending ones) are retrieved by id, and the paid orders
+that only Redis knew, gone with it, are found by Stripe Search
+(``metadata['event_id']:'<id>'``), one call per 100 of the event's payments. Where the
+account has no Search (the emulator), they can only be found by listing the account, from
+the event's creation where the API filters by ``created`` (the emulator does not: it is
+listed whole), one call per 100 PaymentIntents of the account: a progress line says so and
+what it costs. Every call goes through :mod:`onsale.checkout.stripe_calls` (paced,
+retried); a Stripe failure refuses the event, before anything is written.
+
 A paid order is rebuilt from its PaymentIntent: amount, currency and ``metadata``
 (``order_id``, ``hold_id``; ``items`` as ``"<tier_id> <qty> ..."``, ``email``, ``name``,
 ``visitor_id`` when checkout puts them there). Without ``items`` the tiers are told from
@@ -29,6 +40,7 @@ admissions and checkout idempotency records are gone: buyers join and hold again
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sys
 import time
@@ -39,12 +51,15 @@ from typing import Any, TextIO, cast
 
 import asyncpg
 import msgspec
+import stripe
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from onsale import keys, signing
-from onsale.checkout.models import Item, Order, OrderStatus, Ticket
+from onsale.checkout import stripe_calls
+from onsale.checkout.models import Item, Order, OrderStatus, Ticket, decode_order
 from onsale.checkout.payments import Payments
 from onsale.checkout.stream import lag
+from onsale.checkout.stripe_calls import Listing, Stripe, StripeCalls, describe
 from onsale.checkout.writer import Malformed, prepared, write_each, write_executemany
 from onsale.config import Settings
 from onsale.connections import RedisClient, redis_client
@@ -81,6 +96,17 @@ WHERE t.event_id = $1 GROUP BY t.id
 _KNOWN_SQL = (
     "SELECT id::text FROM orders WHERE event_id = $1 AND status IN ('confirmed', 'refunded')"
 )
+# Orders Postgres has, not (yet) paid there, that name a PaymentIntent: Stripe may have it paid.
+_PENDING_SQL = """
+SELECT id::text, payment_intent_id FROM orders
+WHERE event_id = $1 AND status NOT IN ('confirmed', 'refunded') AND payment_intent_id IS NOT NULL
+"""
+#: PaymentIntents retrieved at once (the rate limit paces them further).
+CONCURRENCY = 8
+#: Pages of the account's listing between two progress lines (100 PaymentIntents a page).
+LISTING_PROGRESS_PAGES = 50
+#: Seconds before the event's creation that a ``created`` window starts (clock skew).
+WINDOW_MARGIN_S = 3600
 
 
 class Refused(Exception):
@@ -212,33 +238,138 @@ def _discount(value: str | None) -> int:
     return int(value) if value and value.isdigit() and len(value) < 16 else 0
 
 
-async def _refunded(payments: Payments, payment_intent_id: str) -> bool:
-    """Whether Stripe has a refund of it (counted as ``onsale reconcile`` counts them)."""
-    page = await payments.client.v1.refunds.list_async(
-        params={"payment_intent": payment_intent_id, "limit": 100}
-    )
-    return any(r.status in ("succeeded", "pending") for r in page.data)
-
-
 def _fits(order: Order, sold: dict[str, int], event: Event) -> bool:
     capacity = {t.id: t.capacity for t in event.tiers}
     return all(sold.get(i.tier_id, 0) + i.quantity <= capacity[i.tier_id] for i in order.items)
 
 
+def _metadata(intent: Any) -> dict[str, str]:
+    # The library's objects are not dicts (no .get): convert the metadata.
+    return intent.metadata.to_dict() if intent.metadata else {}
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+async def _named(
+    pool: asyncpg.Pool, redis: RedisClient, event_id: str, known: set[str]
+) -> dict[str, str]:
+    """PaymentIntent id -> the order naming it, for orders not confirmed or refunded in
+    Postgres: its pending ones, and any order Redis still has (a partial loss)."""
+    named: dict[str, str] = {}
+    async for _, raw in redis.hscan_iter(keys.orders(event_id), count=1000):
+        try:
+            order = decode_order(raw)
+        except msgspec.DecodeError:
+            continue  # the committer's problem, reported by its dead letters
+        if order.payment_intent_id:
+            named[order.payment_intent_id] = order.order_id
+    rows = await pool.fetch(_PENDING_SQL, uuid.UUID(event_id))
+    named.update((r["payment_intent_id"], r["id"]) for r in rows)
+    return {pi: order_id for pi, order_id in named.items() if order_id not in known}
+
+
+async def _listed(
+    api: Stripe, pool: asyncpg.Pool, event: Event, progress: Callable[[str], None]
+) -> list[Any]:
+    """The event's succeeded PaymentIntents, found by listing the account (no Search)."""
+    created = await pool.fetchval(
+        "SELECT extract(epoch FROM created_at)::bigint FROM events WHERE id = $1",
+        uuid.UUID(event.id),
+    )
+    since = int(created) - WINDOW_MARGIN_S  # no PaymentIntent of it is older than the event
+    minutes = 10_000 / api.calls.rate / 60
+    progress(
+        f"event {event.id}: warning: Stripe Search is not available: listing the account's "
+        f"PaymentIntents created since {datetime.fromtimestamp(since, UTC).isoformat()} to "
+        "find this event's payments, one Stripe call per 100 PaymentIntents of any event "
+        f"(a million cost 10,000 calls, about {minutes:.0f} min at {api.calls.rate:g} calls/s)"
+    )
+    listing, found, count = Listing(api, since), [], 0
+    async for page in listing:
+        count += len(page)
+        mine = (i for i in page if _metadata(i).get("event_id") == event.id)
+        found += [i for i in mine if i.status == "succeeded"]
+        if listing.pages == 1 and not listing.windowed:
+            progress(f"event {event.id}: Stripe refused the created window: listing the "
+                     "whole account")  # fmt: skip
+        if listing.pages % LISTING_PROGRESS_PAGES == 0:
+            progress(f"event {event.id}: listed {count} PaymentIntents ({listing.pages} "
+                     f"calls), {len(found)} paid for this event so far")  # fmt: skip
+    progress(f"event {event.id}: listed {count} PaymentIntents in {listing.pages} Stripe "
+             f"calls, {len(found)} paid for this event")  # fmt: skip
+    return found
+
+
+async def _paid(
+    api: Stripe,
+    pool: asyncpg.Pool,
+    redis: RedisClient,
+    event: Event,
+    known: set[str],
+    progress: Callable[[str], None],
+) -> list[tuple[Any, dict[str, str]]]:
+    """The event's succeeded PaymentIntents that an order Postgres has not seen paid may
+    own, with their metadata (``order_id`` filled in from the order naming it): Search (or
+    the listing) for those no order in Postgres names, a retrieval for each one named that
+    the search did not return (Search lags writes by up to a minute)."""
+    named = await _named(pool, redis, event.id, known)
+    searched = await stripe_calls.search_succeeded(api, event.id)
+    if searched is None:
+        searched = await _listed(api, pool, event, progress)
+    seen = {intent.id: intent for intent in searched}
+    failed: dict[str, str] = {}
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def retrieve(pi: str) -> None:
+        async with gate:
+            try:
+                seen[pi] = await api.calls(
+                    lambda: api.client.v1.payment_intents.retrieve_async(
+                        pi, params={"expand": ["latest_charge"]}
+                    )
+                )
+            except stripe.AuthenticationError:
+                raise  # no event can be recovered with a key Stripe refuses
+            except stripe.StripeError as exc:
+                failed[pi] = describe(exc)
+
+    await asyncio.gather(*(retrieve(pi) for pi in sorted(named) if pi not in seen))
+    if failed:
+        pi, why = next(iter(sorted(failed.items())))
+        raise Refused(
+            f"Stripe could not be asked about {len(failed)} PaymentIntent(s) of pending "
+            f"orders ({pi}: {why}); nothing was written, recover again"
+        )
+    paid = []
+    for intent in seen.values():
+        metadata = _metadata(intent)
+        if intent.status != "succeeded" or metadata.get("event_id", event.id) != event.id:
+            continue  # another event's payment that an order of this one names is not its
+        if not metadata.get("order_id") and intent.id in named:
+            metadata["order_id"] = named[intent.id]
+        paid.append((intent, metadata))
+    return paid
+
+
 async def _lost_orders(
     pool: asyncpg.Pool,
+    redis: RedisClient,
+    api: Stripe,
     payments: Payments,
     key: Ed25519PrivateKey,
     event: Event,
     *,
     refund_unresolved: bool,
+    progress: Callable[[str], None] = _quiet,
 ) -> list[Order]:
     """Every succeeded payment of the event that Postgres does not know, as a final order:
     confirmed with its tickets, or refunded. Raises :class:`Refused` when one cannot be."""
     eid = uuid.UUID(event.id)
     known = {r[0] for r in await pool.fetch(_KNOWN_SQL, eid)}
     sold = {r["tier_id"]: r["sold"] for r in await pool.fetch(_SOLD_SQL, eid)}
-    paid = await payments.succeeded_intents(event.id)
+    paid = await _paid(api, pool, redis, event, known, progress)
     # The first payment of an order wins (reconcile names a second one); oldest first, so
     # tickets go to those who paid first when they no longer all fit.
     lost: dict[str, tuple[Any, dict[str, str]]] = {}
@@ -248,7 +379,7 @@ async def _lost_orders(
             lost.setdefault(order_id, (intent, metadata))
     orders, unresolved = [], []
     for order_id, (intent, metadata) in lost.items():
-        refunded = await _refunded(payments, intent.id)
+        refunded = await stripe_calls.refunded(api, intent)
         items = (
             items_from_metadata(metadata["items"], event.tiers)
             if "items" in metadata
@@ -327,8 +458,13 @@ async def recover_event(
     event_id: str,
     *,
     refund_unresolved: bool = False,
+    api: Stripe | None = None,
+    progress: Callable[[str], None] = _quiet,
 ) -> Outcome:
-    """Rebuild one event, or say why not (``Outcome.refused``); never touches live state."""
+    """Rebuild one event, or say why not (``Outcome.refused``); never touches live state.
+    Stripe is read through ``api`` (paced and retried; by default over ``payments``'s
+    client), and refunds go through ``payments`` (with checkout's idempotency keys)."""
+    api = api or Stripe(payments.client)
     outcome = Outcome(event_id)
     try:
         event = await catalog.get(pool, event_id)
@@ -355,7 +491,10 @@ async def recover_event(
         if behind.pending:
             raise Refused(f"{behind.pending} orders on its stream are not committed yet; "
                           "let the committer drain them first")  # fmt: skip
-        orders = await _lost_orders(pool, payments, key, event, refund_unresolved=refund_unresolved)
+        orders = await _lost_orders(
+            pool, redis, api, payments, key, event,
+            refund_unresolved=refund_unresolved, progress=progress,
+        )  # fmt: skip
         if orders:
             await _commit(pool, orders)
         outcome.committed = [o.order_id for o in orders if o.status is OrderStatus.CONFIRMED]
@@ -365,6 +504,10 @@ async def recover_event(
         outcome.refused = str(exc)
     except DomainError as exc:  # Stripe refused a refund: nothing is armed; a rerun goes on
         outcome.refused = exc.detail or str(exc)
+    except stripe.AuthenticationError:
+        raise  # no event can be recovered with a key Stripe refuses: the run stops (exit 2)
+    except stripe.StripeError as exc:  # before any write but an idempotent refund
+        outcome.refused = f"Stripe failed: {describe(exc)}; nothing is armed, recover again"
     finally:
         if await redis.get(lock) == token:
             await redis.delete(lock)
@@ -382,6 +525,7 @@ async def run(
     refund_unresolved: bool = False,
     out: TextIO | None = None,
     progress: Callable[[str], None] = _stderr,
+    calls: StripeCalls | None = None,
 ) -> int:
     """Recover the given events (default: every event whose sale is not over and whose
     state is missing); 0 when every one was recovered, 1 when any was refused."""
@@ -390,6 +534,8 @@ async def run(
     redis = redis_client(settings.redis.url, cluster=settings.redis.cluster)
     pool = await create_pool(settings.database.url, min_size=1, max_size=2)
     payments = Payments(settings.stripe)
+    stripe_client, http = stripe_calls.client(settings.stripe)
+    api = Stripe(stripe_client, calls or StripeCalls())
     outcomes = []
     try:
         events = list(event_ids) or await candidates(pool, redis)
@@ -398,12 +544,20 @@ async def run(
             return 0
         for i, event_id in enumerate(events, 1):
             progress(f"[{i}/{len(events)}] recovering event {event_id} ...")
+            sent, started = api.calls.sent, time.perf_counter()
             outcome = await recover_event(
-                pool, redis, payments, key, event_id, refund_unresolved=refund_unresolved
-            )
+                pool, redis, payments, key, event_id,
+                refund_unresolved=refund_unresolved, api=api, progress=progress,
+            )  # fmt: skip
             print(outcome.text(), file=out, flush=True)
             outcomes.append(outcome)
+            progress(
+                f"[{i}/{len(events)}] event {event_id}: "
+                f"{'refused' if outcome.refused else 'recovered'}, "
+                f"{api.calls.sent - sent} Stripe calls, {time.perf_counter() - started:.1f} s"
+            )
     finally:
+        await http.close_async()  # type: ignore[no-untyped-call]
         await payments.aclose()
         await pool.close()
         await redis.aclose()

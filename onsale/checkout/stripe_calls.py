@@ -1,4 +1,4 @@
-"""Stripe calls for operator tools (reconcile, preflight): paced, retried, counted.
+"""Stripe calls for operator tools (reconcile, recover, preflight): paced, retried, counted.
 
 Stripe answers ``429`` when an account goes over its rate (25 requests/s in test mode, 100
 in live mode, shared with the gateways selling tickets), ``5xx`` now and then, and the
@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import stripe
 
@@ -113,3 +114,96 @@ class StripeCalls:
                     raise
                 self.retried += 1
                 await self._sleep(self.backoff(attempt))
+
+
+@dataclass
+class Stripe:
+    """One run's way to Stripe: the client, its paced calls, and whether Search works."""
+
+    client: stripe.StripeClient
+    calls: StripeCalls = field(default_factory=StripeCalls)
+    #: None until the first search answers; False once the account refused it.
+    search: bool | None = None
+
+
+async def search_succeeded(api: Stripe, event_id: str) -> list[Any] | None:
+    """The event's succeeded PaymentIntents by Search (``metadata['event_id']``), each with
+    its latest charge; None where the account has no Search (the emulator answers 404: the
+    first refusal turns it off for the run)."""
+    if api.search is False:
+        return None
+    query = f"metadata['event_id']:'{event_id}' AND status:'succeeded'"
+    found: list[Any] = []
+    page: str | None = None
+    while True:
+        params: Any = {"query": query, "limit": 100, "expand": ["data.latest_charge"]}
+        if page:
+            params["page"] = page
+
+        def ask(p: Any = params) -> Awaitable[Any]:
+            return api.client.v1.payment_intents.search_async(params=p)
+
+        try:
+            result = await api.calls(ask)
+        except (stripe.InvalidRequestError, stripe.PermissionError):
+            if api.search:
+                raise  # it worked before: this is an error, not a missing feature
+            api.search = False  # the emulator (404), or an account without Search
+            return None
+        api.search = True
+        found.extend(result.data)
+        page = getattr(result, "next_page", None)
+        if not getattr(result, "has_more", False) or not page:
+            return found
+
+
+class Listing:
+    """Every PaymentIntent of the account, page by page (100 per call, each paced and
+    retried), created at or after ``created_gte`` where the API filters by it. An account
+    that refuses the ``created`` filter (the emulator: ``400 Unexpected created``) is listed
+    whole, and :attr:`windowed` says so."""
+
+    def __init__(self, api: Stripe, created_gte: int | None = None) -> None:
+        self.api = api
+        self.created_gte = created_gte
+        #: Pages read so far; whether the ``created`` filter held (None before a page).
+        self.pages = 0
+        self.windowed: bool | None = None
+
+    async def __aiter__(self) -> AsyncIterator[list[Any]]:
+        created, after = self.created_gte, None
+        while True:
+            params: Any = {"limit": 100, "expand": ["data.latest_charge"]}
+            if created is not None:
+                params["created"] = {"gte": created}
+            if after:
+                params["starting_after"] = after
+
+            def ask(p: Any = params) -> Awaitable[Any]:
+                return self.api.client.v1.payment_intents.list_async(params=p)
+
+            try:
+                page = await self.api.calls(ask)
+            except stripe.InvalidRequestError:
+                if created is None or after is not None:
+                    raise
+                created = None  # only the first page can be refused for its filter
+                continue
+            self.windowed = created is not None
+            self.pages += 1
+            yield list(page.data)
+            if not page.has_more or not page.data:
+                return
+            after = page.data[-1].id
+
+
+async def refunded(api: Stripe, intent: Any) -> bool:
+    """Whether Stripe refunded (or is refunding) the intent: its expanded charge says so;
+    a charge left as an id (not expanded) costs one more call."""
+    charge = intent.latest_charge
+    if charge is not None and not isinstance(charge, str):
+        return int(charge.amount_refunded or 0) > 0
+    page = await api.calls(
+        lambda: api.client.v1.refunds.list_async(params={"payment_intent": intent.id, "limit": 100})
+    )
+    return any(r.status in ("succeeded", "pending") for r in page.data)
