@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -285,3 +286,26 @@ def test_an_organizer_edits_an_event_and_only_their_own(server: str, browser: Br
     other.goto(f"{server}/organizer/events/{event_id}")
     expect(other.get_by_role("alert")).to_have_text("We can't find that event.")
     other.context.close()
+
+
+@pytest.mark.parametrize(
+    "target", ["/\t/evil.example/", "/\n/evil.example/", "//evil.example/", "/\\evil.example/"]
+)
+def test_sign_in_never_sends_a_person_to_another_site(
+    server: str, browser: Browser, target: str
+) -> None:
+    """``next`` is a path on this site: a browser drops tabs and line breaks from a URL, so
+    ``/<tab>/evil.example`` would be ``//evil.example``, another site; it goes to /organizer."""
+    email, password = add_user(server, "organizer")
+    page = new_page(browser, viewport=LAPTOP)
+    page.goto(f"{server}/login?next={quote(target, safe='')}")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{server}/organizer")
+    # Signed in already: the login page sends the person on at once, just as safely.
+    page.goto(f"{server}/login?next={quote(target, safe='')}")
+    expect(page).to_have_url(f"{server}/organizer")
+    page.goto(f"{server}/login?next={quote('/organizer/events/new?x=1#top', safe='')}")
+    expect(page).to_have_url(f"{server}/organizer/events/new?x=1#top")
+    page.close()

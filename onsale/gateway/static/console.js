@@ -41,10 +41,14 @@
     location.replace(`/login?next=${encodeURIComponent(next)}`);
   }
 
-  // Only a path on this site: never another origin (//evil.example, /\evil.example).
+  // Only a path on this site: never another origin (//evil.example, /\evil.example, nor
+  // /<tab>/evil.example, which a browser reads as //evil.example: it drops tabs and line
+  // breaks), so the URL is resolved as the browser will and its origin compared.
   function safeNext() {
     const next = new URLSearchParams(location.search).get("next") || "";
-    return /^\/(?![/\\])/.test(next) ? next : "/organizer";
+    if (!next.startsWith("/")) return "/organizer";
+    const url = new URL(next, location.origin);
+    return url.origin === location.origin ? url.pathname + url.search + url.hash : "/organizer";
   }
 
   // ---- on screen -----------------------------------------------------------------------
