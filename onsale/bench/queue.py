@@ -162,6 +162,8 @@ class Room(msgspec.Struct):
     redis_calls_per_poll: float
 
 
+#: The front of the line left out of the status polls (see ``still_waiting``).
+FRONT = 2_000
 #: Visitors per fill script (one round trip each).
 FILL_BATCH = 2_000
 
@@ -184,10 +186,10 @@ async def _visitors(redis_url: str, key: str, event_id: str, count: int, path: P
 
 
 async def still_waiting(redis: Any, event_id: str, tokens: Path) -> None:
-    """Keep in ``tokens`` the visitors ahead of the cursor (their token's place past it)."""
+    """Keep in ``tokens`` the visitors :data:`FRONT` places or more past the cursor."""
     board = await WaitingRoom(redis).board(event_id)
     cursor = board.cursor if board else 0
-    kept = [t for t in tokens.read_text().split() if int(t.split(".")[2]) > cursor]
+    kept = [t for t in tokens.read_text().split() if int(t.split(".")[2]) > cursor + FRONT]
     tokens.write_text("\n".join(kept))
 
 
@@ -264,7 +266,9 @@ async def measure_with_room(
         await asyncio.sleep(max(0.0, 15.5 - (time.monotonic() - began)))
         # The polls come from those still waiting: the cursor admitted (or passed) the
         # front of the line while the room was filled, and an admitted buyer's poll is
-        # another matter (the claim of an admission, in Redis, once each).
+        # another matter (the claim of an admission, in Redis, once each). Nor the next
+        # FRONT: not polled since the fill, those near the front (advised to poll every few
+        # seconds) count as gone by now, and the cursor skips them as the polls start.
         await still_waiting(stats, event_id, tokens)
         # Far back, poll_after is 30 s and a poll within half of it is refused: the clients
         # poll their visitors in turn, each visitor about every visitors / rate seconds.

@@ -19,6 +19,7 @@ from onsale.gateway.types import AnyRequest, Deps
 from onsale.queue import access
 from onsale.queue.lobby import answer
 from onsale.queue.room import Place, State
+from onsale.queue.tokens import Pass
 
 
 class JoinIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -49,9 +50,17 @@ _encode = msgspec.json.Encoder().encode
 HEADERS = {"Cache-Control": "no-store"}
 
 
-def _body(services: Deps, event_id: str, visitor: str, token: str, place: Place) -> bytes:
+def _body(
+    services: Deps,
+    event_id: str,
+    visitor: str,
+    token: str,
+    place: Place,
+    held: Pass | None = None,
+) -> bytes:
     """The answer's body; its token is the one given, or, when the answer names the
-    visitor's place (:attr:`Place.number`), the token carrying that place."""
+    visitor's place (:attr:`Place.number`) and the token (``held``, checked) does not
+    carry it, the token carrying that place."""
     if place.state is State.UNKNOWN_EVENT:
         raise ApiError(Code.EVENT_NOT_FOUND)
     if place.state is State.TOO_FAST:
@@ -66,7 +75,7 @@ def _body(services: Deps, event_id: str, visitor: str, token: str, place: Place)
         admission = services.admissions.issue(
             event_id, visitor, place.admission_expires_ms, int(time.time()), place.tiers
         )
-    if place.number:
+    if place.number and (held is None or (held.place, held.epoch) != (place.number, place.epoch)):
         token = services.visitors.token(event_id, visitor, place.number, place.epoch)
     state = "closed" if place.state is State.LEFT else str(place.state)
     body = QueueOut(
@@ -186,7 +195,7 @@ async def poll(services: Deps, event_id: str, token: str | None, address: str) -
             # the client's network may take one more.
             place = await take_place(services, event_id, visitor, address)
     lobby.answered(event_id, visitor, place, now)
-    return _body(services, event_id, visitor, token, place)
+    return _body(services, event_id, visitor, token, place, signed)
 
 
 @get("/api/events/{event_id:str}/queue")
