@@ -4,7 +4,6 @@ difference in the report and the rest is still checked; ``--since`` picks active
 
 from __future__ import annotations
 
-import asyncio
 import io
 import uuid
 from typing import Any
@@ -17,14 +16,17 @@ from onsale import keys
 from onsale.checkout import reconcile
 from onsale.checkout.committer import Committer, CommitterOptions
 from onsale.checkout.stripe_calls import StripeCalls
-from onsale.config import Settings, load
+from onsale.config import Settings
 from onsale.embedded import EmbeddedStripe
 from onsale.inventory import Inventory
 from tests.integration.api_support import bearer, create, iso, join_until_settled, paid_order
 from tests.integration.commit_support import drained, running
 from tests.integration.process_support import clean_env, onsale
-from tests.integration.stripe_proxy_support import StripeProxy, stripe_proxy
-from tests.integration.stripe_support import client as stripe_client
+from tests.integration.stripe_proxy_support import (
+    other_events_intents,
+    settings_via,
+    stripe_proxy,
+)
 from tests.integration.stripe_support import intent_of, pay, signed
 
 Client = AsyncTestClient[Litestar]
@@ -32,36 +34,6 @@ Client = AsyncTestClient[Litestar]
 OTHER_INTENTS = 2_000
 ORDERS = 20
 MAX_CALLS = 30
-
-
-def settings_via(proxy: StripeProxy, settings: Settings) -> Settings:
-    return load(
-        clean_env(
-            ONSALE_REDIS_URL=settings.redis.url,
-            ONSALE_DATABASE_URL=settings.database.url,
-            ONSALE_STRIPE_SECRET_KEY=EmbeddedStripe.SECRET_KEY,
-            ONSALE_STRIPE_API_BASE=proxy.url,
-        )
-    )
-
-
-async def other_events_intents(stripe_url: str, n: int) -> None:
-    """``n`` PaymentIntents of other events in the account (half of them paid would cost
-    minutes against the emulator; a scan reads them all the same)."""
-    gate = asyncio.Semaphore(16)
-    async with stripe_client(stripe_url) as api:
-
-        async def one(i: int) -> None:
-            async with gate:
-                await api.v1.payment_intents.create_async(
-                    params={
-                        "amount": 1000 + i,
-                        "currency": "usd",
-                        "metadata": {"event_id": str(uuid.uuid4()), "order_id": str(i)},
-                    }
-                )
-
-        await asyncio.gather(*(one(i) for i in range(n)))
 
 
 async def checked_out(client: Client, event_id: str, tier_id: str, who: str) -> tuple[Any, Any]:
