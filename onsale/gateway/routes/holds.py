@@ -10,6 +10,7 @@ from litestar import MediaType, Response, delete, post
 from litestar.params import FromPath
 from msgspec import Meta
 
+from onsale import keys
 from onsale.domain import DomainError
 from onsale.errors import ApiError, Code
 from onsale.gateway.auth import bearer
@@ -55,6 +56,10 @@ def _admission(token: str, services: Deps, event_id: str) -> str:
     return str(services.admissions.verify(event_id, token)["sub"])
 
 
+#: Holds with a promo code one admission may try a minute: enough to fix a typo, too few to
+#: walk a dictionary of codes (each refusal says whether a code exists).
+PROMO_TRIES_PER_MINUTE = 10
+
 _encode = msgspec.json.Encoder().encode
 #: A hold is one buyer's, as the fast path answers it: never cached.
 NO_STORE = {"Cache-Control": "no-store"}
@@ -92,6 +97,8 @@ async def _place(services: Deps, event_id: str, token: str, body: bytes) -> Hold
     services.admissions.check_tiers(claims, (i.tier_id for i in data.items))
     promo = ""
     if data.promo_code is not None and data.promo_code.strip():
+        scope = keys.event_limit(event_id, "promo")
+        await services.limiter.check(scope, visitor, PROMO_TRIES_PER_MINUTE)
         promo = normal(data.promo_code.strip())
         if not promo:
             raise HoldRejected(Rejection.PROMO_INVALID, PromoWhy.UNKNOWN)
