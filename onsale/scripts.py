@@ -75,6 +75,10 @@ class Scripts:
         # of a script on an event, so packed once.
         self._heads: dict[tuple[str, tuple[str, ...]], bytes] = {}
 
+    async def command(self, *args: Any) -> Any:
+        """One plain command on the same path as the scripts (a lane when there are)."""
+        return await self._call(*args)
+
     async def run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         try:
             if self._lanes is not None:
