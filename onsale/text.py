@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from msgspec import Meta
 
-#: One line: no C0/C1 control character at all.
-LINE = Meta(pattern=r"^[^\x00-\x1f\x7f-\x9f]*$")
+#: One line: no C0/C1 control character at all. ``$(?!\n)``: a regex's ``$`` also matches
+#: before a final line break, which would let one by (and JavaScript reads it alike).
+LINE = Meta(pattern=r"^[^\x00-\x1f\x7f-\x9f]*$(?!\n)")
 #: Free text: line breaks and tabs allowed, other control characters not.
 TEXT = Meta(pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$")
 #: An e-mail address as far as we check one: one @, no spaces, no control characters.
-EMAIL = Meta(pattern=r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+$")
+EMAIL = Meta(pattern=r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+$(?!\n)")
