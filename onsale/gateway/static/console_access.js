@@ -25,6 +25,8 @@
     const opens = Date.parse(o.opens_at);
     const presale = o.presale_opens_at ? Date.parse(o.presale_opens_at) : 0;
     const now = Date.now();
+    // Once the general sale is open a presale can no longer be set: say so, not "schedule one".
+    if (!presale && now >= opens) return "The general sale has opened: everyone is let in, access codes are not needed.";
     if (!presale) return "No presale is scheduled: codes do nothing until one is.";
     if (now >= opens) return "The general sale has opened: the presale is over, codes are no longer needed.";
     if (now >= presale) return `The presale is on: code holders are being let in until ${c.dateTime(o.opens_at)}.`;
