@@ -74,6 +74,15 @@
       base.scales.x.min = first;
       base.scales.x.max = last + config.step;
       base.scales.x.ticks.callback = (v) => timeLabel(v, span > 20 * 3600 * 1000);
+      // Ticks on whole minutes or quarter hours, as many as fit the canvas (about one per
+      // 80 px): unrounded ticks a few seconds apart read "08:02 PM" three times, and six of
+      // them crowd a phone's axis.
+      const fit = Math.max(2, Math.min(6, Math.floor(canvas.clientWidth / 80)));
+      const every = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080, 40320]
+        .map((m) => m * MINUTE).filter((ms) => ms % config.step === 0)
+        .find((ms) => (span + config.step) / ms <= fit) || 80640 * MINUTE;
+      base.scales.x.ticks.stepSize = every;
+      base.scales.x.ticks.maxTicksLimit = fit + 1;
       base.plugins.tooltip = { callbacks: { title: (items) => timeLabel(items[0].parsed.x, true) } };
     }
     charts[key] = new Chart(canvas, { type: config.type, data: config.data, options: base });
