@@ -127,6 +127,21 @@ async def test_recover_costs_calls_per_payment_with_search_and_lists_without(
         pending_pi = await pool.fetchval(
             "SELECT payment_intent_id FROM orders WHERE id = $1::uuid", pending
         )
+        # Stripe keeps failing on the pending order's PaymentIntent: the event is refused,
+        # nothing armed nor written, and a rerun goes on.
+        proxy.broken[f"/v1/payment_intents/{pending_pi}"] = 500
+        out, quick = io.StringIO(), StripeCalls(rate=200, base_delay=0.01, max_delay=0.05)
+        code = await recover.run(
+            settings_via(proxy, settings), [small["id"]], out=out, progress=[].append, calls=quick
+        )
+        assert code == 1, out.getvalue()
+        assert (f"refused: Stripe could not be asked about 1 PaymentIntent(s) of pending orders "
+                f"({pending_pi}: Stripe HTTP 500") in out.getvalue(), out.getvalue()  # fmt: skip
+        assert not await redis.exists(keys.inventory(small["id"]))
+        assert await pool.fetchval("SELECT status::text FROM orders WHERE id = $1::uuid",
+                                   pending) == "pending"  # fmt: skip
+        del proxy.broken[f"/v1/payment_intents/{pending_pi}"]
+
         text, lines, _ = await recovered(proxy, settings, small["id"])
         for order_id in lost | {pending}:
             assert f"paid order {order_id}: rebuilt from Stripe, committed" in text, text
