@@ -98,6 +98,11 @@ def _event_body() -> dict[str, Any]:
         ({"code": "WINDOW", "percent_off": 10, "starts_at": iso(60), "ends_at": iso(0)}, "ends_at"),
         ({"code": "NAIVE", "percent_off": 10, "starts_at": "2030-01-01T00:00:00"}, "starts_at"),
         ({"code": "EXTRA", "percent_off": 10, "free": True}, "free"),
+        # Before 1970 the Redis mirror's milliseconds would be negative (hold.lua's pattern
+        # reads none: every hold with the code a 500), year 1 did not even make one.
+        ({"code": "OLD", "percent_off": 10, "starts_at": "1969-12-31T23:59:59Z"}, "starts_at"),
+        ({"code": "YEAR1", "percent_off": 10, "starts_at": "0001-01-01T00:00:00Z"}, "starts_at"),
+        ({"code": "Y9999", "percent_off": 10, "ends_at": "9999-12-31T23:59:59Z"}, "ends_at"),
         ({"code": 12345, "percent_off": 10}, "code"),
     ],
 )

@@ -3,6 +3,7 @@ order's PaymentIntent carries them back to ``onsale recover``."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from unittest.mock import MagicMock
@@ -70,3 +71,34 @@ def test_a_lost_order_keeps_its_code_and_discount() -> None:
     for bad in ("-5", "1e9", "x", "9" * 20):
         assert rebuild(intent, meta | {"discount": bad}, event, []).discount == 0
     assert rebuild(intent, {"order_id": "o"}, event, []).promo_code == ""
+
+
+#: What hold.lua's promo_room reads from a code's mirror (Lua's %d+ is the ASCII digits).
+_MIRROR = re.compile(r"^([a-zA-Z])\|([0-9]+)\|([0-9]+)\|([0-9]+)\|([0-9]+)\|(.*)$")
+
+
+@given(
+    st.one_of(st.none(), st.datetimes(timezones=st.just(UTC))),
+    st.one_of(st.none(), st.datetimes(timezones=st.just(UTC))),
+)
+def test_every_accepted_window_is_one_hold_lua_reads(
+    start: datetime | None, end: datetime | None
+) -> None:
+    """Any starts_at/ends_at the API takes makes a mirror hold.lua parses (a time before
+    1970 made negative milliseconds: no match, so every hold with the code failed)."""
+    data = _promo(percent_off=10, starts_at=start, ends_at=end)
+    if data.problems():
+        return
+    row = {
+        "discount_type": "percentage", "discount_value": 10, "max_uses": None,
+        "valid_from": start, "valid_until": end, "tier_ids": None,
+    }  # fmt: skip
+    assert _MIRROR.match(mirror(row))
+
+
+def test_times_outside_the_mirror_are_refused() -> None:
+    old = datetime(1969, 12, 31, 23, 59, tzinfo=UTC)
+    assert _promo(percent_off=10, starts_at=old).problems()[0].startswith("starts_at")
+    assert _promo(percent_off=10, ends_at=old).problems()[0].startswith("ends_at")
+    far = datetime(9999, 6, 1, tzinfo=UTC)
+    assert _promo(percent_off=10, ends_at=far).problems()[0].startswith("ends_at")
