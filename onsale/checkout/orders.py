@@ -340,6 +340,21 @@ class Checkout:
         return await self.load(event_id, order_id)
 
 
+async def intents_named(redis: RedisClient, event_id: str) -> dict[str, str]:
+    """PaymentIntent id -> the order naming it, over the event's orders in Redis (pending
+    ones too: a payment whose webhook never came is found this way). A record that cannot
+    be read is left out: the committer's dead letters report it."""
+    named: dict[str, str] = {}
+    async for _, raw in redis.hscan_iter(keys.orders(event_id), count=1000):
+        try:
+            order = decode_order(raw)
+        except msgspec.DecodeError:
+            continue
+        if order.payment_intent_id:
+            named[order.payment_intent_id] = order.order_id
+    return named
+
+
 #: A late payment refused for these is refunded: no tickets left, the buyer's limits, or
 #: no use left of the order's promo code (its discount was fixed and paid at hold time).
 _REFUNDABLE = (

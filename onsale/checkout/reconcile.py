@@ -35,7 +35,7 @@ import stripe
 from redis.exceptions import RedisError
 
 from onsale import keys
-from onsale.checkout.models import decode_order
+from onsale.checkout.orders import intents_named
 from onsale.checkout.payments import Payments
 from onsale.checkout.stream import lag
 from onsale.checkout.stripe_calls import (
@@ -155,14 +155,7 @@ async def _named(
 ) -> dict[str, str]:
     """PaymentIntent id -> the order naming it, from the event's orders in Redis (pending
     ones too: a payment whose webhook never came is found this way) and Postgres."""
-    named: dict[str, str] = {}
-    async for _, raw in redis.hscan_iter(keys.orders(event_id), count=1000):
-        try:
-            order = decode_order(raw)
-        except msgspec.DecodeError:
-            continue  # the committer's problem, reported by its dead letters
-        if order.payment_intent_id:
-            named[order.payment_intent_id] = order.order_id
+    named = await intents_named(redis, event_id)
     named.update((r["payment_intent_id"], str(r["id"])) for r in rows if r["payment_intent_id"])
     return named
 

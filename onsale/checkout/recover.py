@@ -56,7 +56,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from onsale import keys, signing
 from onsale.checkout import stripe_calls
-from onsale.checkout.models import Item, Order, OrderStatus, Ticket, decode_order
+from onsale.checkout.models import Item, Order, OrderStatus, Ticket
+from onsale.checkout.orders import intents_named
 from onsale.checkout.payments import Payments
 from onsale.checkout.stream import lag
 from onsale.checkout.stripe_calls import Listing, Stripe, StripeCalls, describe
@@ -257,14 +258,7 @@ async def _named(
 ) -> dict[str, str]:
     """PaymentIntent id -> the order naming it, for orders not confirmed or refunded in
     Postgres: its pending ones, and any order Redis still has (a partial loss)."""
-    named: dict[str, str] = {}
-    async for _, raw in redis.hscan_iter(keys.orders(event_id), count=1000):
-        try:
-            order = decode_order(raw)
-        except msgspec.DecodeError:
-            continue  # the committer's problem, reported by its dead letters
-        if order.payment_intent_id:
-            named[order.payment_intent_id] = order.order_id
+    named = await intents_named(redis, event_id)
     rows = await pool.fetch(_PENDING_SQL, uuid.UUID(event_id))
     named.update((r["payment_intent_id"], r["id"]) for r in rows)
     return {pi: order_id for pi, order_id in named.items() if order_id not in known}
