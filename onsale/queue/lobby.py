@@ -212,8 +212,10 @@ class Lobby:
         if place.state is State.PREQUEUE:
             self._alive.setdefault(event_id, {})[visitor_id] = alive
             self._forget.setdefault(event_id, {})[visitor_id] = alive + FORGET_AFTER_MS
-        else:
+        elif place.state is State.WAITING:
             self._numbered.setdefault(event_id, {})[int(place.number)] = alive
+        else:
+            return  # sold out, closed: no place to keep (the room marks nobody either)
         if self._flusher is None or self._flusher.done() or self._loop is None:
             self._flusher = asyncio.create_task(self._flush_forever())
 

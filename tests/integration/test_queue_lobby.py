@@ -182,3 +182,21 @@ async def test_an_ended_rooms_visitor_state_expires_when_retired(redis_url: str,
         # Its counters, schedule and stock stay (reports, a revived event's holds).
         for key in (keys.queue_state(event.id), keys.onsale(event.id)):
             assert await mine.ttl(key) == -1, key
+
+
+async def test_a_sold_out_answer_leaves_no_mark(redis: Any) -> None:
+    clock = Clock(OPENS + 1)
+    event_id, room, _ = await room_for(redis, clock, capacity=1)
+    place = await room.join(event_id, "late")
+    await redis.hset(keys.inventory(event_id), "ga:sold", 1)  # the one ticket, sold
+    lobby = Lobby(room)
+    board, now = await lobby.view(event_id)
+    assert board is not None
+    mine = answer(board, now, token_of(place, "late"))
+    assert mine is not None and mine.state is State.SOLD_OUT
+    assert mine == await room.status(event_id, "late")
+    lobby.seen(event_id, "late", mine, now)
+    lobby.answered(event_id, "late", mine, now)
+    await lobby.flush()
+    assert lobby.too_fast(event_id, "late", now) == 0
+    await lobby.close()
