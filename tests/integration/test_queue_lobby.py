@@ -200,3 +200,14 @@ async def test_a_sold_out_answer_leaves_no_mark(redis: Any) -> None:
     await lobby.flush()
     assert lobby.too_fast(event_id, "late", now) == 0
     await lobby.close()
+
+
+async def test_joins_on_unknown_events_start_no_refreshing(client: Client) -> None:
+    import uuid
+
+    lobby = client.app.state.services.room.lobby
+    before = set(lobby._watches)
+    for _ in range(5):
+        r = await client.post(f"/api/events/{uuid.uuid4()}/queue")
+        assert (r.status_code, r.json()["code"]) == (404, "event_not_found")
+    assert set(lobby._watches) <= before

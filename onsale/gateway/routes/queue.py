@@ -143,7 +143,6 @@ async def enter(
     lobby = services.room.lobby
     if token:
         visitor = services.visitors.verify(event_id, token)
-        _, now = await lobby.view(event_id)
         # Joining again while holding a place is a poll, which the room refuses when it
         # comes too fast after the last answer Redis gave (a join, or a poll it answered).
         place = await take_place(
@@ -155,8 +154,10 @@ async def enter(
         limits = limit_headers(limit, left)
         visitor, token = services.visitors.issue(event_id)
         place = await take_place(services, event_id, visitor, address, code_hash=code_hash)
+    if place.state in (State.WAITING, State.PREQUEUE):
+        # (Only then: an unknown event's id, which anyone may send, starts no refreshing.)
         _, now = await lobby.view(event_id)
-    lobby.answered(event_id, visitor, place, now)
+        lobby.answered(event_id, visitor, place, now)
     return _body(services, event_id, visitor, token, place), limits
 
 
