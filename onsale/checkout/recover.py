@@ -73,6 +73,7 @@ from onsale.inventory import Inventory
 from onsale.promo import codes as promo_codes
 from onsale.queue import access as access_codes
 from onsale.queue.room import WaitingRoom
+from onsale.reports import rollup
 from onsale.tickets import qr
 
 #: How long one recover may hold an event's recovery lock.
@@ -414,6 +415,8 @@ async def _commit(pool: asyncpg.Pool, orders: list[Order]) -> None:
     if failed:
         why = "; ".join(f"{o.order_id}: {reason}" for o, reason in failed)
         raise Refused(f"Postgres refused {len(failed)} rebuilt order(s): {why}")
+    # Written here, not by the committer: the report's rollups are recounted here too.
+    await rollup.recount_written(pool, [o.order_id for o in orders])
 
 
 async def _arm(redis: RedisClient, pool: asyncpg.Pool, event: Event, outcome: Outcome) -> None:

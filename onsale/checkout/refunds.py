@@ -41,6 +41,7 @@ from onsale.checkout.writer import batch_rows, write_executemany
 from onsale.connections import RedisClient
 from onsale.domain import DomainError
 from onsale.mail import outbox
+from onsale.reports import rollup
 
 log = logging.getLogger("onsale.refunds")
 
@@ -293,6 +294,8 @@ class Refunds:
                     },
                     dedupe=f"{MAIL_KIND}:{refunded.order_id}",
                 )
+        # The committer recounts only what it writes: the report learns of the refund here.
+        await rollup.recount_written(self.pool, [refunded.order_id])
 
     async def charge_refunded(self, charge: dict[str, Any]) -> Outcome:
         """A ``charge.refunded`` webhook (a refund made in Stripe's dashboard): the order of

@@ -25,7 +25,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 
@@ -129,6 +129,20 @@ async def recount_orders(conn: asyncpg.Connection, order_ids: list[str]) -> int:
     """Recount the minutes of these orders (as stored: a refund keeps its sale's minute)."""
     rows = await conn.fetch(_TOUCHED, order_ids)
     return await recount(conn, [(r["event_id"], r["minute"]) for r in rows])
+
+
+async def recount_written(pool: asyncpg.Pool, order_ids: list[str]) -> None:
+    """:func:`recount_orders` for orders written to Postgres outside the committer (a refund,
+    an event's cancellation, ``onsale recover``), after their transaction. Best effort: the
+    write stands whatever the report's fate; a failure is logged (:func:`rebuild` repairs)."""
+    if not order_ids:
+        return
+    try:
+        async with pool.acquire() as conn:
+            await recount_orders(cast(asyncpg.Connection, conn), order_ids)
+    except Exception as exc:  # a report must never fail the refund or recovery it follows
+        log.warning("report rollups of %d order(s) not recounted (%s: %s)", len(order_ids),
+                    type(exc).__name__, exc)  # fmt: skip
 
 
 async def rebuild(conn: asyncpg.Connection, event_id: str) -> int:

@@ -174,6 +174,9 @@ async def test_an_event_comes_back_from_postgres_and_stripe(
     assert {tuple(r) for r in stored} == issued
     status = await pool.fetchval("SELECT status::text FROM orders WHERE id = $1::uuid", refunded)
     assert status == "refunded"
+    # The report counts what recover wrote (not the committer) as the orders do.
+    sales = (await client.get(f"/api/events/{eid}/report", headers=admin)).json()["sales"]
+    assert (sales["orders"], sales["tickets_sold"], sales["refunded_orders"]) == (3, 5, 1), sales
     await reconciled(pool, redis, settings, eid)
     assert await redis.sismember(keys.ARMED_EVENTS, eid)
 

@@ -18,6 +18,7 @@ from onsale.reports import rollup
 from onsale.reports.exports import ATTENDEE_HEADER, ORDER_HEADER
 from tests.integration.accounts_support import Client, login, make_user
 from tests.integration.commit_support import create_event, drained, running, sell, until
+from tests.integration.refund_support import event_with_orders
 from tests.integration.report_support import parse_csv, plain_sales, sold_and_committed
 
 FAR = datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC)
@@ -355,3 +356,40 @@ async def test_a_failed_rollup_is_kept_for_the_next_round(
     assert not rollups.pending
     orders = "SELECT coalesce(sum(orders), 0) FROM report_sales WHERE event_id = $1"
     assert await pool.fetchval(orders, eid) == 10
+
+
+async def test_refunds_and_cancellation_reach_the_report(
+    client: Client, admin: dict[str, str], redis: Any, stripe_url: str, database_url: str
+) -> None:
+    """A refund through the API and an event's cancellation write Postgres themselves (not
+    through the committer): the report says so at once, as the orders do."""
+    event, (first, _second) = await event_with_orders(
+        client, admin, stripe_url, orders=2, qty=2, tag="report-refund"
+    )
+    eid = event["id"]
+
+    async def sales() -> dict[str, Any]:
+        r = await client.get(f"/api/events/{eid}/report", headers=admin)
+        assert r.status_code == 200, r.text
+        out: dict[str, Any] = r.json()["sales"]
+        return out
+
+    async def both_sold() -> bool:
+        return bool((await sales())["orders"] == 2)
+
+    committer = Committer(redis, database_url, CommitterOptions(events=(eid,)))
+    async with running(committer):
+        await drained(redis, eid)
+        await until(both_sold, "the committer's rollup of both orders")
+        r = await client.post(
+            f"/api/orders/{first['order_id']}/refund",
+            json={"reason": "asked", "return_to_sale": False},
+            headers=admin,
+        )
+        assert r.status_code == 200, r.text
+        got = await sales()
+        assert (got["orders"], got["tickets_sold"], got["revenue"]) == (1, 2, 9000), got
+        assert (got["refunded_orders"], got["refunded"]) == (1, 9000), got
+        assert (await client.post(f"/api/events/{eid}/cancel", headers=admin)).status_code == 200
+        got = await sales()
+        assert (got["orders"], got["revenue"], got["refunded_orders"]) == (0, 0, 2), got
