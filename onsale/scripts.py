@@ -38,6 +38,7 @@ PRELUDES: dict[str, tuple[str, ...]] = {
     "queue_advance": ("_clock", "_queue"),
     "queue_board": ("_clock", "_queue"),
     "queue_fill": ("_clock", "_queue"),
+    "queue_joins": ("_clock", "_queue"),
     "commit_ack": (),
     "commit_dead": (),
     "commit_lag": (),

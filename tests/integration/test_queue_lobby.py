@@ -211,3 +211,24 @@ async def test_joins_on_unknown_events_start_no_refreshing(client: Client) -> No
         r = await client.post(f"/api/events/{uuid.uuid4()}/queue")
         assert (r.status_code, r.json()["code"]) == (404, "event_not_found")
     assert set(lobby._watches) <= before
+
+
+async def test_joins_asked_together_go_in_one_call_each_as_alone(redis: Any) -> None:
+    clock = Clock(OPENS + 1)
+    event_id, room, _ = await room_for(redis, clock, rate=1, capacity=1000)
+    calls: list[str] = []
+    run = room.scripts.run
+
+    async def counted(name: str, *args: Any) -> Any:
+        calls.append(name)
+        return await run(name, *args)
+
+    room.scripts.run = counted  # type: ignore[method-assign]
+    visitors = [f"v{i}" for i in range(150)]
+    places = await asyncio.gather(*(room.join(event_id, v) for v in visitors))
+    # In the order asked, one place each; three calls (64 joins a call at most).
+    assert [p.position for p in places] == list(range(1, 151))
+    assert calls == ["queue_joins"] * 3
+    # A join again (a poll, strict) in a batch is refused as alone: too fast.
+    again = await asyncio.gather(room.join(event_id, "v3", strict=True), room.join(event_id, "new"))
+    assert again[0].state is State.TOO_FAST and again[1].position == 151
