@@ -139,6 +139,8 @@ def test_an_organizer_reads_the_report_and_exports(
     page.get_by_role("button", name="Show").click()
     expect(page.locator("#s-orders")).to_have_text("0")
     expect(page.locator("#velocity-empty")).to_be_visible()
+    expect(page.locator("#cumulative-empty")).to_be_visible()
+    expect(page.locator("#c-cumulative")).to_be_hidden()
     href = page.get_by_role("link", name="Download orders (CSV)").get_attribute("href") or ""
     assert "from=2030-01-02T10" in href and "to=2030-01-03T10" in href
     page.get_by_role("button", name="Whole sale").click()

@@ -64,7 +64,12 @@
         y: { beginAtZero: true, ticks: { color: muted, maxTicksLimit: 5, precision: 0 }, grid: { color: line } },
       },
     };
-    if (config.indexAxis) base.indexAxis = config.indexAxis;
+    if (config.indexAxis) {
+      // Lying bars: the counts are along x, in whole people.
+      base.indexAxis = config.indexAxis;
+      base.scales.x.ticks.precision = 0;
+      base.scales.x.beginAtZero = true;
+    }
     if (config.timeAxis) {
       const [first, last] = config.timeAxis;
       const span = last - first;
@@ -126,6 +131,7 @@
         data: [start, ...rows.map((r) => ({ x: Date.parse(r.at) + MINUTE, y: (sum += r.tickets) }))],
       };
     });
+    c.show($("cumulative-empty"), datasets.length === 0);
     draw("cumulative", { type: "line", legend: true, timeAxis: bounds(report.velocity), step: MINUTE,
       empty: datasets.length === 0, data: { datasets } });
     $("c-cumulative").setAttribute("aria-label", "Cumulative tickets sold per tier: "
@@ -135,8 +141,11 @@
   function funnelChart(report) {
     const f = report.funnel;
     const steps = [["Joined", f.joined], ["Admitted", f.admitted], ["Held", f.held], ["Checkouts", f.checkouts], ["Paid", f.paid]];
+    // Bars of nothing on an axis of 0.2 steps say less than the zeros listed under it.
+    const nobody = steps.every((s) => !s[1]);
+    c.show($("funnel-empty"), nobody);
     draw("funnel", {
-      type: "bar", indexAxis: "y",
+      type: "bar", indexAxis: "y", empty: nobody,
       data: { labels: steps.map((s) => s[0]),
         datasets: [{ label: "People", data: steps.map((s) => s[1]), backgroundColor: css("--bar") || PALETTE[0] }] },
     });
@@ -156,7 +165,9 @@
     const rate = `${(ck.rate * 100).toFixed(1)} %`;
     const noShow = ck.no_show_rate === null || ck.no_show_rate === undefined ? ""
       : ` No-shows after the event: ${(ck.no_show_rate * 100).toFixed(1)} %.`;
-    $("checkin-summary").textContent = `${num(ck.checked_in)} checked in (${rate} of tickets sold).${noShow}`;
+    $("checkin-summary").textContent = ck.checked_in || noShow
+      ? `${num(ck.checked_in)} checked in (${rate} of tickets sold).${noShow}`
+      : "No check-ins in this period."; // its chart hides: say why
     $("c-checkins").setAttribute("aria-label", rows.length
       ? `Check-ins per quarter hour, ${rows.length} quarter hours, ${num(ck.checked_in)} in all.`
       : "No check-ins yet.");
