@@ -29,7 +29,7 @@ from onsale import keys
 from onsale.connections import RedisClient
 from onsale.events.catalog import load, onsale_mapping, parse_id, reveal_seeds
 from onsale.events.errors import EventRejected, EventRejection
-from onsale.events.models import Event, EventPatch, OnsalePatch, Tier, TierPatch
+from onsale.events.models import Event, EventPatch, OnsalePatch, Tier, TierPatch, out_of_range
 from onsale.inventory import HoldRejected, Inventory, TierSpec
 from onsale.scripts import Scripts
 
@@ -142,7 +142,7 @@ def _tier_problems(event: Event, tiers: list[TierPatch], now: datetime) -> list[
 
 
 def _event_problems(event: Event, patch: EventPatch) -> list[str]:
-    out = []
+    out = out_of_range({"starts_at": patch.starts_at})
     if patch.starts_at is not None:
         if patch.starts_at <= event.onsale.opens_at:
             out.append("starts_at must be after the on-sale opens")
@@ -222,7 +222,7 @@ async def patch_event(
 
 def _schedule_problems(event: Event, opens: datetime, closes: datetime | None,
                        presale: datetime | None) -> list[str]:  # fmt: skip
-    out = []
+    out = out_of_range({"opens_at": opens, "closes_at": closes, "presale_opens_at": presale})
     if closes and closes <= opens:
         out.append("closes_at must be after opens_at")
     if opens >= event.starts_at:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, ClassVar
 
 import msgspec
@@ -12,6 +12,22 @@ from onsale.events.currencies import CURRENCIES
 from onsale.text import LINE, TEXT
 
 UtcTime = Annotated[datetime, Meta(tz=True)]
+#: The times the stores and the scripts can hold: Redis keeps milliseconds since 1970 (the
+#: Lua scripts read digits, never a sign), and Postgres converts every time to UTC, which a
+#: time late in the year 9999 with a negative offset does not survive.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def out_of_range(times: dict[str, datetime | None]) -> list[str]:
+    """A problem for each named time outside [:data:`EARLIEST`, :data:`LATEST`)."""
+    return [
+        f"{name} must be from 1970 and before the year 9999"
+        for name, when in times.items()
+        if when is not None and not EARLIEST <= when < LATEST
+    ]
+
+
 Name = Annotated[str, Meta(min_length=1, max_length=200), LINE]
 Count = Annotated[int, Meta(ge=0, le=10_000_000)]
 Money = Annotated[int, Meta(ge=0, le=100_000_000_00)]
@@ -60,12 +76,17 @@ class EventIn(msgspec.Struct, forbid_unknown_fields=True):
 
     def problems(self) -> list[str]:
         """What msgspec's per-field checks cannot see: rules across fields."""
-        out = []
+        o = self.onsale
+        out = out_of_range(
+            {"starts_at": self.starts_at, "ends_at": self.ends_at,
+             "onsale.opens_at": o.opens_at, "onsale.closes_at": o.closes_at}
+            | {f"tiers[{i}].sale_starts_at": t.sale_starts_at for i, t in enumerate(self.tiers)}
+            | {f"tiers[{i}].sale_ends_at": t.sale_ends_at for i, t in enumerate(self.tiers)}
+        )  # fmt: skip
         if self.currency not in CURRENCIES:
             out.append(f"currency {self.currency!r} is not an ISO 4217 currency we accept")
         if self.ends_at and self.ends_at <= self.starts_at:
             out.append("ends_at must be after starts_at")
-        o = self.onsale
         if o.closes_at and o.closes_at <= o.opens_at:
             out.append("onsale.closes_at must be after onsale.opens_at")
         if o.opens_at >= self.starts_at:

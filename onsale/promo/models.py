@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 import msgspec
 from msgspec import Meta
+
+from onsale.events.models import out_of_range
 
 #: What a code may be (the column's own check): letters, digits, ``_`` and ``-``.
 CODE_PATTERN = r"^[A-Za-z0-9_-]{3,40}$"
@@ -15,10 +17,6 @@ _CODE = re.compile(CODE_PATTERN)
 
 Code = Annotated[str, Meta(pattern=CODE_PATTERN)]
 UtcTime = Annotated[datetime, Meta(tz=True)]
-#: A code's window as the Redis mirror carries it: milliseconds since 1970, never negative
-#: (hold.lua reads digits only), and a year Python can still do arithmetic in.
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 #: Amounts in minor units; far below what a bigint or a Lua number holds exactly.
 Money = Annotated[int, Meta(ge=1, le=1_000_000_000_00)]
 
@@ -46,9 +44,8 @@ class PromoIn(msgspec.Struct, forbid_unknown_fields=True):
             out.append(f"code: must match {CODE_PATTERN}")
         if (self.percent_off is None) == (self.amount_off is None):
             out.append("give exactly one of percent_off and amount_off")
-        for name, when in (("starts_at", self.starts_at), ("ends_at", self.ends_at)):
-            if when is not None and not EARLIEST <= when < LATEST:
-                out.append(f"{name}: must be from 1970 and before the year 9999")
+        # The Redis mirror carries milliseconds since 1970: hold.lua reads digits only.
+        out += out_of_range({"starts_at": self.starts_at, "ends_at": self.ends_at})
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
             out.append("ends_at must be after starts_at")
         if self.tier_ids is not None and len(set(self.tier_ids)) != len(self.tier_ids):

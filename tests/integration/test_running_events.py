@@ -25,6 +25,7 @@ from tests.integration.api_support import (
     admitted,
     bearer,
     create,
+    event,
     hold_for,
     iso,
     open_event,
@@ -356,3 +357,35 @@ def _ms(iso_time: str) -> int:
     from datetime import datetime
 
     return int(datetime.fromisoformat(iso_time).timestamp() * 1000)
+
+
+async def test_times_the_stores_cannot_hold_are_refused(
+    client: Client, admin: dict[str, str]
+) -> None:
+    """Times before 1970 (negative milliseconds in Redis: a presale set to 1960 silently
+    had none) or at the year 9999's end with a negative offset (past Postgres's range in
+    UTC: a 500) are 422 ``invalid_request`` at creation and in either PATCH, and change
+    nothing."""
+    late = "9999-12-31T23:59:59-12:00"
+    for field in ("starts_at", "ends_at"):
+        r = await client.post("/api/events", json=event(**{field: late}), headers=admin)
+        assert (r.status_code, r.json()["code"]) == (422, "invalid_request"), (field, r.text)
+        assert field in r.json()["detail"]
+    body = event()
+    body["onsale"] = body["onsale"] | {"opens_at": "1969-07-20T20:17:00Z"}
+    r = await client.post("/api/events", json=body, headers=admin)
+    assert (r.status_code, r.json()["code"]) == (422, "invalid_request"), r.text
+
+    created = await create(client, admin, onsale={"opens_at": iso(3600), "admit_per_minute": 60})
+    path = f"/api/events/{created['id']}"
+    r = await client.patch(path, json={"starts_at": late}, headers=admin)
+    assert (r.status_code, r.json()["code"]) == (422, "invalid_request"), r.text
+    for change in (
+        {"presale_opens_at": "1960-01-01T00:00:00Z"},
+        {"closes_at": late},
+    ):
+        r = await client.patch(f"{path}/onsale", json=change, headers=admin)
+        assert r.status_code == 422 and r.json()["code"] == "invalid_request", (change, r.text)
+        assert next(iter(change)) in r.json()["detail"]
+    now = (await client.get(path)).json()
+    assert (now["starts_at"], now["onsale"]) == (created["starts_at"], created["onsale"])
