@@ -165,8 +165,8 @@ async def retire_ended(redis: RedisClient, pool: asyncpg.Pool | None = None) -> 
     busy = [a.event_id for a in await activities(redis, ended) if not a.idle]
     await revive(redis, busy)
     retired = [e for e in ended if e not in set(busy)]
-    # Their waiting rooms are over: the visitors' state goes in a day (a revived event's
-    # room has nothing left to do either).
+    # Their waiting rooms are over: the visitors' state goes in a day. A revived event's
+    # room is left as it is until a later round retires the event.
     await expire_rooms(redis, retired)
     if retired:
         log.info("retired %d ended event(s) from the armed set: %s", len(retired),
