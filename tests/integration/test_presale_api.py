@@ -5,6 +5,7 @@ a presale admission limited to its code's tiers; and the access codes' routes.""
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 import asyncpg
@@ -109,6 +110,14 @@ async def test_access_codes_refuse_bad_requests(client: Client, admin: dict[str,
     assert len(set(many)) == 500
     summary = (await client.get(path, headers=admin)).json()
     assert summary["codes"] == 500 and summary["batches"][0]["max_uses"] == 3
+    # No such event: 404 to an admin too, for making codes and for counting them.
+    for ghost in (str(uuid.uuid4()), "not-an-event"):
+        for method in ("GET", "POST"):
+            r = await client.request(
+                method, f"/api/events/{ghost}/access-codes", headers=admin,
+                json={"count": 1, "max_uses": 1} if method == "POST" else None,
+            )  # fmt: skip
+            assert (r.status_code, r.json()["code"]) == (404, "event_not_found"), (ghost, r.text)
 
 
 async def test_presale_opening_moves_only_before_it_opens(

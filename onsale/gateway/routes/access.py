@@ -6,6 +6,7 @@ from __future__ import annotations
 from litestar import Response, get, post
 from litestar.params import FromPath
 
+from onsale.events import catalog
 from onsale.gateway import openapi
 from onsale.gateway.auth import event_guard
 from onsale.gateway.body import decode
@@ -31,8 +32,10 @@ async def create_access_codes(
 
 @get("/api/events/{event_id:str}/access-codes", guards=[event_guard])
 async def list_access_codes(event_id: FromPath[str], services: Deps) -> AccessSummary:
-    """Counts by batch (codes, uses), never the codes."""
-    return await access.summary(services.pool, services.redis, event_id)
+    """Counts by batch (codes, uses), never the codes; ``404`` for no such event (an
+    admin's: the guard answers an organizer so already)."""
+    event = await catalog.get(services.pool, event_id)
+    return await access.summary(services.pool, services.redis, event.id)
 
 
 ROUTES = [create_access_codes, list_access_codes]
