@@ -4,6 +4,7 @@ in the presale line, is admitted before the general sale opens, and holds ticket
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -229,4 +230,44 @@ def test_an_organizer_makes_access_codes_on_the_console(server: str, browser: Br
         assert fits(narrow, "#access"), width
         console_screenshot(narrow, f"access-codes-{width}")
         narrow.context.close()
+    page.context.close()
+
+
+def test_the_console_says_where_a_presale_stands(server: str, browser: Browser) -> None:
+    """The events list and the dashboard tell a presale under way from a plain 'Scheduled';
+    an event on sale without a presale says codes are not needed (not 'schedule one')."""
+    email, password = add_user(server, "organizer")
+    organizer = signed_in(server, email, password)
+    try:
+        r = organizer.post(
+            "/api/events", json=event_body(onsale={"opens_at": iso(7200), "admit_per_minute": 600})
+        )
+        assert r.status_code == 201, r.text
+        presale_id = r.json()["id"]
+        r = organizer.patch(f"/api/events/{presale_id}/onsale", json={"presale_opens_at": iso(2)})
+        assert r.status_code == 200, r.text
+        r = organizer.post(
+            "/api/events", json=event_body(onsale={"opens_at": iso(-60), "admit_per_minute": 600})
+        )
+        assert r.status_code == 201, r.text
+        open_id = r.json()["id"]
+    finally:
+        organizer.close()
+    page = new_page(browser, viewport={"width": 820, "height": 900})
+    sign_in(page, server, email, password, "/organizer")
+    row = page.locator("#events-body tr").filter(has=page.locator(f"a[href$='{presale_id}']"))
+    # The presale opens two seconds after it was set: the list is read again until it has.
+    deadline = time.monotonic() + 15
+    while row.locator(".badge").inner_text() != "Presale":
+        assert time.monotonic() < deadline, row.locator(".badge").inner_text()
+        page.wait_for_timeout(500)
+        page.reload()
+    page.goto(f"{server}/organizer/events/{presale_id}")
+    expect(page.locator("#sale-state")).to_have_text(
+        re.compile("^Presale: access code holders are being let in")
+    )
+    page.goto(f"{server}/organizer/events/{open_id}")
+    expect(page.locator("#presale-status")).to_have_text(
+        "The general sale has opened: everyone is let in, access codes are not needed."
+    )
     page.context.close()

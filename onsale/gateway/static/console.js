@@ -155,6 +155,10 @@
     return event.onsale.paused ? "Paused" : "On sale";
   }
 
+  // Scheduled, but code holders are already being let in: worth telling apart in a list.
+  const inPresale = (event) => saleState(event) === "Scheduled" && !event.onsale.paused
+    && Boolean(event.onsale.presale_opens_at) && Date.parse(event.onsale.presale_opens_at) <= Date.now();
+
   // ---- who is signed in ----------------------------------------------------------------
   async function session() {
     const r = await api("GET", "/api/me");
@@ -215,7 +219,9 @@
         el("th", { scope: "row" }, el("a", { href: `/organizer/events/${id}`, text: ev.title })),
         el("td", { text: dateTime(ev.starts_at), "data-label": "Starts" }),
         el("td", { text: dateTime(ev.onsale.opens_at), "data-label": "On sale" }),
-        el("td", { "data-label": "Status" }, el("span", { class: `badge state-${saleState(ev).toLowerCase().replace(" ", "-")}`, text: saleState(ev) })),
+        el("td", { "data-label": "Status" }, inPresale(ev)
+          ? el("span", { class: "badge state-presale", text: "Presale" })
+          : el("span", { class: `badge state-${saleState(ev).toLowerCase().replace(" ", "-")}`, text: saleState(ev) })),
         el("td", { class: "actions" },
           el("a", { href: `/organizer/events/${id}`, text: "Dashboard", "aria-label": `Dashboard of ${ev.title}` }),
           el("a", { href: `/organizer/events/${id}/edit`, text: "Edit", "aria-label": `Edit ${ev.title}` })));
@@ -524,7 +530,7 @@
 
   window.onsaleConsole = {
     api, problem, showError, say, show, fieldError, clearErrors, confirmAction, money, exponent,
-    dateTime, saleState, el, user: () => me,
+    dateTime, saleState, inPresale, el, user: () => me,
   };
   start();
 })();

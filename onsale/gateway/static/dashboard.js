@@ -232,7 +232,9 @@
       Closed: `Closed since ${c.dateTime(ev.onsale.closes_at)}.`,
       Cancelled: "Cancelled: the line is closed.",
     };
-    c.say("sale-state", words[state]);
+    c.say("sale-state", c.inPresale(ev)
+      ? `Presale: access code holders are being let in; the general sale opens ${opens}.`
+      : words[state]);
     $("sale-state").dataset.state = state.toLowerCase().replace(" ", "-");
     c.show($("open-now"), state === "Scheduled");
     c.show($("pause"), state === "On sale" || state === "Scheduled" && !ev.onsale.paused);
