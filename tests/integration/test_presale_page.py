@@ -110,6 +110,10 @@ def test_a_buyer_with_an_access_code_is_admitted_in_the_presale_and_holds(
     error = page.locator("#access-code-error")
     expect(error).to_contain_text("isn't valid for this presale", timeout=10_000)
     expect(field).to_have_attribute("aria-invalid", "true")
+    # On a phone the button is under the field: the refusal sits between them.
+    field_box, error_box, join_box = field.bounding_box(), error.bounding_box(), join.bounding_box()
+    assert field_box and error_box and join_box
+    assert field_box["y"] < error_box["y"] < join_box["y"], (field_box, error_box, join_box)
     expect(page.locator("#status-title")).to_have_text("The sale opens soon")
     no_horizontal_scroll(page)
     screenshot(page, "presale-invalid")
@@ -262,6 +266,12 @@ def test_the_console_says_where_a_presale_stands(server: str, browser: Browser) 
         assert time.monotonic() < deadline, row.locator(".badge").inner_text()
         page.wait_for_timeout(500)
         page.reload()
+    buyer = new_page(browser, viewport=PHONE)
+    buyer.goto(f"{server}/e/{presale_id}")
+    expect(buyer.locator(".presale-info")).to_contain_text(
+        "The presale is on: access code holders are being let in now,"
+    )
+    buyer.context.close()
     page.goto(f"{server}/organizer/events/{presale_id}")
     expect(page.locator("#sale-state")).to_have_text(
         re.compile("^Presale: access code holders are being let in")

@@ -11,6 +11,11 @@
     const input = $("access-code");
     const error = $("access-code-error");
     const button = $("presale-button");
+    // "from <a time already past>" reads as a mistake once the presale is under way.
+    const when = $("presale-when");
+    if (when && Date.parse(box.dataset.presaleAt) <= Date.now()) {
+      when.textContent = "The presale is on: access code holders are being let in now,";
+    }
 
     function fail(text) {
       error.textContent = text;
