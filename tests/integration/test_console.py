@@ -266,6 +266,15 @@ def test_an_organizer_edits_an_event_and_only_their_own(server: str, browser: Br
     page.get_by_role("button", name="Add a tier").click()
     fill_tier(page, 2, "Balcony", "30", "300")
     no_horizontal_scroll(page)
+    # "Per order (optional)" and "Max active shoppers (optional)" wrap at this width: the
+    # inputs of a row still line up.
+    rows = [
+        ga.locator(".tier-grid input").all(),
+        [page.locator(f"#f-{n}") for n in ("rate", "max-active", "hold")],
+    ]
+    for inputs in rows:
+        tops = {round(box["y"]) for box in (i.bounding_box() for i in inputs) if box}
+        assert len(tops) == 1, tops
     console_screenshot(page, "edit-event-tablet")
     page.get_by_role("button", name="Save changes").click()
     expect(page).to_have_url(f"{server}/organizer/events/{event_id}")
