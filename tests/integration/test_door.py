@@ -189,3 +189,30 @@ async def test_control_characters_in_gate_device_or_scanner_are_refused(
         "SELECT count(*) FROM checkin_scans WHERE event_id = $1", order.event_id
     )
     assert logged == 0
+
+
+async def test_sync_refuses_times_postgres_cannot_hold(
+    client: Client, admin: dict[str, str], pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """A scan time before 1970 or at the year 9999's end with a negative offset (past what
+    Postgres holds in UTC: was a 500) refuses the sync whole, 422, and checks nothing in;
+    the Unix epoch itself (a device whose clock was reset) is still a time."""
+    order = await issue(client, admin, pool, settings, count=2)
+    first, second = (t["qr"] for t in order.tickets)
+    for at in ("0001-01-01T00:00:00+14:00", "1969-12-31T23:59:59Z", "9999-12-31T23:59:59-12:00"):
+        scans_in = [{"qr": first, "scanned_at": _ago(5)}, {"qr": second, "scanned_at": at}]
+        r = await client.post(
+            "/api/checkin/sync", json={"event_id": order.event_id, "scans": scans_in},
+            headers=admin,
+        )  # fmt: skip
+        assert r.status_code == 422 and r.json()["code"] == "invalid_request", (at, r.text)
+        assert "scans[1].scanned_at" in r.json()["detail"]
+    statuses = await pool.fetch(
+        "SELECT status::text FROM tickets WHERE event_id = $1", order.event_id
+    )
+    assert [s[0] for s in statuses] == ["valid", "valid"]
+    epoch = [{"qr": first, "scanned_at": "1970-01-01T00:00:00Z"}]
+    r = await client.post(
+        "/api/checkin/sync", json={"event_id": order.event_id, "scans": epoch}, headers=admin
+    )
+    assert r.status_code == 200 and r.json()["results"][0]["result"] == "checked_in", r.text

@@ -13,6 +13,7 @@ from litestar.response import Stream
 from onsale import keys, signing
 from onsale.errors import ApiError, Code
 from onsale.events import catalog
+from onsale.events.models import out_of_range
 from onsale.gateway.auth import account_guard, bearer, caller_of, checkin_guard, event_guard
 from onsale.gateway.body import decode
 from onsale.gateway.ratelimit import client_address
@@ -104,6 +105,11 @@ async def _log(services: Deps, event_id: str, data: CheckInIn, result: str) -> N
 @post("/api/checkin/sync", guards=[checkin_guard], status_code=200)
 async def checkin_sync(request: AnyRequest, services: Deps) -> SyncOut:
     data = decode(await request.body(), SyncIn, limit=SYNC_MAX_BODY)
+    # A time Postgres cannot hold in UTC (or a clock far before any sale): refused whole,
+    # before anything is checked in.
+    if bad := out_of_range({f"scans[{i}].scanned_at": s.scanned_at
+                            for i, s in enumerate(data.scans)}):  # fmt: skip
+        raise ApiError(Code.INVALID_REQUEST, "; ".join(bad[:5]))
     event_id = checkin.event_uuid(data.event_id)
     await _limit(request, services, event_id, "checkin-sync")
     public = services.signing_key.public_key()
