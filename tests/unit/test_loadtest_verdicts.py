@@ -84,3 +84,12 @@ def test_a_report_that_disagrees_fails() -> None:
     report = (200, {"sales": {"tickets_sold": 1, "orders": 2, "revenue": 200}})
     checks = verdicts(_stats(2), [_order(1), _order(2)], {"o1", "o2"}, report)
     assert _failed(checks) == {"report == the confirmed orders"}
+
+
+def test_a_late_payment_refunded_is_an_honest_end() -> None:
+    late = _order(2)
+    late.status, late.read_back = "refunded", []
+    checks = verdicts(_stats(1, confirmed=1, revenue=100), [_order(1), late], {"o1", "o2"},
+                      NO_REPORT)  # fmt: skip
+    assert not _failed(checks), checks
+    assert "1 refunded (paid after the hold ended)" in checks[2].detail
