@@ -110,7 +110,15 @@ async def test_metrics_after_join_holds_and_webhooks(client: Client, admin: dict
     assert holds >= 1
 
 
-async def test_dashboard_queries_only_exported_metrics(client: Client) -> None:
+async def test_dashboard_queries_only_exported_metrics(
+    client: Client, admin: dict[str, str]
+) -> None:
+    # Per-event families exist while an event is armed, and labelled counters once counted:
+    # an event of this test's own with a hold and a refused one (tests forget their events).
+    event, _, token = await hold_for(client, admin, capacity=10, qty=2)
+    too_many = {"items": [{"tier_id": event["tiers"][0]["id"], "quantity": 9}]}
+    r = await client.post(f"/api/events/{event['id']}/holds", json=too_many, headers=bearer(token))
+    assert r.status_code in (409, 422), r.text
     dashboard = json.loads(DASHBOARD.read_text())
     assert any(v["type"] == "datasource" for v in dashboard["templating"]["list"])
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
