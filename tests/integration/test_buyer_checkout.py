@@ -27,7 +27,6 @@ from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
 from tests.integration.api_support import iso
 from tests.integration.page_support import (
     PHONE,
-    chromium,
     create_event,
     new_page,
     no_horizontal_scroll,
@@ -84,12 +83,6 @@ def committing(env: dict[str, str], event_id: str, log: Path) -> Iterator[None]:
         yield
     finally:
         stop(proc, timeout=20)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 def checkout_page(browser: Browser, stripe_url: str, **options: Any) -> Page:

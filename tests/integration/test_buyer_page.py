@@ -3,48 +3,22 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
 from playwright.sync_api import Browser, expect
 
-from onsale import signing
-from tests.conftest import ADMIN_TOKEN
 from tests.integration.api_support import iso
 from tests.integration.page_support import (
     ADMIN,
     PHONE,
     admission,
-    chromium,
     create_event,
     new_page,
     no_horizontal_scroll,
     screenshot,
     stored,
 )
-from tests.integration.process_support import serving
-
-
-@pytest.fixture(scope="module")
-def server(
-    redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    with serving(
-        tmp_path_factory.mktemp("serve") / "serve.log",
-        ONSALE_REDIS_URL=redis_url,
-        ONSALE_DATABASE_URL=database_url,
-        ONSALE_ADMIN_TOKEN=ADMIN_TOKEN,
-        ONSALE_SIGNING_KEY=signing.generate_pem(),
-    ) as base:
-        yield base
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 def test_wait_then_choose_and_hold_on_a_phone(server: str, browser: Browser) -> None:

@@ -4,18 +4,14 @@ the vendored ALTCHA widget, with no click, says so while it works, then joins.""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Request, expect
 
-from onsale import signing
-from tests.conftest import ADMIN_TOKEN
 from tests.integration.api_support import event, iso
 from tests.integration.page_support import (
     add_user,
-    chromium,
     create_event,
     new_page,
     no_horizontal_scroll,
@@ -23,29 +19,8 @@ from tests.integration.page_support import (
     signed_in,
     stored,
 )
-from tests.integration.process_support import serving
 
 VIEWPORTS = {"phone": (390, 844), "tablet": (820, 1180), "laptop": (1366, 900)}
-
-
-@pytest.fixture(scope="module")
-def server(
-    redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    with serving(
-        tmp_path_factory.mktemp("serve") / "serve.log",
-        ONSALE_REDIS_URL=redis_url,
-        ONSALE_DATABASE_URL=database_url,
-        ONSALE_ADMIN_TOKEN=ADMIN_TOKEN,
-        ONSALE_SIGNING_KEY=signing.generate_pem(),
-    ) as base:
-        yield base
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 @pytest.mark.parametrize("size", list(VIEWPORTS))

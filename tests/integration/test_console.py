@@ -9,7 +9,6 @@ console's screenshots in docs/.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
@@ -22,12 +21,10 @@ from tests.integration.page_support import (
     ADMIN,
     add_user,
     buy,
-    chromium,
     console_screenshot,
     create_event,
     new_page,
     no_horizontal_scroll,
-    paying_gateway,
     signed_in,
 )
 
@@ -37,18 +34,8 @@ LOGIN = re.compile(r"/login\?next=(/|%2F)organizer$")
 
 
 @pytest.fixture(scope="module")
-def server(
-    redis_url: str, database_url: str, stripe_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with paying_gateway(log, redis_url, database_url, stripe_url) as base:
-        yield base
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
+def server(paying_server: str) -> str:
+    return paying_server
 
 
 def local(moment: datetime) -> str:

@@ -11,7 +11,6 @@ import asyncio
 import csv
 import io
 import re
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -29,11 +28,9 @@ from tests.integration.page_support import (
     ADMIN,
     PHONE,
     add_user,
-    chromium,
     console_screenshot,
     new_page,
     no_horizontal_scroll,
-    paying_gateway,
     signed_in,
 )
 
@@ -42,18 +39,8 @@ TABLET = {"width": 820, "height": 1180}
 
 
 @pytest.fixture(scope="module")
-def server(
-    redis_url: str, database_url: str, stripe_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with paying_gateway(log, redis_url, database_url, stripe_url) as base:
-        yield base
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
+def server(paying_server: str) -> str:
+    return paying_server
 
 
 def launched(database_url: str, event_id: str) -> None:

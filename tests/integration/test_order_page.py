@@ -4,7 +4,6 @@ on a phone, a refunded order's void tickets, a bad link, and the page offline at
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,11 +15,9 @@ from tests.integration.page_support import (
     ADMIN,
     PHONE,
     buy,
-    chromium,
     create_event,
     new_page,
     no_horizontal_scroll,
-    paying_gateway,
 )
 
 #: Where the phone screenshots go, when set (``docs`` keeps the README's).
@@ -28,18 +25,8 @@ SHOTS = os.environ.get("ONSALE_TEST_SCREENSHOTS")
 
 
 @pytest.fixture(scope="module")
-def server(
-    redis_url: str, database_url: str, stripe_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with paying_gateway(log, redis_url, database_url, stripe_url) as base:
-        yield base
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
+def server(paying_server: str) -> str:
+    return paying_server
 
 
 def _order(server: str, stripe_url: str, quantity: int) -> tuple[str, dict[str, str], str]:

@@ -5,22 +5,17 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from onsale.embedded import EmbeddedStripe
-from tests.integration.page_support import create_event, paying_gateway
+from tests.integration.page_support import create_event
 
 
 @pytest.fixture(scope="module")
-def server(
-    redis_url: str, database_url: str, stripe_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with paying_gateway(log, redis_url, database_url, stripe_url) as base:
-        yield base
+def server(paying_server: str) -> str:
+    return paying_server
 
 
 def test_unknown_event_is_a_friendly_404(server: str) -> None:

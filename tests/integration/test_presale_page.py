@@ -5,23 +5,17 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from onsale import signing
-from tests.conftest import ADMIN_TOKEN
 from tests.integration.api_support import event as event_body
 from tests.integration.api_support import iso
 from tests.integration.page_support import (
     ADMIN,
-    CHROMIUM,
     PHONE,
     add_user,
-    chromium,
     console_screenshot,
     create_event,
     new_page,
@@ -29,34 +23,8 @@ from tests.integration.page_support import (
     screenshot,
     signed_in,
 )
-from tests.integration.process_support import serving
-
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="browser tests need Chromium at /usr/bin/chromium (apt-get install -y chromium)",
-)
 
 WIDTHS = (390, 820, 1366)
-
-
-@pytest.fixture(scope="module")
-def server(
-    redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    with serving(
-        tmp_path_factory.mktemp("serve") / "serve.log",
-        ONSALE_REDIS_URL=redis_url,
-        ONSALE_DATABASE_URL=database_url,
-        ONSALE_ADMIN_TOKEN=ADMIN_TOKEN,
-        ONSALE_SIGNING_KEY=signing.generate_pem(),
-    ) as base:
-        yield base
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 def presale_event(server: str, presale_in: float, opens_in: float) -> str:
