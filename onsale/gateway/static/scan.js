@@ -241,16 +241,25 @@
   //: server is tried again), so that a dead link costs one slow answer, not every one.
   const QUIET_MS = 10000;
   let quietUntil = 0;
-  async function handle(code, started, from) {
-    if (!event || busy) return;
+  //: Scans are decided one at a time, in order. A camera frame that comes while one is being
+  //: decided is dropped (the next frame shows the code again); a typed code never is.
+  let turn = Promise.resolve();
+  let waiting = 0; // scans queued or being decided
+  function handle(code, started, from) {
+    if (!event || (busy && from === "camera")) return turn;
+    waiting += 1;
     busy = true;
-    source = from;
-    try {
-      await decide(code.trim(), started);
-    } finally {
-      busy = false;
-    }
-    if (from === "manual") $("manual-code").value = "";
+    const mine = turn.then(async () => {
+      source = from;
+      try {
+        await decide(code.trim(), started);
+      } finally {
+        waiting -= 1;
+        busy = waiting > 0;
+      }
+    });
+    turn = mine.catch(() => {});
+    return mine;
   }
 
   async function decide(code, started) {
@@ -574,7 +583,10 @@
       e.preventDefault();
       const code = $("manual-code").value.trim();
       unlockAudio();
-      if (code) handle(code, performance.now(), "manual");
+      if (code) {
+        $("manual-code").value = ""; // ready for the next code while this one is decided
+        handle(code, performance.now(), "manual");
+      }
     });
     $("sync-now").addEventListener("click", () => syncSoon(0));
     $("refresh").addEventListener("click", () => event && open(event.event_id));
