@@ -19,21 +19,21 @@ from typing import Any
 import httpx
 import msgspec
 
-from onsale import keys, signing
+from onsale import signing
 from onsale.bench.figures import percentile, progress, table
 from onsale.bench.harness import Exhausted, LoadPool, RunResult, Session
 from onsale.bench.http import Connection
+from onsale.bench.room import TAG, Room, commands, fill, room_bytes, room_line, still_waiting
 from onsale.connections import redis_client
 from onsale.db import migrate
 from onsale.queue.room import WaitingRoom
-from onsale.queue.tokens import AdmissionTokens, VisitorTokens
+from onsale.queue.tokens import AdmissionTokens
 from onsale.servers import bare_serve, gateway_settings, onsale_serve, stores
 
 BARE, JOIN, STATUS, HOLD, HOLD_PROMO = "bare", "join", "status", "hold", "hold_promo"
 #: The code ``hold_promo`` holds with: 10% off, with a (never reached) limit of uses, so the
 #: script checks the limit as it would for a real code.
 PROMO = {"code": "BENCH10", "percent_off": 10, "max_uses": 1_000_000_000}
-TAG = "bench queue"
 #: hold and hold_promo run in 2 * this many alternating slices (ABBA).
 HOLD_ROUNDS = 4
 
@@ -150,63 +150,6 @@ async def _event(
         return event_id, tier_id
 
 
-class Room(msgspec.Struct):
-    """The waiting room the status polls ran against, as Redis holds it."""
-
-    endpoint: str
-    visitors: int
-    #: MEMORY USAGE of the room's keys (every entry sampled), per visitor in it.
-    redis_bytes_per_visitor: float
-    #: Commands Redis ran during the status polls (INFO commandstats: every command, those
-    #: inside scripts included, all the gateway's background work too), per poll.
-    redis_calls_per_poll: float
-
-
-#: The front of the line left out of the status polls (see ``still_waiting``).
-FRONT = 2_000
-#: Visitors per fill script (one round trip each).
-FILL_BATCH = 2_000
-
-
-async def _visitors(redis_url: str, key: str, event_id: str, count: int, path: Path) -> None:
-    """Visitors already in the room, as the status polls need them: placed in batches by
-    ``queue_fill.lua`` (each as a join from an uncounted client takes its place), with the
-    tokens their joins would have given them (carrying their places)."""
-    redis = redis_client(redis_url, max_connections=8)
-    tokens, room = VisitorTokens(signing.load(key)), WaitingRoom(redis)
-    issued = []
-    for i in range(0, count, FILL_BATCH):
-        batch = [tokens.new_id() for _ in range(min(FILL_BATCH, count - i))]
-        places, epoch = await room.fill(event_id, batch)
-        issued += [tokens.token(event_id, v, p, epoch) for v, p in zip(batch, places, strict=True)]
-        if i % 100_000 == 0 and i:
-            progress(f"  {i:,} in the room", TAG)
-    await redis.aclose()
-    path.write_text("\n".join(issued))
-
-
-async def still_waiting(redis: Any, event_id: str, tokens: Path) -> None:
-    """Keep in ``tokens`` the visitors :data:`FRONT` places or more past the cursor."""
-    board = await WaitingRoom(redis).board(event_id)
-    cursor = board.cursor if board else 0
-    kept = [t for t in tokens.read_text().split() if int(t.split(".")[2]) > cursor + FRONT]
-    tokens.write_text("\n".join(kept))
-
-
-async def room_bytes(redis: Any, event_id: str) -> int:
-    """MEMORY USAGE of every key of the room (its schedule and stock left out)."""
-    total = 0
-    for name in keys.queue_keys(event_id)[2:]:
-        total += int(await redis.memory_usage(name, samples=0) or 0)
-    return total
-
-
-async def commands(redis: Any) -> int:
-    """Commands Redis has run so far (INFO commandstats), less the INFO calls asking."""
-    stats = await redis.info("commandstats")
-    return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
-
-
 async def admitted(
     redis_url: str, key: str, event_id: str, count: int, path: Path, *, cluster: bool = False
 ) -> None:
@@ -256,7 +199,7 @@ async def measure_with_room(
         tokens = Path(tmp) / "tokens"
         progress(f"putting {args.visitors} visitors in the room ...", TAG)
         began = time.monotonic()
-        await _visitors(redis_url, key, event_id, args.visitors, tokens)
+        await fill(redis_url, key, event_id, args.visitors, tokens)
         stats = redis_client(redis_url)
         progress(f"{args.visitors:,} visitors in the room in "
                  f"{time.monotonic() - began:.0f} s", TAG)  # fmt: skip
@@ -346,16 +289,6 @@ async def _evalsha(redis: Any) -> list[int]:
     """(calls, microseconds) of EVALSHA so far, as Redis counts them."""
     info = (await redis.info("commandstats")).get("cmdstat_evalsha", {})
     return [int(info.get("calls", 0)), int(info.get("usec", 0))]
-
-
-def room_line(room: Room) -> str:
-    bytes_ok = "met" if room.redis_bytes_per_visitor <= 150 else "NOT met"
-    calls_ok = "met" if room.redis_calls_per_poll <= 0.05 else "NOT met"
-    return (
-        f"room: {room.visitors:,} visitors, {room.redis_bytes_per_visitor:.1f} Redis bytes "
-        f"each (target at most 150: {bytes_ok}), {room.redis_calls_per_poll:.4f} Redis "
-        f"commands per poll (target at most 0.05: {calls_ok})"
-    )
 
 
 def report(rows: list[Row]) -> str:
