@@ -35,9 +35,10 @@ from onsale.db import migrate
 from onsale.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedStripe
 from onsale.loadtest import report, truth
 from onsale.loadtest.chaos import Committers, Estate, Fault, Plan, during, inject, requests
+from onsale.loadtest.deployment import WEBHOOK_SECRET, Deployment, settings
 from onsale.loadtest.event import create, event_body
 from onsale.loadtest.relay import Relay
-from onsale.loadtest.runner import WEBHOOK_SECRET, Deployment, drive, settings
+from onsale.loadtest.runner import drive
 from onsale.servers import environment, onsale_serve
 
 #: Buyer outcomes (and counters) that are not a buyer turned away.

@@ -15,14 +15,11 @@ import contextlib
 import os
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 
 from onsale import keys
 from onsale.bench.figures import progress
@@ -30,16 +27,13 @@ from onsale.checkout.payments import Payments
 from onsale.checkout.stream import lag
 from onsale.config import StripeSettings
 from onsale.connections import redis_client
-from onsale.db import migrate
-from onsale.embedded import EmbeddedStripe
 from onsale.inventory import Inventory
 from onsale.loadtest import invariants, over_api, report
+from onsale.loadtest.deployment import Deployment, committers, limits, local
 from onsale.loadtest.event import create, event_body
 from onsale.loadtest.scenarios import DIRECTORY as LOCUSTFILES
-from onsale.servers import committer, gateway_settings, onsale_serve, stop_all, stores
 
 SCENARIOS = ("stampede", "last_tickets", "steady")
-WEBHOOK_SECRET = "whsec_onsale_loadtest"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -120,75 +114,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     spread.add_argument("--master-host", default="127.0.0.1", help="the master (for --worker)")
     spread.add_argument("--master-port", type=int, default=5557, help="the master's port")
-
-
-class Deployment:
-    """Where the load goes, and what the checks may read."""
-
-    def __init__(
-        self,
-        base: str,
-        admin: str,
-        stripe_url: str | None,
-        stripe_key: str | None,
-        redis_url: str | None,
-        database_url: str | None,
-    ) -> None:
-        self.base, self.admin = base, admin
-        self.stripe_url, self.stripe_key = stripe_url, stripe_key
-        self.redis_url, self.database_url = redis_url, database_url
-
-
-def settings(redis_url: str, database_url: str, stripe_url: str) -> dict[str, str]:
-    """A gateway under load (:func:`onsale.servers.gateway_settings`) whose buyers pay at
-    the Stripe emulator, which delivers signed webhooks."""
-    return gateway_settings(redis_url, database_url) | {
-        "ONSALE_STRIPE_SECRET_KEY": EmbeddedStripe.SECRET_KEY,
-        "ONSALE_STRIPE_PUBLISHABLE_KEY": EmbeddedStripe.PUBLISHABLE_KEY,
-        "ONSALE_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "ONSALE_STRIPE_API_BASE": stripe_url,
-    }
-
-
-@contextlib.contextmanager
-def local(workers: int, changes: dict[str, str] | None = None) -> Iterator[Deployment]:
-    """A whole deployment on this machine (see the module's docstring), its gateways'
-    settings with ``changes``; committers are started per run (:func:`_committers`)."""
-    with (
-        stores(None, None) as (redis_url, database_url),
-        tempfile.TemporaryDirectory(prefix="onsale-loadtest-") as tmp,
-        contextlib.ExitStack() as stack,
-    ):
-        stripe = EmbeddedStripe(Path(tmp))
-        stripe_url = stack.enter_context(stripe)
-        asyncio.run(migrate.apply(database_url))
-        env = settings(redis_url, database_url, stripe_url) | (changes or {})
-        admin = env["ONSALE_ADMIN_TOKEN"]
-        progress(f"starting {workers} gateway process(es) ...")
-        with onsale_serve(env, workers) as (base, _):
-            stripe.register_webhook(f"{base}/api/webhooks/stripe", WEBHOOK_SECRET)
-            yield Deployment(
-                base, admin, stripe_url, EmbeddedStripe.SECRET_KEY, redis_url, database_url
-            )
-
-
-@contextlib.contextmanager
-def _committers(
-    args: argparse.Namespace, d: Deployment, event_id: str, out: Path
-) -> Iterator[None]:
-    if args.target or not (d.redis_url and d.database_url):
-        yield
-        return
-    urls = {"ONSALE_REDIS_URL": d.redis_url, "ONSALE_DATABASE_URL": d.database_url}
-    procs = []
-    with contextlib.ExitStack() as stack:
-        for i in range(args.committers):
-            log = stack.enter_context(open(out / f"committer-{i}.log", "wb"))
-            procs.append(committer(urls, "--event", event_id, out=log))
-        try:
-            yield
-        finally:
-            stop_all(procs, timeout=30)
 
 
 class Sampler:
@@ -358,30 +283,6 @@ async def _check(d: Deployment, event_id: str) -> tuple[list[invariants.Check], 
     return invariants.check(state), state.confirmed
 
 
-def limits(base: str, event_id: str, users: int) -> str | None:
-    """One join before the crowd: a gateway that rate-limits this address says so in its
-    ``RateLimit-*`` headers. The join is left at once. Returns the problem, or None."""
-    r = httpx.post(f"{base}/api/events/{event_id}/queue", timeout=30)
-    if r.status_code == 200:
-        token = r.json().get("visitor_token", "")
-        httpx.delete(
-            f"{base}/api/events/{event_id}/queue",
-            headers={"X-Visitor-Token": token},
-            timeout=30,
-        )
-    elif r.status_code != 429:
-        return None  # the run itself will show what is wrong
-    limit = r.headers.get("RateLimit-Limit")
-    if r.status_code != 429 and limit is None:
-        return None  # exempt
-    return (
-        f"the gateway rate-limits this generator's address (joins: {limit or '?'} a minute "
-        f"per client, for {users} simulated buyers); add the address the gateway sees for "
-        "this machine to ONSALE_RATE_LIMIT_EXEMPT on the gateways, or pass "
-        "--allow-rate-limited to measure the limiter"
-    )
-
-
 def worker(args: argparse.Namespace) -> int:
     """A Locust worker of ``onsale loadtest --expect-workers`` on another machine: it
     downloads the scenario from the master, which also sends the event and the buyers'
@@ -440,7 +341,7 @@ def run(args: argparse.Namespace) -> int:
         if problem and not args.allow_rate_limited:
             progress(f"onsale loadtest: FAIL before the load: {problem}")
             return 2
-        with _committers(args, d, event["id"], out):
+        with committers(args, d, event["id"], out):
             seconds, sampler = asyncio.run(drive(args, d, event, opens_at, out))
             progress("load done; waiting for webhooks and the committer to drain ...")
             asyncio.run(_settle(d, event["id"], args.drain_timeout))

@@ -7,7 +7,8 @@ import random
 import time
 from typing import Any
 
-from onsale.loadtest.scenarios.common import CONFIG, Buyer
+from onsale.loadtest.scenarios.common import Buyer
+from onsale.loadtest.scenarios.record import CONFIG
 
 
 class StampedeBuyer(Buyer):

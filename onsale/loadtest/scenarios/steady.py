@@ -7,7 +7,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from onsale.loadtest.scenarios.common import CONFIG, Buyer
+from onsale.loadtest.scenarios.common import Buyer
+from onsale.loadtest.scenarios.record import CONFIG
 
 
 class SteadyBuyer(Buyer):
