@@ -20,22 +20,19 @@ report ("could not check: ..."), and the run goes on.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import asyncpg
-import msgspec
 import stripe
 from redis.exceptions import RedisError
 
 from onsale import keys
-from onsale.checkout.orders import intents_named
+from onsale.checkout.event_report import EventReport
 from onsale.checkout.payments import Payments
 from onsale.checkout.stream import lag
 from onsale.checkout.stripe_calls import (
@@ -44,8 +41,8 @@ from onsale.checkout.stripe_calls import (
     client,
     describe,
     refunded,
-    search_succeeded,
 )
+from onsale.checkout.stripe_side import _stripe_side, named_intents
 from onsale.config import Settings
 from onsale.connections import RedisClient, redis_client
 from onsale.events import retirement
@@ -77,51 +74,10 @@ SELECT event_id::text FROM onsales
 WHERE (opens_at >= $1 AND opens_at <= now())
    OR (presale_opens_at >= $1 AND presale_opens_at <= now())
 """
-#: PaymentIntents retrieved at once for one event (the rate limit paces them further).
-CONCURRENCY = 8
-#: Retrieved with each PaymentIntent: its charge says how much was refunded.
-_EXPAND = ["latest_charge"]
-
-
-class EventReport(msgspec.Struct):
-    event_id: str
-    title: str = ""
-    differences: list[str] = msgspec.field(default_factory=list)
-    notes: list[str] = msgspec.field(default_factory=list)
-    tiers: int = 0
-    orders: int = 0
-    payments: int = 0
-
-    def text(self) -> str:
-        name = f"event {self.event_id}" + (f" ({self.title})" if self.title else "")
-        if not self.differences:
-            head = (f"{name}: clean ({self.tiers} tiers, {self.orders} orders, "
-                    f"{self.payments} payments)")  # fmt: skip
-        else:
-            head = f"{name}: {len(self.differences)} difference(s)"
-        return "\n".join([head, *(f"  - {d}" for d in self.differences),
-                          *(f"  note: {n}" for n in self.notes)])  # fmt: skip
-
-
-@dataclass
-class _Found:
-    """What Stripe said about one event's PaymentIntents."""
-
-    #: Succeeded intents by the order their metadata (or the naming order) gives.
-    paid: dict[str, list[Any]] = field(default_factory=dict)
-    #: PaymentIntent ids Stripe could not be asked about, with why.
-    unchecked: dict[str, str] = field(default_factory=dict)
-    #: Succeeded intents with no order id to file them under.
-    orphans: list[Any] = field(default_factory=list)
 
 
 def _money(amount: int, currency: str) -> str:
     return f"{amount} {currency.upper()}"
-
-
-def _metadata(intent: Any) -> dict[str, str]:
-    # The library's objects are not dicts (no .get): convert the metadata.
-    return intent.metadata.to_dict() if intent.metadata else {}
 
 
 async def _tiers(
@@ -150,68 +106,11 @@ async def _tiers(
         report.differences.append(f"tier {tier_id}: armed in Redis (sold {n}), not in Postgres")
 
 
-async def _named(
-    redis: RedisClient, event_id: str, rows: Sequence[asyncpg.Record]
-) -> dict[str, str]:
-    """PaymentIntent id -> the order naming it, from the event's orders in Redis (pending
-    ones too: a payment whose webhook never came is found this way) and Postgres."""
-    named = await intents_named(redis, event_id)
-    named.update((r["payment_intent_id"], str(r["id"])) for r in rows if r["payment_intent_id"])
-    return named
-
-
-async def _stripe_side(
-    api: Stripe, event_id: str, named: dict[str, str], report: EventReport
-) -> _Found:
-    found = _Found()
-    seen: dict[str, Any] = {}
-    try:
-        searched = await search_succeeded(api, event_id)
-    except stripe.StripeError as exc:
-        report.differences.append(f"could not search Stripe: {describe(exc)}")
-        searched = None
-    if searched is None and api.search is False:
-        report.notes.append("Stripe Search is not available: checked by the orders' own "
-                            "PaymentIntents only")  # fmt: skip
-    for intent in searched or ():
-        seen[intent.id] = intent
-    gate = asyncio.Semaphore(CONCURRENCY)
-
-    async def retrieve(pi: str) -> None:
-        async with gate:
-            try:
-                seen[pi] = await api.calls(
-                    lambda: api.client.v1.payment_intents.retrieve_async(
-                        pi, params={"expand": _EXPAND}
-                    )
-                )
-            except stripe.StripeError as exc:
-                found.unchecked[pi] = describe(exc)
-
-    await asyncio.gather(*(retrieve(pi) for pi in sorted(named) if pi not in seen))
-    for intent in seen.values():
-        if intent.status != "succeeded":
-            continue
-        metadata = _metadata(intent)
-        if metadata.get("event_id", event_id) != event_id:
-            report.differences.append(
-                f"PaymentIntent {intent.id} of order {named.get(intent.id)} belongs to event "
-                f"{metadata.get('event_id')}"
-            )
-            continue
-        order_id = metadata.get("order_id") or named.get(intent.id)
-        if not order_id:
-            found.orphans.append(intent)
-            continue
-        found.paid.setdefault(order_id, []).append(intent)
-    return found
-
-
 async def _orders(
     conn: asyncpg.Connection, redis: RedisClient, api: Stripe, eid: uuid.UUID, report: EventReport
 ) -> None:
     rows = await conn.fetch(_ORDERS_SQL, eid)
-    named = await _named(redis, str(eid), rows)
+    named = await named_intents(redis, str(eid), rows)
     found = await _stripe_side(api, str(eid), named, report)
     say = report.differences.append
     for pi, why in sorted(found.unchecked.items()):

@@ -40,8 +40,6 @@ admissions and checkout idempotency records are gone: buyers join and hold again
 
 from __future__ import annotations
 
-import asyncio
-import re
 import sys
 import time
 import uuid
@@ -56,11 +54,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from onsale import keys, signing
 from onsale.checkout import stripe_calls
-from onsale.checkout.models import Item, Order, OrderStatus, Ticket
-from onsale.checkout.orders import intents_named
+from onsale.checkout.models import Order, OrderStatus
 from onsale.checkout.payments import Payments
+from onsale.checkout.payments_found import Refused
+from onsale.checkout.payments_found import paid as find_paid
+from onsale.checkout.rebuilt import items_from_amount, items_from_metadata, rebuild, tickets
 from onsale.checkout.stream import lag
-from onsale.checkout.stripe_calls import Listing, Stripe, StripeCalls, describe
+from onsale.checkout.stripe_calls import Stripe, StripeCalls, describe
 from onsale.checkout.writer import Malformed, prepared, write_each, write_executemany
 from onsale.config import Settings
 from onsale.connections import RedisClient, redis_client
@@ -68,19 +68,15 @@ from onsale.db import create_pool
 from onsale.domain import DomainError
 from onsale.events import catalog
 from onsale.events.errors import EventRejected
-from onsale.events.models import Event, Tier
+from onsale.events.models import Event
 from onsale.inventory import Inventory
 from onsale.promo import codes as promo_codes
 from onsale.queue import access as access_codes
 from onsale.queue.room import WaitingRoom
 from onsale.reports import rollup
-from onsale.tickets import qr
 
 #: How long one recover may hold an event's recovery lock.
 LOCK_MS = 10 * 60 * 1000
-#: Combinations tried when telling an order's tiers from its amount.
-_SEARCH_BUDGET = 200_000
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 _CANDIDATES_SQL = """
 SELECT e.id::text FROM events e JOIN onsales o ON o.event_id = e.id
@@ -98,21 +94,6 @@ WHERE t.event_id = $1 GROUP BY t.id
 _KNOWN_SQL = (
     "SELECT id::text FROM orders WHERE event_id = $1 AND status IN ('confirmed', 'refunded')"
 )
-# Orders Postgres has, not (yet) paid there, that name a PaymentIntent: Stripe may have it paid.
-_PENDING_SQL = """
-SELECT id::text, payment_intent_id FROM orders
-WHERE event_id = $1 AND status NOT IN ('confirmed', 'refunded') AND payment_intent_id IS NOT NULL
-"""
-#: PaymentIntents retrieved at once (the rate limit paces them further).
-CONCURRENCY = 8
-#: Pages of the account's listing between two progress lines (100 PaymentIntents a page).
-LISTING_PROGRESS_PAGES = 50
-#: Seconds before the event's creation that a ``created`` window starts (clock skew).
-WINDOW_MARGIN_S = 3600
-
-
-class Refused(Exception):
-    """This event is left as it is; the message says why, in one line."""
 
 
 class Outcome(msgspec.Struct):
@@ -155,197 +136,13 @@ async def candidates(pool: asyncpg.Pool, redis: RedisClient) -> list[str]:
     return [r[0] for r in await pool.fetch(_CANDIDATES_SQL) if not await live_state(redis, r[0])]
 
 
-def tickets(key: Ed25519PrivateKey, order: Order) -> list[Ticket]:
-    """An order's tickets exactly as ``Checkout._tickets`` issues them."""
-    out: list[Ticket] = []
-    for item in order.items:
-        for _ in range(item.quantity):
-            tid = qr.ticket_id(order.order_id, len(out))
-            out.append(Ticket(tid, item.tier_id, qr.sign(key, tid, order.event_id)))
-    return out
-
-
-def items_from_metadata(value: str, tiers: Sequence[Tier]) -> list[Item] | None:
-    """``"<tier_id> <qty> ..."`` (a hold record's items) as items; None if malformed."""
-    by_id, words = {t.id: t for t in tiers}, value.split()
-    if not words or len(words) % 2:
-        return None
-    items = []
-    for tier_id, qty in zip(words[::2], words[1::2], strict=True):
-        if tier_id not in by_id or not qty.isdigit() or int(qty) < 1:
-            return None
-        items.append(Item(tier_id, int(qty), by_id[tier_id].price))
-    return items
-
-
-def items_from_amount(amount: int, tiers: Sequence[Tier], most: int) -> list[Item] | None:
-    """The one combination of priced tickets, within each tier's limit and ``most`` in all,
-    whose prices add up to ``amount``; None when there is none or more than one (or the
-    search is too large to tell). Free tickets in a paid order cannot be told at all."""
-    priced = [t for t in tiers if t.price > 0]
-    found: list[list[int]] = []
-    budget = _SEARCH_BUDGET
-
-    def walk(i: int, left: int, total: int, qty: list[int]) -> None:
-        nonlocal budget
-        budget -= 1
-        if len(found) > 1 or budget < 0:
-            return
-        if left == 0:
-            found.append(qty + [0] * (len(priced) - len(qty)))
-            return
-        if i == len(priced):
-            return
-        t = priced[i]
-        limit = t.per_order_limit or catalog.DEFAULT_TIER_LIMIT
-        for q in range(min(left // t.price, limit, t.capacity, most - total) + 1):
-            walk(i + 1, left - q * t.price, total + q, [*qty, q])
-
-    walk(0, amount, 0, [])
-    if len(found) != 1 or budget < 0 or amount <= 0:
-        return None
-    return [Item(t.id, q, t.price) for t, q in zip(priced, found[0], strict=True) if q]
-
-
-def _clean(text: Any) -> str:
-    return _CONTROL.sub("", str(text or ""))[:254]
-
-
-def rebuild(intent: Any, metadata: dict[str, str], event: Event, items: list[Item]) -> Order:
-    """A paid order as checkout had it, from its PaymentIntent; confirmed, without tickets."""
-    data = intent.to_dict() if hasattr(intent, "to_dict") else dict(intent)
-    shipping = data.get("shipping") or {}
-    created = int(data.get("created") or time.time())
-    return Order(
-        order_id=metadata["order_id"],
-        event_id=event.id,
-        hold_id=metadata.get("hold_id", ""),
-        email=_clean(metadata.get("email") or data.get("receipt_email")),
-        name=_clean(metadata.get("name") or shipping.get("name")),
-        amount=int(data["amount"]),
-        currency=str(data["currency"]).upper(),
-        items=items,
-        status=OrderStatus.CONFIRMED,
-        payment_intent_id=str(data["id"]),
-        created_ms=created * 1000,
-        confirmed_ms=int(time.time() * 1000),
-        visitor_id=metadata.get("visitor_id", ""),
-        promo_code=_clean(metadata.get("promo_code")).upper()[:40],
-        discount=_discount(metadata.get("discount")),
-    )
-
-
-def _discount(value: str | None) -> int:
-    """The discount checkout put in the metadata (minor units), 0 if none or malformed."""
-    return int(value) if value and value.isdigit() and len(value) < 16 else 0
-
-
 def _fits(order: Order, sold: dict[str, int], event: Event) -> bool:
     capacity = {t.id: t.capacity for t in event.tiers}
     return all(sold.get(i.tier_id, 0) + i.quantity <= capacity[i.tier_id] for i in order.items)
 
 
-def _metadata(intent: Any) -> dict[str, str]:
-    # The library's objects are not dicts (no .get): convert the metadata.
-    return intent.metadata.to_dict() if intent.metadata else {}
-
-
 def _quiet(_: str) -> None:
     return None
-
-
-async def _named(
-    pool: asyncpg.Pool, redis: RedisClient, event_id: str, known: set[str]
-) -> dict[str, str]:
-    """PaymentIntent id -> the order naming it, for orders not confirmed or refunded in
-    Postgres: its pending ones, and any order Redis still has (a partial loss)."""
-    named = await intents_named(redis, event_id)
-    rows = await pool.fetch(_PENDING_SQL, uuid.UUID(event_id))
-    named.update((r["payment_intent_id"], r["id"]) for r in rows)
-    return {pi: order_id for pi, order_id in named.items() if order_id not in known}
-
-
-async def _listed(
-    api: Stripe, pool: asyncpg.Pool, event: Event, progress: Callable[[str], None]
-) -> list[Any]:
-    """The event's succeeded PaymentIntents, found by listing the account (no Search)."""
-    created = await pool.fetchval(
-        "SELECT extract(epoch FROM created_at)::bigint FROM events WHERE id = $1",
-        uuid.UUID(event.id),
-    )
-    since = int(created) - WINDOW_MARGIN_S  # no PaymentIntent of it is older than the event
-    minutes = 10_000 / api.calls.rate / 60
-    progress(
-        f"event {event.id}: warning: Stripe Search is not available: listing the account's "
-        f"PaymentIntents created since {datetime.fromtimestamp(since, UTC).isoformat()} to "
-        "find this event's payments, one Stripe call per 100 PaymentIntents of any event "
-        f"(a million cost 10,000 calls, about {minutes:.0f} min at {api.calls.rate:g} calls/s)"
-    )
-    listing, found, count = Listing(api, since), [], 0
-    async for page in listing:
-        count += len(page)
-        mine = (i for i in page if _metadata(i).get("event_id") == event.id)
-        found += [i for i in mine if i.status == "succeeded"]
-        if listing.pages == 1 and not listing.windowed:
-            progress(f"event {event.id}: Stripe refused the created window: listing the "
-                     "whole account")  # fmt: skip
-        if listing.pages % LISTING_PROGRESS_PAGES == 0:
-            progress(f"event {event.id}: listed {count} PaymentIntents ({listing.pages} "
-                     f"calls), {len(found)} paid for this event so far")  # fmt: skip
-    progress(f"event {event.id}: listed {count} PaymentIntents in {listing.pages} Stripe "
-             f"calls, {len(found)} paid for this event")  # fmt: skip
-    return found
-
-
-async def _paid(
-    api: Stripe,
-    pool: asyncpg.Pool,
-    redis: RedisClient,
-    event: Event,
-    known: set[str],
-    progress: Callable[[str], None],
-) -> list[tuple[Any, dict[str, str]]]:
-    """The event's succeeded PaymentIntents that an order Postgres has not seen paid may
-    own, with their metadata (``order_id`` filled in from the order naming it): Search (or
-    the listing) for those no order in Postgres names, a retrieval for each one named that
-    the search did not return (Search lags writes by up to a minute)."""
-    named = await _named(pool, redis, event.id, known)
-    searched = await stripe_calls.search_succeeded(api, event.id)
-    if searched is None:
-        searched = await _listed(api, pool, event, progress)
-    seen = {intent.id: intent for intent in searched}
-    failed: dict[str, str] = {}
-    gate = asyncio.Semaphore(CONCURRENCY)
-
-    async def retrieve(pi: str) -> None:
-        async with gate:
-            try:
-                seen[pi] = await api.calls(
-                    lambda: api.client.v1.payment_intents.retrieve_async(
-                        pi, params={"expand": ["latest_charge"]}
-                    )
-                )
-            except stripe.AuthenticationError:
-                raise  # no event can be recovered with a key Stripe refuses
-            except stripe.StripeError as exc:
-                failed[pi] = describe(exc)
-
-    await asyncio.gather(*(retrieve(pi) for pi in sorted(named) if pi not in seen))
-    if failed:
-        pi, why = next(iter(sorted(failed.items())))
-        raise Refused(
-            f"Stripe could not be asked about {len(failed)} PaymentIntent(s) of pending "
-            f"orders ({pi}: {why}); nothing was written, recover again"
-        )
-    paid = []
-    for intent in seen.values():
-        metadata = _metadata(intent)
-        if intent.status != "succeeded" or metadata.get("event_id", event.id) != event.id:
-            continue  # another event's payment that an order of this one names is not its
-        if not metadata.get("order_id") and intent.id in named:
-            metadata["order_id"] = named[intent.id]
-        paid.append((intent, metadata))
-    return paid
 
 
 async def _lost_orders(
@@ -364,7 +161,7 @@ async def _lost_orders(
     eid = uuid.UUID(event.id)
     known = {r[0] for r in await pool.fetch(_KNOWN_SQL, eid)}
     sold = {r["tier_id"]: r["sold"] for r in await pool.fetch(_SOLD_SQL, eid)}
-    paid = await _paid(api, pool, redis, event, known, progress)
+    paid = await find_paid(api, pool, redis, event, known, progress)
     # The first payment of an order wins (reconcile names a second one); oldest first, so
     # tickets go to those who paid first when they no longer all fit.
     lost: dict[str, tuple[Any, dict[str, str]]] = {}
