@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from litestar import MediaType, Response, delete, post
@@ -50,11 +50,11 @@ class HoldOut(msgspec.Struct):
     promo_code: str | None = None
 
 
-def _admission(token: str, services: Deps, event_id: str) -> str:
-    """The visitor id of a valid admission to this event."""
+def _admission(token: str, services: Deps, event_id: str) -> dict[str, Any]:
+    """The claims of a valid admission to this event (``sub`` is the visitor)."""
     if not token:
         raise ApiError(Code.ADMISSION_REQUIRED)
-    return str(services.admissions.verify(event_id, token)["sub"])
+    return services.admissions.verify(event_id, token)
 
 
 #: Refused promo codes one admission may have a minute: enough to fix a typo, too few to
@@ -128,10 +128,10 @@ async def create_hold(
 
 
 async def _place(services: Deps, event_id: str, token: str, body: bytes) -> HoldOut:
-    visitor = _admission(token, services, event_id)
+    claims = _admission(token, services, event_id)
+    visitor = str(claims["sub"])
     data = decode(body, HoldIn)
-    # A presale admission may hold only its access code's tiers (verified claims: cached).
-    claims = services.admissions.verify(event_id, token)
+    # A presale admission may hold only its access code's tiers.
     services.admissions.check_tiers(claims, (i.tier_id for i in data.items))
     promo = ""
     if data.promo_code is not None and data.promo_code.strip():
