@@ -8,6 +8,7 @@ loads every script once at start (:meth:`Scripts.load_all`); the reload covers t
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Callable, Sequence
 from functools import cache
@@ -22,7 +23,8 @@ from onsale.connections import Lanes, RedisClient, bulk
 #: inventory's and the waiting room's take the caller's clock (``_clock``); the committers',
 #: retirement's and check-in's read Redis's own and stand alone.
 PRELUDES: dict[str, tuple[str, ...]] = {
-    "hold": ("_clock", "_common"),
+    "hold": ("_clock", "_common", "_hold"),
+    "holds": ("_clock", "_common", "_hold"),
     "release": ("_clock", "_common"),
     "confirm": ("_clock", "_common"),
     "sweep": ("_clock", "_common"),
@@ -125,6 +127,66 @@ async def load_all(redis: RedisClient) -> None:
 
 Clock = Callable[[], int]
 """Epoch milliseconds. Without one the scripts use Redis's clock, shared by all gateways."""
+
+
+class Batches:
+    """Calls of one script asked for in the same turn of the event loop on the same keys,
+    sent to Redis together: ``many`` (up to ``per_call`` at a time) runs them one after the
+    other in one script call, each as atomic as ``one`` alone. One round trip for many: on
+    the hot path the round trip cost the gateway more than the script (bench queue).
+
+    ``many`` takes the clock, then every call's arguments in turn, and answers a list of
+    ``one``'s answers in order.
+    """
+
+    def __init__(
+        self, scripts: Scripts, one: str, many: str, per_call: int, now: Callable[[], int]
+    ) -> None:
+        self._scripts, self._one, self._many = scripts, one, many
+        self._per_call, self._now = per_call, now
+        # (loop, first key) -> the keys, and the calls asked for this turn and their waiters
+        self._pending: dict[tuple[asyncio.AbstractEventLoop, str], _Pending] = {}
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def call(self, keys: Sequence[str], args: list[Any]) -> Any:
+        """``one``'s answer for these arguments (without the clock), or its error."""
+        loop = asyncio.get_running_loop()
+        key = (loop, keys[0])
+        waiting = loop.create_future()
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._pending[key] = (keys, [])
+            loop.call_soon(self._send, key)  # once the requests ready now have asked
+        pending[1].append((args, waiting))
+        return await waiting
+
+    def _send(self, key: tuple[asyncio.AbstractEventLoop, str]) -> None:
+        names, calls = self._pending.pop(key)
+        for i in range(0, len(calls), self._per_call):
+            task = asyncio.ensure_future(self._run(names, calls[i : i + self._per_call]))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _run(self, names: Sequence[str], batch: list[tuple[list[Any], Any]]) -> None:
+        try:
+            if len(batch) == 1:
+                replies = [await self._scripts.run(self._one, names, [self._now(), *batch[0][0]])]
+            else:
+                flat = [a for args, _ in batch for a in args]
+                replies = await self._scripts.run(self._many, names, [self._now(), *flat])
+        except BaseException as exc:  # every waiter gets it (a cancelled one no longer waits)
+            for _, waiting in batch:
+                if not waiting.done():
+                    waiting.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, waiting), reply in zip(batch, replies, strict=True):
+            if not waiting.done():
+                waiting.set_result(reply)
+
+
+_Pending = tuple[Sequence[str], list[tuple[list[Any], "asyncio.Future[Any]"]]]
 
 
 class ScriptClient:

@@ -6,13 +6,15 @@ a lookup. The order of a hold is named after it, so that duplicate checkouts con
 
 from __future__ import annotations
 
+import secrets
 import uuid
 
 _ORDER_NS = uuid.UUID("0b7e9a1c-44a5-4d2b-8f0e-7c1d2e3f4a5b")
 
 
 def new_hold_id(event_id: str) -> str:
-    return f"{event_id}.{uuid.uuid4().hex}"
+    # 128 random bits in hex, as uuid4().hex gave, without building a UUID (a hot path)
+    return f"{event_id}.{secrets.token_hex(16)}"
 
 
 def hold_event(hold_id: str) -> str:

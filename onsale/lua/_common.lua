@@ -117,10 +117,10 @@ local function expire(now, limit)
   return #due
 end
 
--- Checks that every (tier, qty) pair of ARGV from index `first` fits; returns nil or an error.
-local function shortage(first, n)
-  for i = 0, n - 1 do
-    local tier, qty = ARGV[first + 2 * i], tonumber(ARGV[first + 2 * i + 1])
+-- Checks that every item ({tier, qty}) fits; returns nil or an error.
+local function shortage_of(items)
+  for _, it in ipairs(items) do
+    local tier, qty = it[1], it[2]
     local f = redis.call('HMGET', INV, tier .. ':cap', tier .. ':held', tier .. ':sold')
     if not f[1] then return {'err', 'unknown_tier', tier, 0} end
     local available = tonumber(f[1]) - tonumber(f[2]) - tonumber(f[3])
@@ -128,4 +128,9 @@ local function shortage(first, n)
     if available < qty then return {'err', 'insufficient_inventory', tier, available} end
   end
   return nil
+end
+
+-- Checks that every (tier, qty) pair of ARGV from index `first` fits; returns nil or an error.
+local function shortage(first, n)
+  return shortage_of(argv_items(first, n))
 end

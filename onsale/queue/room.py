@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -12,7 +11,7 @@ import msgspec
 from onsale import keys
 from onsale.connections import RedisClient
 from onsale.queue import shuffle
-from onsale.scripts import ScriptClient
+from onsale.scripts import Batches, ScriptClient
 
 if TYPE_CHECKING:
     from onsale.queue.lobby import Lobby
@@ -172,10 +171,7 @@ class WaitingRoom(ScriptClient):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # (loop, event) -> the joins asked for this turn of the loop, and their waiters
-        self._joining: dict[tuple[asyncio.AbstractEventLoop, str], list[tuple[list[Any], Any]]]
-        self._joining = {}
-        self._sending: set[asyncio.Task[None]] = set()
+        self._joins = Batches(self._scripts, "queue_join", "queue_joins", JOINS_PER_CALL, self.now)
 
     @property
     def lobby(self) -> Lobby:
@@ -218,42 +214,7 @@ class WaitingRoom(ScriptClient):
         """One join's reply. The joins asked for in the same turn of the event loop go to
         Redis together, in one script call (``queue_joins``, up to :data:`JOINS_PER_CALL`):
         one round trip for many, each join as atomic as alone."""
-        loop = asyncio.get_running_loop()
-        key = (loop, event_id)
-        waiting = loop.create_future()
-        pending = self._joining.get(key)
-        if pending is None:
-            pending = self._joining[key] = []
-            loop.call_soon(self._send_joins, key)  # once the requests ready now have asked
-        pending.append((args, waiting))
-        return await waiting
-
-    def _send_joins(self, key: tuple[asyncio.AbstractEventLoop, str]) -> None:
-        pending = self._joining.pop(key, [])
-        for i in range(0, len(pending), JOINS_PER_CALL):
-            batch = pending[i : i + JOINS_PER_CALL]
-            task = asyncio.ensure_future(self._run_joins(key[1], batch))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
-
-    async def _run_joins(self, event_id: str, batch: list[tuple[list[Any], Any]]) -> None:
-        names = keys.queue_keys(event_id)
-        try:
-            if len(batch) == 1:
-                replies = [await self._scripts.run("queue_join", names, [self.now(), *batch[0][0]])]
-            else:
-                flat = [a for args, _ in batch for a in args]
-                replies = await self._scripts.run("queue_joins", names, [self.now(), *flat])
-        except BaseException as exc:  # every waiter gets it (a cancelled one no longer waits)
-            for _, waiting in batch:
-                if not waiting.done():
-                    waiting.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for (_, waiting), reply in zip(batch, replies, strict=True):
-            if not waiting.done():
-                waiting.set_result(reply)
+        return await self._joins.call(keys.queue_keys(event_id), args)
 
     async def status(self, event_id: str, visitor_id: str, *, strict: bool = False) -> Place:
         """Where the visitor stands; with ``strict`` a too-early poll is refused."""

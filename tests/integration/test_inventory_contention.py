@@ -12,6 +12,7 @@ import random
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any
+from uuid import uuid4
 
 import pytest
 import redis.asyncio as aioredis
@@ -72,7 +73,8 @@ async def test_exactly_capacity_holds_succeed(
 ) -> None:
     inventories = [Inventory(client) for client in clients]
     await inventories[0].arm(event, HOLD_SECONDS, [TierSpec("ga", CAPACITY)])
-    sha = hashlib.sha1(source("hold").encode()).hexdigest()
+    # Holds asked for together go in batches (``holds``, see scripts.Batches).
+    sha = hashlib.sha1(source("holds").encode()).hexdigest()
     if flush:
         # The Inventories exist and the scripts ran (arm): now every in-flight EVALSHA meets
         # NOSCRIPT, and the engine must load the script and retry without losing a call.
@@ -162,7 +164,13 @@ async def test_late_payments_and_new_holds_share_the_freed_tickets(
         ("fresh", inventories[i % CLIENTS].hold(event, {"ga": 1})) for i in range(2 * capacity)
     ]
     random.Random(7).shuffle(calls)
-    results = await settle([call for _, call in calls])
+    # Started one by one, each sent before the next starts: holds asked for in the same turn
+    # would go out together after the payments (scripts.Batches), and the payments win all.
+    started = []
+    for _, call in calls:
+        started.append(asyncio.ensure_future(call))
+        await asyncio.sleep(0)
+    results = await settle(started)
     late = [r for (kind, _), r in zip(calls, results, strict=True) if kind == "late"]
     fresh = [r for (kind, _), r in zip(calls, results, strict=True) if kind == "fresh"]
 
@@ -281,3 +289,54 @@ async def test_confirm_release_and_sweep_race_ends_each_hold_once(
     stream = await clients[0].xrange(keys.orders_stream(event))
     orders = [fields["order"] for _, fields in stream]
     assert len(orders) == len(set(orders)) == confirmed
+
+
+async def test_holds_sent_together_answer_as_one_by_one(redis: aioredis.Redis) -> None:
+    """Holds asked for in the same turn go to Redis in one script call (scripts.Batches):
+    each still answers exactly as it would alone, its refusal its own, in order."""
+    tiers = [TierSpec("a", 5, per_order_limit=2), TierSpec("b", 3)]
+    rng = random.Random(11)
+    requests: list[tuple[str, dict[str, int], str]] = []
+    for i in range(40):
+        items = rng.choice([{"a": 1}, {"a": 2}, {"b": 1}, {"a": 1, "b": 1}, {"c": 1}, {"a": 3}])
+        hold_id = "h5" if i == 9 else f"h{i}"  # one id again: duplicate_hold
+        requests.append((hold_id, items, f"o{i % 6}"))
+
+    def outcome(result: Any) -> tuple[Any, ...]:
+        if isinstance(result, Hold):
+            return ("held", result.hold_id, tuple(result.items), result.amount)
+        return ("refused", result.reason, result.tier_id, result.available)
+
+    inventory = Inventory(redis)
+    together, alone = uuid4().hex, uuid4().hex
+    try:
+        for event_id in (together, alone):
+            await inventory.arm(event_id, HOLD_SECONDS, tiers)
+        calls_before = await _evalsha_calls(redis)
+        batched = await settle(
+            [inventory.hold(together, items, owner=o, owner_limit=3, hold_id=h)
+             for h, items, o in requests]
+        )  # fmt: skip
+        calls = await _evalsha_calls(redis) - calls_before
+        one_by_one = []
+        for h, items, o in requests:
+            try:
+                one_by_one.append(
+                    await inventory.hold(alone, items, owner=o, owner_limit=3, hold_id=h)
+                )
+            except HoldRejected as exc:
+                one_by_one.append(exc)
+        assert [outcome(r) for r in batched] == [outcome(r) for r in one_by_one]
+        assert {outcome(r)[0] for r in batched} == {"held", "refused"}
+        assert calls <= 2, f"{len(requests)} holds took {calls} script calls"
+        assert await inventory.levels(together) == await inventory.levels(alone)
+    finally:
+        from tests.integration.inventory_support import forget
+
+        await forget(redis, together)
+        await forget(redis, alone)
+
+
+async def _evalsha_calls(redis: aioredis.Redis) -> int:
+    stats = await redis.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))

@@ -19,7 +19,7 @@ from onsale.gateway.types import AnyRequest, Deps
 from onsale.queue import access
 from onsale.queue.lobby import answer
 from onsale.queue.room import Place, State
-from onsale.queue.tokens import Pass
+from onsale.queue.tokens import PRE_GENERAL, Pass
 
 
 class JoinIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -60,7 +60,7 @@ def _body(
 ) -> bytes:
     """The answer's body; its token is the one given, or, when the answer names the
     visitor's place (:attr:`Place.number`) and the token (``held``, checked) does not
-    carry it, the token carrying that place."""
+    carry it, the token carrying that place (``token`` ``""``: a new visitor's)."""
     if place.state is State.UNKNOWN_EVENT:
         raise ApiError(Code.EVENT_NOT_FOUND)
     if place.state is State.TOO_FAST:
@@ -77,6 +77,8 @@ def _body(
         )
     if place.number and (held is None or (held.place, held.epoch) != (place.number, place.epoch)):
         token = services.visitors.token(event_id, visitor, place.number, place.epoch)
+    elif not token:  # a new visitor without a place to name: their token names none yet
+        token = services.visitors.token(event_id, visitor, PRE_GENERAL, 0)
     state = "closed" if place.state is State.LEFT else str(place.state)
     body = QueueOut(
         visitor_token=token,
@@ -152,7 +154,8 @@ async def enter(
         limit = services.settings.security.joins_per_minute
         left = await services.limiter.check(keys.event_limit(event_id, "join"), address, limit)
         limits = limit_headers(limit, left)
-        visitor, token = services.visitors.issue(event_id)
+        # The token is made with the answer, naming the place taken (one HMAC, not two).
+        visitor, token = services.visitors.new_id(), ""
         place = await take_place(services, event_id, visitor, address, code_hash=code_hash)
     if place.state in (State.WAITING, State.PREQUEUE):
         # (Only then: an unknown event's id, which anyone may send, starts no refreshing.)
