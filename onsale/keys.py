@@ -6,6 +6,8 @@ touches a single slot and the engine runs unchanged on Redis Cluster.
 
 from __future__ import annotations
 
+import functools
+
 #: Set of event ids whose inventory is armed (the sweeper walks it). Global, not per event.
 ARMED_EVENTS = "onsale:armed"
 #: Sorted set: ids retired from ``ARMED_EVENTS`` (ended, nothing live, all committed), scored
@@ -62,9 +64,11 @@ def owners(event_id: str) -> str:
     return tag(event_id) + ":owners"
 
 
-def inventory_keys(event_id: str) -> list[str]:
-    """The keys every inventory script takes, in the order ``lua/_common.lua`` names them."""
-    return [
+@functools.lru_cache(maxsize=4096)
+def inventory_keys(event_id: str) -> tuple[str, ...]:
+    """The keys every inventory script takes, in the order ``lua/_common.lua`` names them
+    (remembered: every hold asks)."""
+    return (
         inventory(event_id),
         holds_expiry(event_id),
         holds_data(event_id),
@@ -76,7 +80,7 @@ def inventory_keys(event_id: str) -> list[str]:
         order_counts(event_id),
         promo(event_id),
         holds_promo(event_id),
-    ]
+    )
 
 
 def promo(event_id: str) -> str:
@@ -101,10 +105,12 @@ def onsale(event_id: str) -> str:
     return tag(event_id) + ":onsale"
 
 
-def queue_keys(event_id: str) -> list[str]:
+@functools.lru_cache(maxsize=4096)
+def queue_keys(event_id: str) -> tuple[str, ...]:
     """The keys every waiting-room script takes, in the order ``lua/_queue.lua`` names them:
-    the schedule and the inventory (what is left to sell), then the room itself (``q:``)."""
-    return [
+    the schedule and the inventory (what is left to sell), then the room itself (``q:``);
+    remembered: every join asks."""
+    return (
         onsale(event_id),
         inventory(event_id),
         queue_state(event_id),
@@ -122,7 +128,7 @@ def queue_keys(event_id: str) -> list[str]:
         access_visitors(event_id),
         queue_line(event_id),
         queue_alive(event_id),
-    ]
+    )
 
 
 def queue_state(event_id: str) -> str:

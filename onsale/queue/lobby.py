@@ -42,6 +42,8 @@ from onsale.queue.tokens import PRE_GENERAL, PRE_PRESALE, Pass
 
 log = logging.getLogger("onsale.queue")
 
+_NONE: dict[str, int] = {}
+
 #: How often each process reads each polled event's public state (s): the most a
 #: position lags.
 REFRESH_S = 0.5
@@ -139,11 +141,13 @@ class Lobby:
         self._alive: dict[str, dict[str, int]] = {}
         self._forget: dict[str, dict[str, int]] = {}
         self._flusher: asyncio.Task[None] | None = None
-        # (event, visitor) -> earliest next poll (ms); two generations (see TOO_FAST_SPAN_MS)
-        self._next: dict[tuple[str, str], int] = {}
-        self._next_old: dict[tuple[str, str], int] = {}
+        # event -> visitor -> earliest next poll (ms); two generations (see TOO_FAST_SPAN_MS).
+        # Strings and ints only, never a tuple per visitor: such dicts are invisible to the
+        # garbage collector, whose full passes over a million tuples stalled every poll.
+        self._next: dict[str, dict[str, int]] = {}
+        self._next_old: dict[str, dict[str, int]] = {}
         self._next_since = 0
-        self._left: dict[tuple[str, str], None] = {}
+        self._left: dict[str, None] = {}  # "event visitor" (ids hold no spaces)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # ---- the public state ------------------------------------------------------------------
@@ -188,8 +192,10 @@ class Lobby:
 
     def too_fast(self, event_id: str, visitor_id: str, now: int) -> int:
         """Seconds until the visitor may poll again (0: now), from this process's memory."""
-        key = (event_id, visitor_id)
-        earliest = max(self._next.get(key, 0), self._next_old.get(key, 0))
+        earliest = max(
+            self._next.get(event_id, _NONE).get(visitor_id, 0),
+            self._next_old.get(event_id, _NONE).get(visitor_id, 0),
+        )
         return math.ceil((earliest - now) / 1000) if now < earliest else 0
 
     def answered(self, event_id: str, visitor_id: str, place: Place, now: int) -> None:
@@ -199,12 +205,12 @@ class Lobby:
             return
         if now - self._next_since > TOO_FAST_SPAN_MS or now < self._next_since:
             self._next_old, self._next, self._next_since = self._next, {}, now
-        self._next[(event_id, visitor_id)] = now + place.poll_after_seconds * 500
+        self._next.setdefault(event_id, {})[visitor_id] = now + place.poll_after_seconds * 500
 
     def forget_poll(self, event_id: str, visitor_id: str) -> None:
         """Forget when the visitor may poll next here (as if their interval had passed)."""
-        self._next.pop((event_id, visitor_id), None)
-        self._next_old.pop((event_id, visitor_id), None)
+        self._next.get(event_id, {}).pop(visitor_id, None)
+        self._next_old.get(event_id, {}).pop(visitor_id, None)
 
     def seen(self, event_id: str, visitor_id: str, place: Place, now: int) -> None:
         """Queue the visitor's "still here" mark (a poll this process answered)."""
@@ -244,10 +250,10 @@ class Lobby:
         """The visitor left through this process: their polls here ask Redis."""
         if len(self._left) >= LEFT_KEPT:
             del self._left[next(iter(self._left))]
-        self._left[(event_id, visitor_id)] = None
+        self._left[f"{event_id} {visitor_id}"] = None
 
     def has_left(self, event_id: str, visitor_id: str) -> bool:
-        return (event_id, visitor_id) in self._left
+        return f"{event_id} {visitor_id}" in self._left
 
     async def close(self) -> None:
         """Stop refreshing, and write the marks still queued."""
