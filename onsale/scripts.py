@@ -82,6 +82,15 @@ class Scripts:
         """One plain command on the same path as the scripts (a lane when there are)."""
         return await self._call(*args)
 
+    async def command_packed(
+        self, packed: Callable[[], bytes], args: Callable[[], list[Any]]
+    ) -> Any:
+        """One command that the caller packs faster than :func:`~onsale.connections.pack`
+        would: ``packed()`` (RESP) on a lane; without lanes ``args()`` as a plain command."""
+        if self._lanes is not None:
+            return await self._lanes.call_packed(packed())
+        return await self._call(*args())
+
     async def run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         try:
             if self._lanes is not None:

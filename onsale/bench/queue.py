@@ -34,8 +34,8 @@ BARE, JOIN, STATUS, HOLD, HOLD_PROMO = "bare", "join", "status", "hold", "hold_p
 #: The code ``hold_promo`` holds with: 10% off, with a (never reached) limit of uses, so the
 #: script checks the limit as it would for a real code.
 PROMO = {"code": "BENCH10", "percent_off": 10, "max_uses": 1_000_000_000}
-#: hold and hold_promo run in 2 * this many alternating slices (ABBA).
-HOLD_ROUNDS = 4
+#: Every endpoint runs in this many slices, the rounds alternating in order (ABBA).
+ROUNDS = 4
 
 
 class Row(msgspec.Struct):
@@ -56,7 +56,7 @@ class HttpSession:
     """One load process's connections; each client polls its own slice of visitors."""
 
     def __init__(self, approach: str, url: str, clients: int) -> None:
-        base, self.event_id, tokens_path, self.tier = url.split("|")
+        base, self.event_id, tokens_path, self.tier, *part = url.split("|")
         self.approach = approach
         self.conns = [Connection(base) for _ in range(clients)]
         self.tokens = Path(tokens_path).read_text().split() if tokens_path else []
@@ -64,7 +64,10 @@ class HttpSession:
         # come from the whole line evenly, as a crowd's would (not first from its front,
         # which the cursor has reached while the room was filled).
         self.slice = max(1, len(self.tokens) // clients)
-        self.next = [c * self.slice for c in range(clients)]
+        # Slice k of a run (``|k`` in the url) starts a k-th of the way into each stretch, so
+        # that no visitor is polled twice within a run's few seconds (too early: refused).
+        start = int(part[0]) * self.slice // ROUNDS if part else 0
+        self.next = [c * self.slice + start for c in range(clients)]
 
     async def open(self) -> None:
         await asyncio.gather(*(c.open() for c in self.conns))
@@ -159,12 +162,22 @@ async def admitted(
     visitors = [f"bench-{i}" for i in range(count)]
     for i in range(0, count, 500):
         await asyncio.gather(*(room.join(event_id, v) for v in visitors[i : i + 500]))
-    await room.advance(event_id)
-    tokens = []
-    for v in visitors:
-        place = await room.status(event_id, v)
-        assert place.admission_expires_ms, f"{v} was not admitted: {place}"
-        tokens.append(admissions.issue(event_id, v, place.admission_expires_ms, int(time.time())))
+    tokens: list[str] = []
+    deadline = time.monotonic() + 30
+    while len(tokens) < count:
+        # The cursor admits at the event's rate (a million a minute) for the time passed:
+        # advance again until everyone is in.
+        await room.advance(event_id)
+        place = await room.status(event_id, visitors[len(tokens)])
+        if not place.admission_expires_ms:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{visitors[len(tokens)]} was not admitted: {place}")
+            await asyncio.sleep(0.05)
+            continue
+        tokens.append(
+            admissions.issue(event_id, visitors[len(tokens)], place.admission_expires_ms,
+                             int(time.time()))
+        )  # fmt: skip
     await redis.aclose()
     path.write_text("\n".join(tokens))
 
@@ -215,47 +228,48 @@ async def measure_with_room(
         await still_waiting(stats, event_id, tokens)
         # Far back, poll_after is 30 s and a poll within half of it is refused: the clients
         # poll their visitors in turn, each visitor about every visitors / rate seconds.
+        #
+        # Every endpoint, the bare one too, runs in ROUNDS slices, the rounds in turn forward
+        # and backward (ABBA...): a change in the machine's load during the run weighs on the
+        # bare endpoint and on the others alike, so that the ratios hold.
+        endpoints = {
+            BARE: f"{bare_url}|{event_id}||",
+            STATUS: f"{onsale_url}|{event_id}|{tokens}|",
+            JOIN: f"{onsale_url}|{event_id}||",
+            HOLD: f"{onsale_url}|{hold_event}|{admissions}|{hold_tier}",
+            HOLD_PROMO: f"{onsale_url}|{promo_event}|{promo_admissions}|{promo_tier}",
+        }
+        slices: dict[str, list[RunResult]] = {e: [] for e in endpoints}
+        server: dict[str, list[int]] = {HOLD: [0, 0], HOLD_PROMO: [0, 0]}
+        poll_calls = 0
         pool = LoadPool(make_session, args.processes)
         pool.start()
         try:
-            for endpoint, url in (
-                (BARE, f"{bare_url}|{event_id}||"),
-                (STATUS, f"{onsale_url}|{event_id}|{tokens}|"),
-                (JOIN, f"{onsale_url}|{event_id}||"),
-            ):
-                progress(f"{endpoint}: {args.clients} clients for {args.seconds} s ...", TAG)
-                await pool.open(endpoint, url, args.clients)
-                ran = await commands(stats)
-                results[endpoint] = await pool.run("", args.seconds)
-                if endpoint == STATUS:
-                    polls = max(1, results[endpoint].attempts)
-                    calls_per_poll = (await commands(stats) - ran) / polls
-                await pool.close()
-            # Holds with and without a code in alternating slices (ABBA), so that a change
-            # in the machine's load during the run weighs on both alike.
-            holds = {
-                HOLD: f"{onsale_url}|{hold_event}|{admissions}|{hold_tier}",
-                HOLD_PROMO: f"{onsale_url}|{promo_event}|{promo_admissions}|{promo_tier}",
-            }
-            slices: dict[str, list[RunResult]] = {HOLD: [], HOLD_PROMO: []}
-            server: dict[str, list[int]] = {HOLD: [0, 0], HOLD_PROMO: [0, 0]}
-            progress(f"hold, hold_promo: {args.clients} clients for {args.seconds} s each, "
-                     f"in {2 * HOLD_ROUNDS} alternating slices ...", TAG)  # fmt: skip
-            for i in range(2 * HOLD_ROUNDS):
-                order = (HOLD, HOLD_PROMO) if i % 2 == 0 else (HOLD_PROMO, HOLD)
+            progress(f"{', '.join(endpoints)}: {args.clients} clients for {args.seconds} s "
+                     f"each, in {ROUNDS} alternating slices ...", TAG)  # fmt: skip
+            for i in range(ROUNDS):
+                order = list(endpoints) if i % 2 == 0 else list(endpoints)[::-1]
                 for endpoint in order:
-                    await pool.open(endpoint, holds[endpoint], args.clients)
-                    before = await _evalsha(stats)
-                    part = await pool.run("", args.seconds / (2 * HOLD_ROUNDS))
-                    after = await _evalsha(stats)
-                    server[endpoint] = [
-                        n + a - b for n, a, b in zip(server[endpoint], after, before, strict=True)
-                    ]
+                    url = endpoints[endpoint]
+                    if endpoint == STATUS:  # each slice polls visitors not polled yet
+                        url += f"|{i}"
+                    await pool.open(endpoint, url, args.clients)
+                    ran, before = await commands(stats), await _evalsha(stats)
+                    part = await pool.run("", args.seconds / ROUNDS)
+                    if endpoint == STATUS:
+                        poll_calls += await commands(stats) - ran
+                    if endpoint in server:
+                        after = await _evalsha(stats)
+                        server[endpoint] = [
+                            n + a - b
+                            for n, a, b in zip(server[endpoint], after, before, strict=True)
+                        ]
                     slices[endpoint].append(part)
                     await pool.close()
             await stats.aclose()
             for endpoint, parts in slices.items():
                 results[endpoint] = joined(parts)
+            calls_per_poll = poll_calls / max(1, results[STATUS].attempts)
         finally:
             pool.stop()
     bare_rate = results[BARE].rate

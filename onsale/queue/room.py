@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from onsale import keys
-from onsale.connections import RedisClient
+from onsale.connections import RedisClient, bulk
 from onsale.queue import shuffle
 from onsale.scripts import Batches, ScriptClient
 
@@ -160,8 +161,30 @@ async def expire_rooms(
 #: Joins sent in one script call at most: each holds the event's shard ~25 us.
 JOINS_PER_CALL = 64
 
-#: Seen marks written by one BITFIELD command (a few hundred KB of arguments at most).
-MARKS_PER_COMMAND = 10_000
+#: Seen marks written by one BITFIELD command (~100 KB; packed in about a millisecond).
+MARKS_PER_COMMAND = 2_000
+
+#: One mark's ``SET i64`` in RESP, less its offset and value.
+_SET_I64 = b"$3\r\nSET\r\n$3\r\ni64\r\n"
+
+
+def _bitfield_packed(key: str, marks: list[tuple[int, int]]) -> bytes:
+    """``BITFIELD key SET i64 #<2 seq> <until> ...`` in RESP (five times faster than packing
+    each argument: a second's marks of a busy process are tens of thousands)."""
+    out = [b"*%d\r\n$8\r\nBITFIELD\r\n" % (2 + 4 * len(marks)), bulk(key)]
+    for seq, until in marks:
+        offset, value = b"#%d" % (2 * seq), b"%d" % until
+        out.append(
+            b"%s$%d\r\n%s\r\n$%d\r\n%s\r\n" % (_SET_I64, len(offset), offset, len(value), value)
+        )
+    return b"".join(out)
+
+
+def _bitfield_args(key: str, marks: list[tuple[int, int]]) -> list[Any]:
+    args: list[Any] = ["BITFIELD", key]
+    for seq, until in marks:
+        args += ("SET", "i64", f"#{2 * seq}", until)
+    return args
 
 
 class WaitingRoom(ScriptClient):
@@ -297,13 +320,16 @@ class WaitingRoom(ScriptClient):
         cursor checks; ``q:alive``, :data:`MARKS_PER_COMMAND` to a command), ``alive``
         pre-queue visitor -> alive-until (``q:seen``), ``forget`` pre-queue visitor -> when
         the tick may drop them (``q:forget``)."""
-        # On the scripts' own path (a lane, packed cheaply): a mark costs a poll ~1 us.
+        # On the scripts' own path (a lane, packed at once): a mark costs a poll under 1 us,
+        # and no command holds the event loop more than a millisecond or two.
         marks = sorted(numbered.items())
+        key = keys.queue_alive(event_id)
         for i in range(0, len(marks), MARKS_PER_COMMAND):
-            args: list[Any] = []
-            for seq, until in marks[i : i + MARKS_PER_COMMAND]:
-                args += ("SET", "i64", f"#{2 * seq}", until)
-            await self._scripts.command("BITFIELD", keys.queue_alive(event_id), *args)
+            chunk = marks[i : i + MARKS_PER_COMMAND]
+            await self._scripts.command_packed(
+                functools.partial(_bitfield_packed, key, chunk),
+                functools.partial(_bitfield_args, key, chunk),
+            )
         if alive:
             flat = [x for pair in alive.items() for x in pair]
             await self._scripts.command("HSET", keys.queue_seen(event_id), *flat)
