@@ -109,7 +109,7 @@ async def test_exactly_capacity_holds_succeed_on_every_node(
             # in flight meets NOSCRIPT, and must load the script where it runs, and retry.
             for primary in primaries:
                 await primary.script_flush()
-                assert await primary.script_exists(sha("hold")) == [False]
+                assert await primary.script_exists(sha("holds")) == [False]
         calls = [
             inventories[i % CLIENTS].hold(event["id"], {event["tiers"][0]["id"]: 1})
             for event in events
@@ -127,8 +127,9 @@ async def test_exactly_capacity_holds_succeed_on_every_node(
             assert Counter(r.reason for r in refused) == {Rejection.SOLD_OUT: HOLDERS - CAPACITY}
             [level] = await inventories[0].levels(event["id"])
             assert (level.capacity, level.held, level.sold) == (CAPACITY, CAPACITY, 0)
+        # Holds asked for together go in batches (``holds``, scripts.Batches).
         for primary in primaries:
-            assert await primary.script_exists(sha("hold")) == [True]
+            assert await primary.script_exists(sha("holds")) == [True]
     finally:
         for c in [*clients, *primaries]:
             await c.aclose()
