@@ -35,7 +35,7 @@ BARE, JOIN, STATUS, HOLD, HOLD_PROMO = "bare", "join", "status", "hold", "hold_p
 #: script checks the limit as it would for a real code.
 PROMO = {"code": "BENCH10", "percent_off": 10, "max_uses": 1_000_000_000}
 #: Every endpoint runs in this many slices, the rounds alternating in order (ABBA).
-ROUNDS = 4
+ROUNDS = 8
 
 
 class Row(msgspec.Struct):
