@@ -56,7 +56,8 @@ class HttpSession:
     """One load process's connections; each client polls its own slice of visitors."""
 
     def __init__(self, approach: str, url: str, clients: int) -> None:
-        base, self.event_id, tokens_path, self.tier, *part = url.split("|")
+        base, self.event_id, tokens_path, self.tier = url.split("|")
+        self.url = url
         self.approach = approach
         self.conns = [Connection(base) for _ in range(clients)]
         self.tokens = Path(tokens_path).read_text().split() if tokens_path else []
@@ -64,10 +65,9 @@ class HttpSession:
         # come from the whole line evenly, as a crowd's would (not first from its front,
         # which the cursor has reached while the room was filled).
         self.slice = max(1, len(self.tokens) // clients)
-        # Slice k of a run (``|k`` in the url) starts a k-th of the way into each stretch, so
-        # that no visitor is polled twice within a run's few seconds (too early: refused).
-        start = int(part[0]) * self.slice // ROUNDS if part else 0
-        self.next = [c * self.slice + start for c in range(clients)]
+        # A run's next slice goes on where its last one stopped (this process remembers):
+        # no visitor is polled twice within the run's few seconds (too early: refused).
+        self.next = _RESUME.get(url) or [c * self.slice for c in range(clients)]
 
     async def open(self) -> None:
         await asyncio.gather(*(c.open() for c in self.conns))
@@ -111,7 +111,13 @@ class HttpSession:
                 raise Exhausted
 
     async def close(self) -> None:
+        if self.tokens:
+            _RESUME[self.url] = self.next
         await asyncio.gather(*(c.close() for c in self.conns))
+
+
+#: url -> where each client of the last session on it stopped, in this load process.
+_RESUME: dict[str, list[int]] = {}
 
 
 def make_session(approach: str, url: str, clients: int) -> Session:
@@ -250,10 +256,7 @@ async def measure_with_room(
             for i in range(ROUNDS):
                 order = list(endpoints) if i % 2 == 0 else list(endpoints)[::-1]
                 for endpoint in order:
-                    url = endpoints[endpoint]
-                    if endpoint == STATUS:  # each slice polls visitors not polled yet
-                        url += f"|{i}"
-                    await pool.open(endpoint, url, args.clients)
+                    await pool.open(endpoint, endpoints[endpoint], args.clients)
                     ran, before = await commands(stats), await _evalsha(stats)
                     part = await pool.run("", args.seconds / ROUNDS)
                     if endpoint == STATUS:

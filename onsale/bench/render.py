@@ -141,7 +141,8 @@ def _render_queue(m: Measurements) -> list[str]:
     out += [
         f"One gateway worker, the same uvicorn settings for onsale and the bare app, "
         f"{m.bench_clients} keep-alive clients of the bench's own light HTTP client, "
-        f"{m.bench_seconds:g} s per endpoint.",
+        f"{m.bench_seconds:g} s per endpoint in {queue.ROUNDS} slices, the rounds alternating "
+        f"in order (the machine's drift weighs on the bare endpoint and the others alike).",
         "",
         md_table(
             ["endpoint", "req/s", "p50 ms", "p99 ms", "x bare", "refused"],

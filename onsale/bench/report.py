@@ -42,6 +42,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="also the measurements as JSON")
 
 
+#: A line in the document after which it is kept as it is: figures of benchmarks that
+#: ``onsale bench report`` does not run (``onsale bench reports``), pasted by hand.
+KEEP = "<!-- onsale bench report keeps what follows: figures pasted by hand -->"
+
+
+def kept(path: Path) -> str:
+    """What ``path`` holds from :data:`KEEP` on (with the marker), or ``""``."""
+    text = path.read_text() if path.exists() else ""
+    at = text.find(KEEP)
+    return "\n" + text[at:] if at >= 0 else ""
+
+
 def _command(argv: Sequence[str]) -> str:
     return "onsale bench report" + "".join(f" {a}" for a in argv)
 
@@ -52,7 +64,7 @@ async def main(args: argparse.Namespace) -> int:
     m = await measure_all(args, _command(argv))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(m))
+    out.write_text(render(m) + kept(out))
     if args.json:
         print(msgspec.json.encode(m).decode())
     progress(f"wrote {out} in {time.monotonic() - began:.0f} s", TAG)

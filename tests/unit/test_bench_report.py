@@ -3,7 +3,9 @@ so the Markdown cannot silently break between the (slow) real runs."""
 
 from __future__ import annotations
 
-from onsale.bench import queue
+from pathlib import Path
+
+from onsale.bench import queue, report
 from onsale.bench.measure import Baseline, Machine, Measurements, Route, ShardRow, Stampede
 from onsale.bench.profile import Frame, Profile, summarise
 from onsale.bench.render import md_table, render
@@ -120,3 +122,12 @@ def test_summarise_py_spy_raw() -> None:
     assert by_name["onsale/inventory/engine:hold"].own == 0.3  # deepest kept frame
     assert by_name["litestar/app:handle"].inclusive == 0.6
     assert frames[0].name == "uvicorn/main:run"
+
+
+def test_regeneration_keeps_what_was_pasted_by_hand(tmp_path: Path) -> None:
+    doc = tmp_path / "performance.md"
+    assert report.kept(doc) == ""  # no document yet
+    doc.write_text("# Performance\n\nold figures\n\n" + report.KEEP + "\n\n## 5. By hand\n\nx\n")
+    assert report.kept(doc) == "\n" + report.KEEP + "\n\n## 5. By hand\n\nx\n"
+    doc.write_text("# Performance\n\nno marker\n")
+    assert report.kept(doc) == ""
