@@ -15,7 +15,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from onsale.connections import Lanes, RedisClient, bulk
 
@@ -145,7 +145,8 @@ class Batches:
     the hot path the round trip cost the gateway more than the script (bench queue).
 
     ``many`` takes the clock, then every call's arguments in turn, and answers a list of
-    ``one``'s answers in order.
+    ``one``'s answers in order; ``{'fail', message}`` for a call that raised an error there
+    (the others are answered), which its waiter gets as :class:`ResponseError`.
     """
 
     def __init__(
@@ -183,16 +184,20 @@ class Batches:
             else:
                 flat = [a for args, _ in batch for a in args]
                 replies = await self._scripts.run(self._many, names, [self._now(), *flat])
-        except BaseException as exc:  # every waiter gets it (a cancelled one no longer waits)
+            for (_, waiting), reply in zip(batch, replies, strict=True):
+                if waiting.done():  # cancelled: no longer waits
+                    continue
+                if isinstance(reply, list) and reply and reply[0] == "fail":
+                    # An error in this call alone (``many`` catches each): as if sent alone.
+                    waiting.set_exception(ResponseError(str(reply[1])))
+                else:
+                    waiting.set_result(reply)
+        except BaseException as exc:  # every waiter left gets it (a wrong reply, Redis gone)
             for _, waiting in batch:
                 if not waiting.done():
                     waiting.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
-            return
-        for (_, waiting), reply in zip(batch, replies, strict=True):
-            if not waiting.done():
-                waiting.set_result(reply)
 
 
 _Pending = tuple[Sequence[str], list[tuple[list[Any], "asyncio.Future[Any]"]]]

@@ -57,7 +57,6 @@ class HttpSession:
 
     def __init__(self, approach: str, url: str, clients: int) -> None:
         base, self.event_id, tokens_path, self.tier = url.split("|")
-        self.url = url
         self.approach = approach
         self.conns = [Connection(base) for _ in range(clients)]
         self.tokens = Path(tokens_path).read_text().split() if tokens_path else []
@@ -67,7 +66,8 @@ class HttpSession:
         self.slice = max(1, len(self.tokens) // clients)
         # A run's next slice goes on where its last one stopped (this process remembers):
         # no visitor is polled twice within the run's few seconds (too early: refused).
-        self.next = _RESUME.get(url) or [c * self.slice for c in range(clients)]
+        self.resume = (url, clients)
+        self.next = _RESUME.get(self.resume) or [c * self.slice for c in range(clients)]
 
     async def open(self) -> None:
         await asyncio.gather(*(c.open() for c in self.conns))
@@ -112,12 +112,12 @@ class HttpSession:
 
     async def close(self) -> None:
         if self.tokens:
-            _RESUME[self.url] = self.next
+            _RESUME[self.resume] = self.next
         await asyncio.gather(*(c.close() for c in self.conns))
 
 
-#: url -> where each client of the last session on it stopped, in this load process.
-_RESUME: dict[str, list[int]] = {}
+#: (url, clients) -> where each client of the last session on it stopped, in this process.
+_RESUME: dict[tuple[str, int], list[int]] = {}
 
 
 def make_session(approach: str, url: str, clients: int) -> Session:
@@ -170,15 +170,16 @@ async def admitted(
         await asyncio.gather(*(room.join(event_id, v) for v in visitors[i : i + 500]))
     tokens: list[str] = []
     deadline = time.monotonic() + 30
+    await room.advance(event_id)
     while len(tokens) < count:
-        # The cursor admits at the event's rate (a million a minute) for the time passed:
-        # advance again until everyone is in.
-        await room.advance(event_id)
         place = await room.status(event_id, visitors[len(tokens)])
         if not place.admission_expires_ms:
+            # The cursor admits at the event's rate (a million a minute) for the time
+            # passed: advance again until everyone is in.
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{visitors[len(tokens)]} was not admitted: {place}")
             await asyncio.sleep(0.05)
+            await room.advance(event_id)
             continue
         tokens.append(
             admissions.issue(event_id, visitors[len(tokens)], place.admission_expires_ms,

@@ -36,6 +36,18 @@ from onsale.gateway.routes import (
 )
 from onsale.gateway.services import Services, open_services
 
+_frozen: list[bool] = []
+
+
+def _freeze_once() -> None:
+    """What start-up made lives as long as the process: out of the collector's sight, so
+    that its full passes look only at what requests leave behind. Once per process (tests
+    start many apps), after a collection, so that no garbage is frozen with it."""
+    if not _frozen:
+        gc.collect()
+        gc.freeze()
+        _frozen.append(True)
+
 
 def create_app(settings: Settings | None = None, *, hot_paths: bool = True) -> Litestar:
     """The gateway. ``hot_paths=False`` leaves queue polls and holds to their Litestar
@@ -49,9 +61,7 @@ def create_app(settings: Settings | None = None, *, hot_paths: bool = True) -> L
             app.state.services = services  # for guards, which get no dependencies
             app.state.live = events.live_hub(services)  # one per process: see events/live.py
             opened.append(services)
-            # What start-up made lives as long as the process: out of the collector's sight,
-            # so that its full passes look only at what requests leave behind.
-            gc.freeze()
+            _freeze_once()
             try:
                 yield
             finally:

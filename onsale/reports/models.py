@@ -101,6 +101,8 @@ class FastEvent(msgspec.Struct):
 
 
 class PlatformReport(msgspec.Struct):
+    #: Minor units of every currency added together (the contract's figure): a volume, not
+    #: an amount of money; ``gmv_by_currency`` has the amounts.
     gmv: int
     orders: int
     tickets: int
@@ -108,5 +110,7 @@ class PlatformReport(msgspec.Struct):
     organizers: int
     top_events: list[TopEvent]
     fastest_selling: list[FastEvent]
+    #: Currency -> confirmed revenue in its minor units (currencies with sales only).
+    gmv_by_currency: dict[str, int] = msgspec.field(default_factory=dict)
     from_: datetime | None = msgspec.field(default=None, name="from")
     to: datetime | None = None

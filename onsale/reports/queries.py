@@ -174,6 +174,12 @@ SELECT coalesce(sum(revenue), 0) AS gmv, coalesce(sum(orders), 0) AS orders,
        coalesce(sum(tickets), 0) AS tickets
 FROM report_sales WHERE minute >= $1 AND minute < $2
 """
+_GMV_BY_CURRENCY = """
+SELECT e.currency, sum(r.revenue) AS revenue
+FROM report_sales r JOIN events e ON e.id = r.event_id
+WHERE r.minute >= $1 AND r.minute < $2
+GROUP BY e.currency HAVING sum(r.revenue) <> 0 ORDER BY revenue DESC, e.currency
+"""
 _COUNTS = """
 SELECT (SELECT count(*) FROM events WHERE created_at >= $1 AND created_at < $2) AS events,
        (SELECT count(*) FROM users WHERE role = 'organizer'
@@ -204,6 +210,7 @@ async def platform_report(pool: asyncpg.Pool, period: Period) -> PlatformReport:
     low, high = period.minutes()
     async with pool.acquire() as conn:
         totals = await conn.fetchrow(_PLATFORM, low, high)
+        by_currency = await conn.fetch(_GMV_BY_CURRENCY, low, high)
         counts = await conn.fetchrow(_COUNTS, period.low, period.high)
         top = await conn.fetch(_TOP, low, high, TOP)
         fastest = await conn.fetch(_FASTEST, low, high, TOP)
@@ -219,6 +226,7 @@ async def platform_report(pool: asyncpg.Pool, period: Period) -> PlatformReport:
             FastEvent(str(r["event_id"]), r["title"], round(float(r["per_hour"]), 1))
             for r in fastest
         ],
+        gmv_by_currency={r["currency"].strip(): int(r["revenue"]) for r in by_currency},
         from_=period.start,
         to=period.end,
     )

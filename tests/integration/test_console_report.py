@@ -161,14 +161,32 @@ def test_an_organizer_reads_the_report_and_exports(
     other.context.close()
 
 
-def test_an_admin_reads_the_platform_report(server: str, browser: Browser) -> None:
+def test_an_admin_reads_the_platform_report(
+    server: str, browser: Browser, database_url: str
+) -> None:
     email, password = add_user(server, "admin")
+    # Sales in two currencies at least: the volume is shown per currency, never added up.
+    for currency in ("EUR", "GBP"):
+        body = event_body(title=f"Night Owls in {currency}", currency=currency)
+        r = httpx.post(f"{server}/api/events", json=body, headers=ADMIN)
+        assert r.status_code == 201, r.text
+        launched(database_url, r.json()["id"])
     platform = httpx.get(f"{server}/api/admin/report", headers=ADMIN).json()
+    assert {"EUR", "GBP"} <= set(platform["gmv_by_currency"])
     page = new_page(browser, viewport=LAPTOP)
     sign_in(page, server, email, password, "/admin")
     expect(page.get_by_role("heading", name="Platform report")).to_be_visible()
     expect(page.locator("#p-orders")).to_have_text(f"{platform['orders']:,}")
     expect(page.locator("#p-events")).not_to_have_text("\u2013")
+    # Gross volume in money, per currency, never added across currencies.
+    volumes = platform["gmv_by_currency"]
+    expect(page.locator("#p-gmv")).not_to_have_text("\u2013")
+    unit = page.locator("#p-gmv-unit")
+    if len(volumes) > 1:
+        others = len(volumes) - 2
+        expect(unit).to_have_text(re.compile(rf"^\+ .+( · \+ .+){{{others}}}$"))
+    else:
+        expect(unit).to_have_text("confirmed sales")
     if platform["top_events"]:
         first = platform["top_events"][0]
         link = page.get_by_role("link", name=first["title"]).first
@@ -180,4 +198,5 @@ def test_an_admin_reads_the_platform_report(server: str, browser: Browser) -> No
     sign_in(phone, server, email, password, "/admin")
     expect(phone.locator("#p-orders")).to_have_text(f"{platform['orders']:,}")
     no_horizontal_scroll(phone)
+    console_screenshot(phone, "report-admin-phone")
     phone.context.close()

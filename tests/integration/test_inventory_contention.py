@@ -293,41 +293,54 @@ async def test_confirm_release_and_sweep_race_ends_each_hold_once(
 
 async def test_holds_sent_together_answer_as_one_by_one(redis: aioredis.Redis) -> None:
     """Holds asked for in the same turn go to Redis in one script call (scripts.Batches):
-    each still answers exactly as it would alone, its refusal its own, in order."""
-    tiers = [TierSpec("a", 5, per_order_limit=2), TierSpec("b", 3)]
+    each still answers exactly as it would alone, its refusal its own, in order; a hold
+    whose script fails (here a malformed promo code record) fails alone."""
+    tiers = [TierSpec("a", 5, per_order_limit=2, price=1000), TierSpec("b", 3, price=500)]
     rng = random.Random(11)
-    requests: list[tuple[str, dict[str, int], str]] = []
-    for i in range(40):
+    requests: list[tuple[str, dict[str, int], str, str]] = []
+    for i in range(48):
         items = rng.choice([{"a": 1}, {"a": 2}, {"b": 1}, {"a": 1, "b": 1}, {"c": 1}, {"a": 3}])
         hold_id = "h5" if i == 9 else f"h{i}"  # one id again: duplicate_hold
-        requests.append((hold_id, items, f"o{i % 6}"))
+        code = rng.choice(["", "", "TEN", "NOPE", "BAD"])  # 3 uses of TEN; BAD is broken
+        requests.append((hold_id, items, f"o{i % 7}", code))
 
     def outcome(result: Any) -> tuple[Any, ...]:
         if isinstance(result, Hold):
-            return ("held", result.hold_id, tuple(result.items), result.amount)
-        return ("refused", result.reason, result.tier_id, result.available)
+            return ("held", result.hold_id, tuple(result.items), result.amount, result.discount)
+        if isinstance(result, HoldRejected):
+            return ("refused", result.reason, result.tier_id, result.available)
+        return ("failed", type(result).__name__)
+
+    async def hold(
+        event_id: str, hold_id: str, items: dict[str, int], owner: str, code: str
+    ) -> Any:
+        try:
+            return await inventory.hold(
+                event_id, items, owner=owner, owner_limit=3, admitted=True, hold_id=hold_id,
+                promo_code=code,
+            )  # fmt: skip
+        except (HoldRejected, aioredis.ResponseError) as exc:
+            return exc
 
     inventory = Inventory(redis)
     together, alone = uuid4().hex, uuid4().hex
     try:
         for event_id in (together, alone):
             await inventory.arm(event_id, HOLD_SECONDS, tiers)
+            await redis.hset(keys.promo(event_id), mapping={"TEN": "p|10|3|0|0|", "BAD": "x"})
+            # Every owner admitted but o6, whose holds are refused (admission_ended).
+            far = 2**50
+            await redis.zadd(keys.queue_active(event_id), {f"o{i}": far for i in range(6)})
         calls_before = await _evalsha_calls(redis)
-        batched = await settle(
-            [inventory.hold(together, items, owner=o, owner_limit=3, hold_id=h)
-             for h, items, o in requests]
-        )  # fmt: skip
+        batched = await asyncio.gather(*(hold(together, *r) for r in requests))
         calls = await _evalsha_calls(redis) - calls_before
-        one_by_one = []
-        for h, items, o in requests:
-            try:
-                one_by_one.append(
-                    await inventory.hold(alone, items, owner=o, owner_limit=3, hold_id=h)
-                )
-            except HoldRejected as exc:
-                one_by_one.append(exc)
+        one_by_one = [await hold(alone, *r) for r in requests]
         assert [outcome(r) for r in batched] == [outcome(r) for r in one_by_one]
-        assert {outcome(r)[0] for r in batched} == {"held", "refused"}
+        kinds = Counter(outcome(r)[0] for r in batched)
+        assert set(kinds) == {"held", "refused", "failed"}, kinds
+        reasons = {r.reason for r in batched if isinstance(r, HoldRejected)}
+        assert {Rejection.ADMISSION_ENDED, Rejection.PROMO_INVALID} <= reasons
+        assert any(isinstance(r, Hold) and r.discount for r in batched)
         assert calls <= 2, f"{len(requests)} holds took {calls} script calls"
         assert await inventory.levels(together) == await inventory.levels(alone)
     finally:

@@ -133,10 +133,21 @@ async def test_event_report_agrees_with_plain_sql(
             "SELECT coalesce(sum(amount), 0) FROM orders WHERE status = 'confirmed'"
         )
         n = await conn.fetchval("SELECT count(*) FROM orders WHERE status = 'confirmed'")
+        per_currency = dict(
+            await conn.fetch(
+                "SELECT e.currency, sum(o.amount) FROM orders o JOIN events e"
+                " ON e.id = o.event_id WHERE o.status = 'confirmed' GROUP BY e.currency"
+            )
+        )
     # Other tests' orders may be committed by their own means: at least these, and at most all.
     assert want["revenue"] <= body["gmv"] <= gmv and 195 <= body["orders"] <= n
     assert set(body) >= {"gmv", "orders", "tickets", "events", "organizers", "top_events",
-                         "fastest_selling"}  # fmt: skip
+                         "fastest_selling", "gmv_by_currency"}  # fmt: skip
+    # Amounts of money per currency, which the contract's gmv adds together.
+    by_currency = body["gmv_by_currency"]
+    assert sum(by_currency.values()) == body["gmv"]
+    assert set(by_currency) <= set(per_currency)
+    assert all(0 < v <= per_currency[c] for c, v in by_currency.items())
     assert body["events"] >= 1
     assert all(set(e) == {"event_id", "title", "revenue"} for e in body["top_events"])
     assert all(e["tickets_per_hour"] > 0 for e in body["fastest_selling"])

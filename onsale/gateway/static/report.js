@@ -246,8 +246,21 @@
       if (r.status !== 200) return c.say("platform-status", c.problem(r));
       const p = r.data;
       for (const key of ["orders", "tickets", "events", "organizers"]) $(`p-${key}`).textContent = num(p[key]);
-      // Minor units of every currency together: a platform-wide volume, not an amount of money.
-      $("p-gmv").textContent = (p.gmv / 100).toLocaleString(undefined, { maximumFractionDigits: 0 });
+      // Money per currency, the largest first; the others under it (never added together),
+      // in whole units: a volume, where cents would only crowd the card.
+      const whole = (minor, currency) => {
+        const units = Math.round(minor / 10 ** c.exponent(currency));
+        try {
+          return new Intl.NumberFormat(undefined, { style: "currency", currency, maximumFractionDigits: 0 }).format(units);
+        } catch {
+          return `${currency} ${num(units)}`;
+        }
+      };
+      const volumes = Object.entries(p.gmv_by_currency || {});
+      $("p-gmv").textContent = volumes.length ? whole(volumes[0][1], volumes[0][0]) : "0";
+      $("p-gmv-unit").textContent = volumes.length > 1
+        ? volumes.slice(1).map(([currency, minor]) => `+ ${whole(minor, currency)}`).join(" · ")
+        : "confirmed sales";
       const link = (e) => c.el("a", { href: `/organizer/events/${encodeURIComponent(e.event_id)}/report`, text: e.title });
       $("top-body").replaceChildren(...p.top_events.map((e) => c.el("tr", {},
         c.el("th", { scope: "row" }, link(e)), c.el("td", { text: (e.revenue / 100).toLocaleString(undefined, { maximumFractionDigits: 0 }) }))));
