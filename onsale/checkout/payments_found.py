@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -13,7 +12,7 @@ import stripe
 
 from onsale.checkout import stripe_calls
 from onsale.checkout.orders import intents_named
-from onsale.checkout.stripe_calls import Listing, Stripe, describe
+from onsale.checkout.stripe_calls import Listing, Stripe, describe, metadata_of
 from onsale.connections import RedisClient
 from onsale.events.models import Event
 
@@ -22,8 +21,6 @@ _PENDING_SQL = """
 SELECT id::text, payment_intent_id FROM orders
 WHERE event_id = $1 AND status NOT IN ('confirmed', 'refunded') AND payment_intent_id IS NOT NULL
 """
-#: PaymentIntents retrieved at once (the rate limit paces them further).
-CONCURRENCY = 8
 #: Pages of the account's listing between two progress lines (100 PaymentIntents a page).
 LISTING_PROGRESS_PAGES = 50
 #: Seconds before the event's creation that a ``created`` window starts (clock skew).
@@ -32,11 +29,6 @@ WINDOW_MARGIN_S = 3600
 
 class Refused(Exception):
     """This event is left as it is; the message says why, in one line."""
-
-
-def metadata_of(intent: Any) -> dict[str, str]:
-    # The library's objects are not dicts (no .get): convert the metadata.
-    return intent.metadata.to_dict() if intent.metadata else {}
 
 
 async def _named(
@@ -99,28 +91,18 @@ async def paid(
     if searched is None:
         searched = await _listed(api, pool, event, progress)
     seen = {intent.id: intent for intent in searched}
-    failed: dict[str, str] = {}
-    gate = asyncio.Semaphore(CONCURRENCY)
-
-    async def retrieve(pi: str) -> None:
-        async with gate:
-            try:
-                seen[pi] = await api.calls(
-                    lambda: api.client.v1.payment_intents.retrieve_async(
-                        pi, params={"expand": ["latest_charge"]}
-                    )
-                )
-            except stripe.AuthenticationError:
-                raise  # no event can be recovered with a key Stripe refuses
-            except stripe.StripeError as exc:
-                failed[pi] = describe(exc)
-
-    await asyncio.gather(*(retrieve(pi) for pi in sorted(named) if pi not in seen))
+    got, failed = await stripe_calls.retrieve_intents(
+        api, (pi for pi in sorted(named) if pi not in seen)
+    )
+    seen.update(got)
+    for exc in failed.values():
+        if isinstance(exc, stripe.AuthenticationError):
+            raise exc  # no event can be recovered with a key Stripe refuses
     if failed:
-        pi, why = next(iter(sorted(failed.items())))
+        pi, exc = next(iter(sorted(failed.items())))
         raise Refused(
             f"Stripe could not be asked about {len(failed)} PaymentIntent(s) of pending "
-            f"orders ({pi}: {why}); nothing was written, recover again"
+            f"orders ({pi}: {describe(exc)}); nothing was written, recover again"
         )
     paid = []
     for intent in seen.values():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -155,6 +155,39 @@ async def search_succeeded(api: Stripe, event_id: str) -> list[Any] | None:
         page = getattr(result, "next_page", None)
         if not getattr(result, "has_more", False) or not page:
             return found
+
+
+#: PaymentIntents retrieved at once (the rate limit paces them further).
+RETRIEVALS_AT_ONCE = 8
+
+
+def metadata_of(intent: Any) -> dict[str, str]:
+    """A PaymentIntent's metadata as a dict (the library's objects have no ``.get``)."""
+    return intent.metadata.to_dict() if intent.metadata else {}
+
+
+async def retrieve_intents(
+    api: Stripe, ids: Iterable[str]
+) -> tuple[dict[str, Any], dict[str, stripe.StripeError]]:
+    """Each PaymentIntent by id with its latest charge, :data:`RETRIEVALS_AT_ONCE` at a
+    time: those retrieved, and why Stripe could not be asked about the others."""
+    got: dict[str, Any] = {}
+    failed: dict[str, stripe.StripeError] = {}
+    gate = asyncio.Semaphore(RETRIEVALS_AT_ONCE)
+
+    async def retrieve(pi: str) -> None:
+        async with gate:
+            try:
+                got[pi] = await api.calls(
+                    lambda: api.client.v1.payment_intents.retrieve_async(
+                        pi, params={"expand": ["latest_charge"]}
+                    )
+                )
+            except stripe.StripeError as exc:
+                failed[pi] = exc
+
+    await asyncio.gather(*(retrieve(pi) for pi in ids))
+    return got, failed
 
 
 class Listing:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,13 +11,14 @@ import stripe
 
 from onsale.checkout.event_report import EventReport
 from onsale.checkout.orders import intents_named
-from onsale.checkout.stripe_calls import Stripe, describe, search_succeeded
+from onsale.checkout.stripe_calls import (
+    Stripe,
+    describe,
+    metadata_of,
+    retrieve_intents,
+    search_succeeded,
+)
 from onsale.connections import RedisClient
-
-#: PaymentIntents retrieved at once for one event (the rate limit paces them further).
-CONCURRENCY = 8
-#: Retrieved with each PaymentIntent: its charge says how much was refunded.
-_EXPAND = ["latest_charge"]
 
 
 @dataclass
@@ -31,11 +31,6 @@ class Found:
     unchecked: dict[str, str] = field(default_factory=dict)
     #: Succeeded intents with no order id to file them under.
     orphans: list[Any] = field(default_factory=list)
-
-
-def _metadata(intent: Any) -> dict[str, str]:
-    # The library's objects are not dicts (no .get): convert the metadata.
-    return intent.metadata.to_dict() if intent.metadata else {}
 
 
 async def named_intents(
@@ -63,24 +58,13 @@ async def _stripe_side(
                             "PaymentIntents only")  # fmt: skip
     for intent in searched or ():
         seen[intent.id] = intent
-    gate = asyncio.Semaphore(CONCURRENCY)
-
-    async def retrieve(pi: str) -> None:
-        async with gate:
-            try:
-                seen[pi] = await api.calls(
-                    lambda: api.client.v1.payment_intents.retrieve_async(
-                        pi, params={"expand": _EXPAND}
-                    )
-                )
-            except stripe.StripeError as exc:
-                found.unchecked[pi] = describe(exc)
-
-    await asyncio.gather(*(retrieve(pi) for pi in sorted(named) if pi not in seen))
+    got, failed = await retrieve_intents(api, (pi for pi in sorted(named) if pi not in seen))
+    seen.update(got)
+    found.unchecked.update((pi, describe(exc)) for pi, exc in failed.items())
     for intent in seen.values():
         if intent.status != "succeeded":
             continue
-        metadata = _metadata(intent)
+        metadata = metadata_of(intent)
         if metadata.get("event_id", event_id) != event_id:
             report.differences.append(
                 f"PaymentIntent {intent.id} of order {named.get(intent.id)} belongs to event "

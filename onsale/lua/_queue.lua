@@ -289,6 +289,18 @@ local function requeue(st, vid)
   return st.seq
 end
 
+-- A new place: at the end of the line once the pre-queue froze, else in the pre-queue at
+-- 52 bits of sha1(seed .. visitor): exact in a Lua number, unknowable before opening.
+local function new_place(st, vid)
+  if st.frozen then
+    requeue(st, vid)
+  else
+    local seed = redis.call('HGET', ST, 'seed') or ''
+    redis.call('ZADD', PRE, tonumber(string.sub(redis.sha1hex(seed .. vid), 1, 13), 16), vid)
+    redis.call('HSET', VIS, vid, 0)
+  end
+end
+
 -- The numbering a sequence number belongs to: the first freeze's time (ms; 0 before any).
 -- A room rebuilt after Redis lost it numbers again from 1: a token's number from before is
 -- then not trusted (the gateway asks the room instead).
@@ -442,13 +454,8 @@ local function join_one(now, cfg, st, vid, client, cap, strict, code)
     end
     if wants_presale then
       presale_place()
-    elseif st.frozen then
-      requeue(st, vid)
     else
-      -- 52 bits of sha1(seed .. visitor): exact in a Lua number, unknowable before opening.
-      local seed = redis.call('HGET', ST, 'seed') or ''
-      redis.call('ZADD', PRE, tonumber(string.sub(redis.sha1hex(seed .. vid), 1, 13), 16), vid)
-      redis.call('HSET', VIS, vid, 0)
+      new_place(st, vid)
     end
   end
   return status(now, cfg, st, vid, available, unsold)

@@ -13,13 +13,7 @@ local out = {0}
 for i = 2, #ARGV do
   local vid = ARGV[i]
   if not live(st, vid) and (cfg.closes == 0 or now < cfg.closes) then
-    if st.frozen then
-      requeue(st, vid)
-    else
-      local seed = redis.call('HGET', ST, 'seed') or ''
-      redis.call('ZADD', PRE, tonumber(string.sub(redis.sha1hex(seed .. vid), 1, 13), 16), vid)
-      redis.call('HSET', VIS, vid, 0)
-    end
+    new_place(st, vid)
   end
   local place = status(now, cfg, st, vid, available, unsold)
   out[#out + 1] = place[9] or ''

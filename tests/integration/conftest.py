@@ -8,10 +8,8 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser
 
-from onsale import signing
-from tests.conftest import ADMIN_TOKEN
 from tests.integration.page_support import chromium, paying_gateway
-from tests.integration.process_support import serving
+from tests.integration.process_support import gateway
 
 
 @pytest.fixture(scope="module")
@@ -25,13 +23,7 @@ def server(
     redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """A gateway without payments (a module that pays overrides it with ``paying_server``)."""
-    with serving(
-        tmp_path_factory.mktemp("serve") / "serve.log",
-        ONSALE_REDIS_URL=redis_url,
-        ONSALE_DATABASE_URL=database_url,
-        ONSALE_ADMIN_TOKEN=ADMIN_TOKEN,
-        ONSALE_SIGNING_KEY=signing.generate_pem(),
-    ) as base:
+    with gateway(tmp_path_factory.mktemp("serve") / "serve.log", redis_url, database_url) as base:
         yield base
 
 

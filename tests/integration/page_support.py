@@ -18,13 +18,12 @@ from typing import Any
 import httpx
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from onsale import signing
 from onsale.accounts.sessions import COOKIE
 from onsale.embedded import EmbeddedStripe
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET
 from tests.integration.api_support import BUYER, event
 from tests.integration.inventory_support import CREATED
-from tests.integration.process_support import serving
+from tests.integration.process_support import gateway
 from tests.integration.stripe_support import intent_of, pay, signed
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -46,12 +45,10 @@ SHOTS = os.environ.get("ONSALE_TEST_SCREENSHOTS")
 @contextlib.contextmanager
 def paying_gateway(log: Path, redis_url: str, database_url: str, stripe_url: str) -> Iterator[str]:
     """A real `onsale serve` that takes payments through the Stripe emulator: its base URL."""
-    with serving(
+    with gateway(
         log,
-        ONSALE_REDIS_URL=redis_url,
-        ONSALE_DATABASE_URL=database_url,
-        ONSALE_ADMIN_TOKEN=ADMIN_TOKEN,
-        ONSALE_SIGNING_KEY=signing.generate_pem(),
+        redis_url,
+        database_url,
         ONSALE_STRIPE_SECRET_KEY=EmbeddedStripe.SECRET_KEY,
         ONSALE_STRIPE_PUBLISHABLE_KEY=EmbeddedStripe.PUBLISHABLE_KEY,
         ONSALE_STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,

@@ -12,7 +12,7 @@ import pytest
 from onsale import signing
 from tests.conftest import ADMIN_TOKEN
 from tests.integration.api_support import EVENT
-from tests.integration.process_support import clean_env, free_port, onsale, serving
+from tests.integration.process_support import clean_env, free_port, gateway, onsale
 
 
 @pytest.mark.parametrize(
@@ -56,14 +56,7 @@ def test_migrate_is_idempotent(database_url: str) -> None:
 
 @pytest.fixture
 def server(redis_url: str, database_url: str) -> Iterator[str]:
-    with serving(
-        None,
-        workers=2,
-        ONSALE_REDIS_URL=redis_url,
-        ONSALE_DATABASE_URL=database_url,
-        ONSALE_ADMIN_TOKEN=ADMIN_TOKEN,
-        ONSALE_SIGNING_KEY=signing.generate_pem(),
-    ) as base:
+    with gateway(None, redis_url, database_url, workers=2) as base:
         yield base
 
 

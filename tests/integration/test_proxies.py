@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import httpx
 
-from onsale import signing
 from tests.conftest import ADMIN_TOKEN
 from tests.integration import process_support
 from tests.integration.api_support import EVENT, fresh_window
@@ -22,12 +21,10 @@ EXEMPT = "10.9.0.0/16"
 @contextlib.contextmanager
 def serving(redis_url: str, database_url: str, **env: str) -> Iterator[str]:
     """``onsale serve`` with the given extra environment; yields its base URL once ready."""
-    with process_support.serving(
+    with process_support.gateway(
         None,
-        ONSALE_REDIS_URL=redis_url,
-        ONSALE_DATABASE_URL=database_url,
-        ONSALE_ADMIN_TOKEN=ADMIN_TOKEN,
-        ONSALE_SIGNING_KEY=signing.generate_pem(),
+        redis_url,
+        database_url,
         ONSALE_JOINS_PER_MINUTE=str(JOINS_PER_MINUTE),
         ONSALE_RATE_LIMIT_EXEMPT=EXEMPT,
         **env,
