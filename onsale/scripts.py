@@ -172,10 +172,20 @@ class Batches:
 
     def _send(self, key: tuple[asyncio.AbstractEventLoop, str]) -> None:
         names, calls = self._pending.pop(key)
-        for i in range(0, len(calls), self._per_call):
-            task = asyncio.ensure_future(self._run(names, calls[i : i + self._per_call]))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+        task = asyncio.ensure_future(self._run_all(names, calls))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _run_all(self, names: Sequence[str], calls: list[tuple[list[Any], Any]]) -> None:
+        # One script call after another, never side by side: those asked first are served
+        # first (a join's place in the line), as a concurrent second call could overtake.
+        try:
+            for i in range(0, len(calls), self._per_call):
+                await self._run(names, calls[i : i + self._per_call])
+        finally:  # cancelled part-way (the process stopping): nobody is left waiting
+            for _, waiting in calls:
+                if not waiting.done():
+                    waiting.cancel()
 
     async def _run(self, names: Sequence[str], batch: list[tuple[list[Any], Any]]) -> None:
         try:

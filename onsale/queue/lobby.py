@@ -42,6 +42,7 @@ from onsale.queue.tokens import PRE_GENERAL, PRE_PRESALE, Pass
 
 log = logging.getLogger("onsale.queue")
 
+#: An event's empty visitor memory, never written: a lookup's default.
 _NONE: dict[str, int] = {}
 
 #: How often each process reads each polled event's public state (s): the most a
@@ -209,8 +210,8 @@ class Lobby:
 
     def forget_poll(self, event_id: str, visitor_id: str) -> None:
         """Forget when the visitor may poll next here (as if their interval had passed)."""
-        self._next.get(event_id, {}).pop(visitor_id, None)
-        self._next_old.get(event_id, {}).pop(visitor_id, None)
+        self._next.get(event_id, _NONE).pop(visitor_id, None)
+        self._next_old.get(event_id, _NONE).pop(visitor_id, None)
 
     def seen(self, event_id: str, visitor_id: str, place: Place, now: int) -> None:
         """Queue the visitor's "still here" mark (a poll this process answered)."""

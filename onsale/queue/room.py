@@ -231,13 +231,10 @@ class WaitingRoom(ScriptClient):
         opened, taking one use of the code the first time (then bound to the visitor); an
         unknown or used-up code is :attr:`State.CODE_INVALID`, and nothing is taken.
         """
-        return _place(await self._join(event_id, [visitor_id, client, cap, int(strict), code_hash]))
-
-    async def _join(self, event_id: str, args: list[Any]) -> Any:
-        """One join's reply. The joins asked for in the same turn of the event loop go to
-        Redis together, in one script call (``queue_joins``, up to :data:`JOINS_PER_CALL`):
-        one round trip for many, each join as atomic as alone."""
-        return await self._joins.call(keys.queue_keys(event_id), args)
+        # The joins asked for in the same turn of the event loop go to Redis together, in one
+        # script call (``queue_joins``): one round trip for many, each as atomic as alone.
+        args = [visitor_id, client, cap, int(strict), code_hash]
+        return _place(await self._joins.call(keys.queue_keys(event_id), args))
 
     async def status(self, event_id: str, visitor_id: str, *, strict: bool = False) -> Place:
         """Where the visitor stands; with ``strict`` a too-early poll is refused."""
