@@ -6,12 +6,14 @@ stretch it, and an admission one gateway issues is good at the others."""
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple
 
 import httpx
@@ -28,6 +30,8 @@ from tests.integration.api_support import BUYER, event, iso
 from tests.integration.page_support import admission
 
 SKEW_S = 30
+#: Debian's libfaketime (package faketime, which .ci/run installs).
+LIBFAKETIME = next(iter(glob.glob("/usr/lib/*/faketime/libfaketime.so.1")), "libfaketime.so.1")
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 HOLD_SECONDS = 600
 
@@ -62,13 +66,28 @@ def gateways(
         for skew in (SKEW_S, -SKEW_S, 0):
             port = free_port()
             argv = [sys.executable, "-m", "onsale", "serve", "--port", str(port)]
-            if skew:
-                # The whole process's clock, as a host with a drifting clock has it:
-                # time.time(), datetime.now() and the JWT library's checks alike.
-                argv = ["faketime", "-f", f"{base_s + skew:+d}s", *argv]
+            # The whole process's clock, as a host with a drifting clock has it: time.time(),
+            # datetime.now() and the JWT library's checks alike. libfaketime preloaded into
+            # the gateway itself (the faketime command forks it, and stopping the command
+            # left the gateway running).
+            shifted = env | {"LD_PRELOAD": LIBFAKETIME, "FAKETIME": f"{base_s + skew:+d}s"}
             log = logs / f"gateway{skew:+d}.log"
-            urls.append(stack.enter_context(server(argv, env, port, "/readyz", log)).url)
+            started = server(argv, shifted if skew else env, port, "/readyz", log)
+            urls.append(stack.enter_context(started).url)
+            # The gateway's own clock (its Date header) is off Redis's as asked.
+            said = parsedate_to_datetime(httpx.get(urls[-1] + "/readyz").headers["date"])
+            off = said.timestamp() - redis_now_s(redis_url)
+            assert abs(off - skew) < 5, f"gateway{skew:+d}'s clock is {off:+.0f} s off"
         yield Gateways(urls[0], urls[1], urls[2], key)
+
+
+def redis_now_s(redis_url: str) -> float:
+    client = SyncRedis.from_url(redis_url)
+    try:
+        seconds, micros = client.time()
+    finally:
+        client.close()
+    return float(seconds + micros / 1e6)
 
 
 def redis_offset_s(redis_url: str) -> int:
@@ -82,12 +101,7 @@ def redis_offset_s(redis_url: str) -> int:
         text=True,
         check=True,
     )
-    client = SyncRedis.from_url(redis_url)
-    try:
-        seconds, micros = client.time()
-    finally:
-        client.close()
-    return round(seconds + micros / 1e6 - float(real.stdout))
+    return round(redis_now_s(redis_url) - float(real.stdout))
 
 
 async def redis_ms(redis: Any) -> int:
